@@ -1,0 +1,201 @@
+//! The broker: subscriptions (exact, prefix, wildcard) and event fan-out. An event is encoded once per
+//! subscription and serializer, and the same bytes go to every subscriber's outbox.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use switchboard_config::MatchPolicy;
+
+use super::peer::Peer;
+use crate::wamp::ids::IdSequence;
+use crate::wamp::{Dict, Frame, Id, Message, Payload, Serializer};
+
+/// One subscription: a topic or pattern and the sessions on it. Sessions subscribing to the same topic
+/// with the same policy share the subscription and its id, as the spec requires.
+#[derive(Debug)]
+struct Subscription {
+    topic: String,
+    policy: MatchPolicy,
+    subscribers: Vec<Arc<Peer>>,
+}
+
+/// Who may receive an event, from PUBLISH options (black/white listing) and publisher exclusion.
+#[derive(Debug, Default, Clone)]
+pub struct Audience {
+    /// The publisher's session, excluded when `exclude_me` is true (the default).
+    pub exclude_session: Option<Id>,
+    /// `exclude`: session ids never to receive it.
+    pub exclude: Vec<Id>,
+    /// `eligible`: when set, only these session ids.
+    pub eligible: Option<Vec<Id>>,
+    /// `exclude_authid`.
+    pub exclude_authid: Vec<String>,
+    /// `eligible_authid`: when set, only sessions with these authids.
+    pub eligible_authid: Option<Vec<String>>,
+    /// `exclude_authrole`.
+    pub exclude_authrole: Vec<String>,
+    /// `eligible_authrole`: when set, only sessions with these roles.
+    pub eligible_authrole: Option<Vec<String>>,
+}
+
+impl Audience {
+    fn admits(&self, peer: &Peer) -> bool {
+        self.exclude_session != Some(peer.id)
+            && !self.exclude.contains(&peer.id)
+            && self
+                .eligible
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&peer.id))
+            && !self.exclude_authid.contains(&peer.authid)
+            && self
+                .eligible_authid
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&peer.authid))
+            && !self.exclude_authrole.contains(&peer.authrole)
+            && self
+                .eligible_authrole
+                .as_ref()
+                .is_none_or(|roles| roles.contains(&peer.authrole))
+    }
+}
+
+/// An event on its way to subscribers.
+#[derive(Debug)]
+pub struct Publication<'a> {
+    /// The publication id (random, global scope).
+    pub id: Id,
+    /// The concrete topic.
+    pub topic: &'a str,
+    /// Arguments as the publisher sent them.
+    pub payload: &'a Payload,
+    /// Publisher details to disclose (`publisher`, `publisher_authid`, ...), empty unless asked.
+    pub publisher_details: Dict,
+    /// Who may receive it.
+    pub audience: &'a Audience,
+}
+
+/// Counts of one fan-out, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fanout {
+    /// Frames queued to subscribers.
+    pub delivered: usize,
+    /// Subscribers whose queue was full or closing.
+    pub dropped: usize,
+}
+
+/// All subscriptions of one realm.
+#[derive(Debug, Default)]
+pub struct Broker {
+    subscriptions: HashMap<Id, Subscription>,
+    exact: HashMap<String, Id>,
+    patterns: HashMap<(MatchPolicy, String), Id>,
+    ids: IdSequence,
+}
+
+impl Broker {
+    /// Adds `peer` to the subscription for `topic` under `policy`, creating it if needed; returns its id.
+    pub fn subscribe(&mut self, peer: &Arc<Peer>, topic: &str, policy: MatchPolicy) -> Id {
+        let existing = match policy {
+            MatchPolicy::Exact => self.exact.get(topic).copied(),
+            _ => self.patterns.get(&(policy, topic.to_string())).copied(),
+        };
+        let id = existing.unwrap_or_else(|| {
+            let id = self.ids.next();
+            match policy {
+                MatchPolicy::Exact => self.exact.insert(topic.to_string(), id),
+                _ => self.patterns.insert((policy, topic.to_string()), id),
+            };
+            let subscription = Subscription {
+                topic: topic.to_string(),
+                policy,
+                subscribers: Vec::new(),
+            };
+            self.subscriptions.insert(id, subscription);
+            id
+        });
+        if let Some(subscription) = self.subscriptions.get_mut(&id) {
+            if !subscription.subscribers.iter().any(|p| p.id == peer.id) {
+                subscription.subscribers.push(Arc::clone(peer));
+            }
+        }
+        id
+    }
+
+    /// Removes session `session` from subscription `id`; false when it was not subscribed. A subscription
+    /// left without subscribers is deleted.
+    pub fn unsubscribe(&mut self, session: Id, id: Id) -> bool {
+        let Some(subscription) = self.subscriptions.get_mut(&id) else {
+            return false;
+        };
+        let before = subscription.subscribers.len();
+        subscription.subscribers.retain(|p| p.id != session);
+        let removed = subscription.subscribers.len() != before;
+        if subscription.subscribers.is_empty() {
+            if let Some(subscription) = self.subscriptions.remove(&id) {
+                match subscription.policy {
+                    MatchPolicy::Exact => self.exact.remove(&subscription.topic),
+                    policy => self.patterns.remove(&(policy, subscription.topic)),
+                };
+            }
+        }
+        removed
+    }
+
+    /// Number of sessions subscribed to subscription `id`.
+    pub fn subscriber_count(&self, id: Id) -> usize {
+        self.subscriptions
+            .get(&id)
+            .map_or(0, |s| s.subscribers.len())
+    }
+
+    /// Delivers an event to every matching, admitted subscriber.
+    pub fn publish(&self, publication: &Publication<'_>) -> Fanout {
+        let mut fanout = Fanout::default();
+        if let Some(id) = self.exact.get(publication.topic) {
+            self.deliver(*id, publication, &mut fanout);
+        }
+        for ((policy, pattern), id) in &self.patterns {
+            if policy.matches(pattern, publication.topic) {
+                self.deliver(*id, publication, &mut fanout);
+            }
+        }
+        fanout
+    }
+
+    fn deliver(&self, id: Id, publication: &Publication<'_>, fanout: &mut Fanout) {
+        let Some(subscription) = self.subscriptions.get(&id) else {
+            return;
+        };
+        let mut details = publication.publisher_details.clone();
+        if subscription.policy != MatchPolicy::Exact {
+            details.insert("topic".into(), Value::String(publication.topic.to_string()));
+        }
+        let event = Message::Event {
+            subscription: id,
+            publication: publication.id,
+            details,
+            payload: publication.payload.clone(),
+        };
+        let mut json: Option<Frame> = None;
+        let mut msgpack: Option<Frame> = None;
+        for peer in &subscription.subscribers {
+            if !publication.audience.admits(peer) {
+                continue;
+            }
+            let serializer = peer.outbox.serializer();
+            let slot = match serializer {
+                Serializer::Json => &mut json,
+                Serializer::Msgpack => &mut msgpack,
+            };
+            let frame = slot
+                .get_or_insert_with(|| serializer.encode(&event))
+                .clone();
+            if peer.outbox.send(frame) {
+                fanout.delivered += 1;
+            } else {
+                fanout.dropped += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The router's view of one joined session: who it is, what its client can do, and its outbox. Brokers
+//! and dealers hold `Arc<Peer>`s and deliver by pushing into the outbox; they never touch sockets.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::authorize::Grants;
+use super::outbox::Outbox;
+use crate::wamp::ids::IdSequence;
+use crate::wamp::{Dict, Id};
+
+/// Client features (from HELLO.Details.roles) that change how the router talks to this peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientFeatures {
+    /// The callee handles INTERRUPT (call_canceling); otherwise cancel falls back to `skip`.
+    pub callee_call_canceling: bool,
+    /// The callee may send progressive YIELDs.
+    pub callee_progressive_call_results: bool,
+}
+
+impl ClientFeatures {
+    /// Reads the features announced in HELLO.Details.
+    pub fn from_hello(details: &Dict) -> Self {
+        let feature = |role: &str, name: &str| {
+            details
+                .get("roles")
+                .and_then(|r| r.get(role))
+                .and_then(|r| r.get("features"))
+                .and_then(|f| f.get(name))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        ClientFeatures {
+            callee_call_canceling: feature("callee", "call_canceling"),
+            callee_progressive_call_results: feature("callee", "progressive_call_results"),
+        }
+    }
+}
+
+/// One joined session as the router sees it.
+#[derive(Debug)]
+pub struct Peer {
+    /// Session id (random, global scope).
+    pub id: Id,
+    /// Authenticated identity.
+    pub authid: String,
+    /// Role granted at join; decides permissions.
+    pub authrole: String,
+    /// What this session may do, resolved once at join.
+    pub grants: Grants,
+    /// What the client announced it supports.
+    pub features: ClientFeatures,
+    /// Where messages for this session go.
+    pub outbox: Arc<Outbox>,
+    /// Request ids of INVOCATIONs sent to this peer (session scope).
+    pub invocation_ids: IdSequence,
+}

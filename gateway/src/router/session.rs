@@ -1,0 +1,328 @@
+//! One client session's protocol state machine: HELLO/WELCOME, then requests routed to the broker and
+//! dealer, until GOODBYE, ABORT or the transport goes away. Transports hand it raw frames; it answers
+//! through the session's outbox and never blocks.
+
+mod pubsub;
+mod rpc;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::Value;
+use switchboard_config::{uri, MatchPolicy};
+
+use super::authorize::Action;
+use super::outbox::{Closing, Outbox};
+use super::peer::{ClientFeatures, Peer};
+use super::{welcome, Realm, Refusal, Router};
+use crate::wamp::ids::IdSequence;
+use crate::wamp::{code, Dict, Id, Message};
+
+const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
+
+/// A joined session's own bookkeeping (only this session touches it, so no lock).
+struct Joined {
+    realm: Arc<Realm>,
+    peer: Arc<Peer>,
+    subscriptions: HashSet<Id>,
+    registrations: HashSet<Id>,
+}
+
+enum State {
+    /// Waiting for HELLO (also after a GOODBYE, when the client may join again).
+    Establishing,
+    Joined(Joined),
+}
+
+/// The protocol side of one connection.
+pub struct Session {
+    router: Arc<Router>,
+    outbox: Arc<Outbox>,
+    state: State,
+    /// Set once we sent GOODBYE (shutdown), so the client's answering GOODBYE is not answered again.
+    goodbye_sent: bool,
+}
+
+impl Session {
+    /// A session on a fresh connection whose frames go out through `outbox`.
+    pub fn new(router: Arc<Router>, outbox: Arc<Outbox>) -> Self {
+        Session {
+            router,
+            outbox,
+            state: State::Establishing,
+            goodbye_sent: false,
+        }
+    }
+
+    /// True between WELCOME and GOODBYE/ABORT.
+    pub fn is_joined(&self) -> bool {
+        matches!(self.state, State::Joined(_))
+    }
+
+    /// The session id once joined.
+    pub fn id(&self) -> Option<Id> {
+        match &self.state {
+            State::Joined(joined) => Some(joined.peer.id),
+            State::Establishing => None,
+        }
+    }
+
+    /// Handles one frame from the peer. Oversized or malformed frames abort the session with the reason.
+    pub fn on_frame(&mut self, bytes: &[u8]) {
+        if self.outbox.is_closing() {
+            return;
+        }
+        let limit = self.router.limits.max_message_bytes;
+        if bytes.len() > limit {
+            let message = format!(
+                "message of {} bytes exceeds the limit of {limit} bytes",
+                bytes.len()
+            );
+            return self.abort("wamp.error.payload_size_exceeded", message);
+        }
+        match self.outbox.serializer().decode(bytes) {
+            Ok(message) => self.on_message(message),
+            Err(reason) => self.abort(PROTOCOL_VIOLATION, reason),
+        }
+    }
+
+    /// Tells a joined client the gateway is going away (GOODBYE `wamp.close.system_shutdown`).
+    pub fn shutdown(&mut self) {
+        if self.is_joined() {
+            self.goodbye_sent = true;
+            self.leave();
+            self.outbox.close(Closing::Goodbye {
+                reason: "wamp.close.system_shutdown".into(),
+                message: "the gateway is shutting down".into(),
+            });
+        } else {
+            self.outbox.close(Closing::Silent);
+        }
+    }
+
+    /// Aborts the session: ABORT with `reason` and `message`, then the transport closes.
+    pub fn abort(&mut self, reason: &str, message: String) {
+        tracing::warn!(session = self.id(), reason, %message, "aborting session");
+        self.leave();
+        self.outbox.close(Closing::Abort {
+            reason: reason.to_string(),
+            message,
+        });
+    }
+
+    /// Leaves the realm (if joined), dropping subscriptions, registrations and calls in flight.
+    pub fn leave(&mut self) {
+        if let State::Joined(joined) = std::mem::replace(&mut self.state, State::Establishing) {
+            tracing::debug!(session = joined.peer.id, realm = %joined.realm.name, "session left");
+            joined
+                .realm
+                .leave(joined.peer.id, joined.subscriptions, joined.registrations);
+        }
+    }
+
+    fn send(&self, message: &Message) {
+        self.outbox.send_message(message);
+    }
+
+    /// Handles one decoded message.
+    pub fn on_message(&mut self, message: Message) {
+        if !self.is_joined() {
+            return self.on_message_before_join(message);
+        }
+        match message {
+            Message::Subscribe { request, options, topic } => self.subscribe(request, &options, topic),
+            Message::Unsubscribe { request, subscription } => self.unsubscribe(request, subscription),
+            Message::Publish { request, options, topic, payload } => self.publish(request, &options, &topic, payload),
+            Message::Register { request, options, procedure } => self.register(request, &options, procedure),
+            Message::Unregister { request, registration } => self.unregister(request, registration),
+            Message::Call { request, options, procedure, payload } => self.call(request, &options, &procedure, payload),
+            Message::Cancel { request, options } => self.cancel(request, &options),
+            Message::Yield { request, options, payload } => self.on_yield(request, &options, payload),
+            Message::Error { request_type: code::INVOCATION, request, details, error, payload } => {
+                self.on_invocation_error(request, details, error, payload)
+            }
+            Message::Goodbye { reason, .. } => {
+                tracing::debug!(session = self.id(), %reason, "client said goodbye");
+                self.leave();
+                if self.goodbye_sent {
+                    self.outbox.close(Closing::Silent);
+                } else {
+                    self.send(&Message::Goodbye { details: Dict::new(), reason: "wamp.close.goodbye_and_out".into() });
+                }
+            }
+            Message::Abort { reason, .. } => {
+                tracing::debug!(session = self.id(), %reason, "client aborted");
+                self.leave();
+                self.outbox.close(Closing::Silent);
+            }
+            Message::Hello { .. } => self.abort(PROTOCOL_VIOLATION, "HELLO received in an established session".into()),
+            Message::Error { request_type, .. } => self.abort(
+                PROTOCOL_VIOLATION,
+                format!("a client may send ERROR only for INVOCATION (68), not for request type {request_type}"),
+            ),
+            other => self.abort(
+                PROTOCOL_VIOLATION,
+                format!("{} is not a message a client may send to a router", other.name()),
+            ),
+        }
+    }
+
+    fn on_message_before_join(&mut self, message: Message) {
+        match message {
+            Message::Hello { realm, details } => self.hello(realm, &details),
+            Message::Abort { .. } => {
+                self.outbox.close(Closing::Silent);
+            }
+            other => self.abort(
+                PROTOCOL_VIOLATION,
+                format!("received {} before HELLO", other.name()),
+            ),
+        }
+    }
+
+    fn hello(&mut self, realm_name: String, details: &Dict) {
+        if let Err(reason) = uri::validate(&realm_name, MatchPolicy::Exact) {
+            return self.abort("wamp.error.invalid_uri", format!("invalid realm: {reason}"));
+        }
+        let roles_ok = details
+            .get("roles")
+            .and_then(Value::as_object)
+            .is_some_and(|r| !r.is_empty());
+        if !roles_ok {
+            return self.abort(
+                PROTOCOL_VIOLATION,
+                "HELLO.Details.roles must be a dict naming at least one role".into(),
+            );
+        }
+        let authmethods = match details.get("authmethods") {
+            None => None,
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+            ),
+            Some(other) => {
+                return self.abort(
+                    PROTOCOL_VIOLATION,
+                    format!("HELLO.Details.authmethods must be a list of strings, got {other}"),
+                )
+            }
+        };
+        let Some(realm) = self.router.realm(&realm_name).cloned() else {
+            return self.abort(
+                "wamp.error.no_such_realm",
+                format!("no realm named {realm_name}"),
+            );
+        };
+        let wants_anonymous = authmethods
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|m| m == "anonymous"));
+        let Some(role) = realm.anonymous_role.clone() else {
+            return self.abort(
+                "wamp.error.not_authorized",
+                format!("realm {realm_name} does not admit anonymous sessions"),
+            );
+        };
+        if !wants_anonymous {
+            let methods = authmethods.unwrap_or_default().join(", ");
+            return self.abort(
+                "wamp.error.no_auth_method",
+                format!("none of the offered authmethods ({methods}) is available"),
+            );
+        }
+        let authid = format!(
+            "anonymous-{}",
+            Alphanumeric.sample_string(&mut rand::rng(), 12)
+        );
+        self.join(realm, authid, role, "anonymous", details);
+    }
+
+    fn join(
+        &mut self,
+        realm: Arc<Realm>,
+        authid: String,
+        authrole: String,
+        authmethod: &str,
+        hello: &Dict,
+    ) {
+        let grants = realm.grants(&authrole);
+        let outbox = Arc::clone(&self.outbox);
+        let peer = realm.join(|id| Peer {
+            id,
+            authid,
+            authrole,
+            grants,
+            features: ClientFeatures::from_hello(hello),
+            outbox,
+            invocation_ids: IdSequence::default(),
+        });
+        let details = welcome::details(&realm.name, &peer.authid, &peer.authrole, authmethod);
+        self.send(&Message::Welcome {
+            session: peer.id,
+            details,
+        });
+        tracing::debug!(session = peer.id, realm = %realm.name, authid = %peer.authid, authrole = %peer.authrole, "session joined");
+        self.goodbye_sent = false;
+        self.state = State::Joined(Joined {
+            realm,
+            peer,
+            subscriptions: HashSet::new(),
+            registrations: HashSet::new(),
+        });
+    }
+
+    fn joined(&self) -> Option<&Joined> {
+        match &self.state {
+            State::Joined(joined) => Some(joined),
+            State::Establishing => None,
+        }
+    }
+
+    fn joined_mut(&mut self) -> Option<&mut Joined> {
+        match &mut self.state {
+            State::Joined(joined) => Some(joined),
+            State::Establishing => None,
+        }
+    }
+
+    /// Checks a URI and the session's permission for an action on it.
+    fn check(&self, action: Action, uri_text: &str, policy: MatchPolicy) -> Result<(), Refusal> {
+        uri::validate(uri_text, policy)
+            .map_err(|reason| Refusal::new("wamp.error.invalid_uri", reason))?;
+        let joined = self
+            .joined()
+            .ok_or_else(|| Refusal::new(PROTOCOL_VIOLATION, "not joined"))?;
+        if joined.peer.grants.allows(action, uri_text) {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                "wamp.error.not_authorized",
+                format!(
+                    "role {} may not {} {uri_text}",
+                    joined.peer.authrole,
+                    action.as_str()
+                ),
+            ))
+        }
+    }
+
+    /// Answers a refused request with ERROR and logs the rejection.
+    fn refuse(&self, request_type: u64, request: Id, refusal: Refusal) {
+        tracing::warn!(session = self.id(), uri = refusal.uri, message = %refusal.message, "request refused");
+        self.send(&Message::error(
+            request_type,
+            request,
+            refusal.uri,
+            refusal.message,
+        ));
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}

@@ -1,0 +1,5 @@
+//! Transports: how bytes reach a [`crate::router::Session`]. The HTTP front serves the WebSocket endpoint
+//! and health check on one listener; the WebSocket transport moves frames between a socket and a session.
+
+pub mod http;
+pub mod websocket;

@@ -1,0 +1,190 @@
+//! WAMP over WebSocket: one task reads frames into the session, one writes the session's outbox to the
+//! socket in batches (many queued frames, one flush).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
+
+use crate::router::{Closing, Outbox, OutboxReceiver, Router, Session};
+use crate::wamp::{Frame, Message, Serializer};
+
+/// Most frames written before one flush; bounds the latency a long queue adds to its first frame.
+const WRITE_BATCH: usize = 256;
+/// How long a closing session gets to flush what is queued and say goodbye.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The WebSocket read limit for a configured message limit: a margin above it, so that a message a
+/// little too large still reaches the session and gets a precise ABORT instead of a dropped connection.
+pub fn frame_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes
+        .saturating_mul(2)
+        .saturating_add(64 * 1024)
+}
+
+/// Serves one upgraded WebSocket until it closes or the gateway shuts down.
+pub async fn serve(
+    socket: WebSocket,
+    serializer: Serializer,
+    router: Arc<Router>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limits = router.limits;
+    let (outbox, receiver) = Outbox::new(serializer, limits.outbound_queue, limits.slow_consumer);
+    let outbox = Arc::new(outbox);
+    let mut closing = receiver.closing.clone();
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, receiver, serializer));
+    let mut session = Session::new(router, Arc::clone(&outbox));
+    tracing::debug!(?serializer, "websocket opened");
+
+    let hello_deadline = tokio::time::sleep(limits.hello_timeout);
+    tokio::pin!(hello_deadline);
+    if *shutdown.borrow() {
+        session.shutdown();
+    }
+    loop {
+        tokio::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(WsMessage::Text(text))) => session.on_frame(text.as_bytes()),
+                Some(Ok(WsMessage::Binary(bytes))) => session.on_frame(&bytes),
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                Some(Ok(WsMessage::Close(_))) | None => break,
+                Some(Err(error)) => {
+                    read_failed(&mut session, error);
+                    break;
+                }
+            },
+            _ = closing.changed() => break,
+            _ = shutdown.changed() => session.shutdown(),
+            _ = &mut hello_deadline, if !session.is_joined() && !outbox.is_closing() => {
+                let message = format!("no HELLO within {} ms", limits.hello_timeout.as_millis());
+                session.abort("wamp.error.protocol_violation", message);
+            }
+        }
+    }
+    let session_id = session.id();
+    session.leave();
+    outbox.close(Closing::Silent);
+    drop(session);
+    // Let the writer send what it owes (ABORT/GOODBYE, close frame) and the peer answer the close.
+    let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut stream)).await;
+    tracing::debug!(
+        session = session_id,
+        dropped = outbox.dropped(),
+        "websocket closed"
+    );
+}
+
+fn read_failed(session: &mut Session, error: axum::Error) {
+    let text = error.to_string();
+    if text.contains("Space limit exceeded")
+        || text.contains("too long")
+        || text.contains("Capacity")
+    {
+        session.abort(
+            "wamp.error.payload_size_exceeded",
+            format!("message too large: {text}"),
+        );
+    } else {
+        tracing::debug!(session = session.id(), error = %text, "websocket read failed");
+    }
+}
+
+async fn drain(stream: &mut SplitStream<WebSocket>) {
+    while let Some(Ok(_)) = stream.next().await {}
+}
+
+fn to_ws(frame: Frame) -> WsMessage {
+    match frame {
+        Frame::Text(text) => WsMessage::Text(text),
+        Frame::Binary(bytes) => WsMessage::Binary(bytes),
+    }
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut receiver: OutboxReceiver,
+    serializer: Serializer,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            frame = receiver.frames.recv() => {
+                let Some(frame) = frame else { break };
+                if write_batch(&mut sink, &mut receiver, frame).await.is_err() {
+                    return;
+                }
+            }
+            _ = receiver.closing.changed() => break,
+        }
+    }
+    let closing = receiver.closing.borrow().clone();
+    let _ = tokio::time::timeout(
+        CLOSE_GRACE,
+        say_goodbye(&mut sink, &mut receiver, serializer, closing),
+    )
+    .await;
+}
+
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    receiver: &mut OutboxReceiver,
+    first: Frame,
+) -> Result<(), axum::Error> {
+    sink.feed(to_ws(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        match receiver.frames.try_recv() {
+            Ok(frame) => sink.feed(to_ws(frame)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
+/// Flushes what is still queued (a reply to the client's GOODBYE, say), then the closing message and the
+/// WebSocket close frame.
+async fn say_goodbye(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    receiver: &mut OutboxReceiver,
+    serializer: Serializer,
+    closing: Option<Closing>,
+) -> Result<(), axum::Error> {
+    let (message, close_reason) = match closing {
+        Some(Closing::Abort { reason, message }) => {
+            (Some(Message::abort(&reason, message)), reason)
+        }
+        Some(Closing::Goodbye { reason, message }) => {
+            let mut details = crate::wamp::Dict::new();
+            details.insert("message".into(), message.into());
+            (
+                Some(Message::Goodbye {
+                    details,
+                    reason: reason.clone(),
+                }),
+                reason,
+            )
+        }
+        Some(Closing::Silent) | None => (None, String::new()),
+    };
+    if message.is_none() {
+        while let Ok(frame) = receiver.frames.try_recv() {
+            sink.feed(to_ws(frame)).await?;
+        }
+    }
+    if let Some(message) = message {
+        sink.feed(to_ws(serializer.encode(&message))).await?;
+    }
+    // A close frame's reason must fit in 123 bytes; WAMP reason URIs are ASCII.
+    let mut reason = close_reason;
+    reason.truncate(120);
+    sink.send(WsMessage::Close(Some(CloseFrame {
+        code: 1000,
+        reason: reason.into(),
+    })))
+    .await
+}

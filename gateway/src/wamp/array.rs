@@ -1,0 +1,442 @@
+//! The array form of WAMP messages: typed [`Message`] values to and from the arrays both serializers carry,
+//! naming exactly what is wrong when an array is not a well-formed WAMP message.
+
+use serde_json::Value;
+
+use super::message::{code, name_of, Dict, Id, Message, Payload, MAX_ID};
+use super::options;
+
+/// Reads the elements of one message array in order, with error texts that name the element.
+struct Elements {
+    name: &'static str,
+    items: std::vec::IntoIter<Value>,
+    position: usize,
+}
+
+impl Elements {
+    fn next(&mut self, what: &str) -> Result<Value, String> {
+        self.position += 1;
+        self.items
+            .next()
+            .ok_or_else(|| format!("{} has no {what} (element {})", self.name, self.position))
+    }
+
+    fn id(&mut self, what: &str) -> Result<Id, String> {
+        let value = self.next(what)?;
+        match value.as_u64() {
+            Some(id) if id <= MAX_ID => Ok(id),
+            _ => Err(format!(
+                "{}.{what} must be an id (integer 0..2^53), got {value}",
+                self.name
+            )),
+        }
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, String> {
+        match self.next(what)? {
+            Value::String(s) => Ok(s),
+            other => Err(format!(
+                "{}.{what} must be a string, got {other}",
+                self.name
+            )),
+        }
+    }
+
+    fn dict(&mut self, what: &str) -> Result<Dict, String> {
+        match self.next(what)? {
+            Value::Object(map) => Ok(map),
+            other => Err(format!("{}.{what} must be a dict, got {other}", self.name)),
+        }
+    }
+
+    fn checked_dict(&mut self, code: u64, what: &str) -> Result<Dict, String> {
+        let dict = self.dict(what)?;
+        options::check(code, &format!("{}.{what}", self.name), &dict)?;
+        Ok(dict)
+    }
+
+    fn optional_dict(&mut self, what: &str) -> Result<Option<Dict>, String> {
+        if self.items.len() == 0 {
+            return Ok(None);
+        }
+        self.dict(what).map(Some)
+    }
+
+    /// The optional Arguments and ArgumentsKw, or a transparent payload when `dict` announces one.
+    fn payload(&mut self, dict: &Dict) -> Result<Payload, String> {
+        let Some(first) = self.items.next() else {
+            return Ok(Payload::Empty);
+        };
+        let payload = match first {
+            Value::Array(args) => match self.items.next() {
+                None => Payload::Args(args),
+                Some(Value::Object(kwargs)) => Payload::ArgsKwargs(args, kwargs),
+                Some(other) => {
+                    return Err(format!(
+                        "{}.ArgumentsKw must be a dict, got {other}",
+                        self.name
+                    ))
+                }
+            },
+            Value::String(_)
+                if dict.contains_key("enc_algo") || dict.contains_key("ppt_scheme") =>
+            {
+                Payload::Transparent(first)
+            }
+            other => {
+                return Err(format!(
+                    "{}.Arguments must be a list, got {other}",
+                    self.name
+                ))
+            }
+        };
+        if self.items.len() > 0 {
+            return Err(format!(
+                "{} has {} elements too many",
+                self.name,
+                self.items.len()
+            ));
+        }
+        Ok(payload)
+    }
+
+    fn finish(self, message: Message) -> Result<Message, String> {
+        if self.items.len() > 0 {
+            return Err(format!(
+                "{} has {} elements too many",
+                self.name,
+                self.items.len()
+            ));
+        }
+        Ok(message)
+    }
+}
+
+/// Decodes one WAMP message from its array form; `Err` carries a human-readable protocol violation.
+pub fn from_array(value: Value) -> Result<Message, String> {
+    let Value::Array(items) = value else {
+        return Err(format!(
+            "a WAMP message must be an array, got {}",
+            kind_of(&value)
+        ));
+    };
+    let mut items = items.into_iter();
+    let type_code = match items.next() {
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| format!("message type must be an integer, got {v}"))?,
+        None => return Err("a WAMP message must not be an empty array".into()),
+    };
+    let name = name_of(type_code);
+    if name == "UNKNOWN" {
+        return Err(format!("unknown message type {type_code}"));
+    }
+    let mut el = Elements {
+        name,
+        items,
+        position: 1,
+    };
+    let message = match type_code {
+        code::HELLO => Message::Hello {
+            realm: el.string("Realm")?,
+            details: el.dict("Details")?,
+        },
+        code::WELCOME => Message::Welcome {
+            session: el.id("Session")?,
+            details: el.dict("Details")?,
+        },
+        code::ABORT => Message::Abort {
+            details: el.dict("Details")?,
+            reason: el.string("Reason")?,
+        },
+        code::CHALLENGE => Message::Challenge {
+            authmethod: el.string("AuthMethod")?,
+            extra: el.dict("Extra")?,
+        },
+        code::AUTHENTICATE => Message::Authenticate {
+            signature: el.string("Signature")?,
+            extra: el.dict("Extra")?,
+        },
+        code::GOODBYE => Message::Goodbye {
+            details: el.dict("Details")?,
+            reason: el.string("Reason")?,
+        },
+        code::ERROR => {
+            let request_type = el.next("REQUEST.Type")?;
+            let request_type = request_type.as_u64().ok_or_else(|| {
+                format!("ERROR.REQUEST.Type must be an integer, got {request_type}")
+            })?;
+            let request = el.id("Request")?;
+            let details = el.dict("Details")?;
+            let error = el.string("Error")?;
+            let payload = el.payload(&details)?;
+            return Ok(Message::Error {
+                request_type,
+                request,
+                details,
+                error,
+                payload,
+            });
+        }
+        code::PUBLISH => {
+            let request = el.id("Request")?;
+            let options = el.checked_dict(type_code, "Options")?;
+            let topic = el.string("Topic")?;
+            let payload = el.payload(&options)?;
+            return Ok(Message::Publish {
+                request,
+                options,
+                topic,
+                payload,
+            });
+        }
+        code::PUBLISHED => Message::Published {
+            request: el.id("Request")?,
+            publication: el.id("Publication")?,
+        },
+        code::SUBSCRIBE => Message::Subscribe {
+            request: el.id("Request")?,
+            options: el.checked_dict(type_code, "Options")?,
+            topic: el.string("Topic")?,
+        },
+        code::SUBSCRIBED => Message::Subscribed {
+            request: el.id("Request")?,
+            subscription: el.id("Subscription")?,
+        },
+        code::UNSUBSCRIBE => Message::Unsubscribe {
+            request: el.id("Request")?,
+            subscription: el.id("Subscription")?,
+        },
+        code::UNSUBSCRIBED => Message::Unsubscribed {
+            request: el.id("Request")?,
+            details: el.optional_dict("Details")?,
+        },
+        code::EVENT => {
+            let subscription = el.id("Subscription")?;
+            let publication = el.id("Publication")?;
+            let details = el.checked_dict(type_code, "Details")?;
+            let payload = el.payload(&details)?;
+            return Ok(Message::Event {
+                subscription,
+                publication,
+                details,
+                payload,
+            });
+        }
+        code::CALL => {
+            let request = el.id("Request")?;
+            let options = el.checked_dict(type_code, "Options")?;
+            let procedure = el.string("Procedure")?;
+            let payload = el.payload(&options)?;
+            return Ok(Message::Call {
+                request,
+                options,
+                procedure,
+                payload,
+            });
+        }
+        code::CANCEL => Message::Cancel {
+            request: el.id("Request")?,
+            options: el.checked_dict(type_code, "Options")?,
+        },
+        code::RESULT => {
+            let request = el.id("Request")?;
+            let details = el.checked_dict(type_code, "Details")?;
+            let payload = el.payload(&details)?;
+            return Ok(Message::Result {
+                request,
+                details,
+                payload,
+            });
+        }
+        code::REGISTER => Message::Register {
+            request: el.id("Request")?,
+            options: el.checked_dict(type_code, "Options")?,
+            procedure: el.string("Procedure")?,
+        },
+        code::REGISTERED => Message::Registered {
+            request: el.id("Request")?,
+            registration: el.id("Registration")?,
+        },
+        code::UNREGISTER => Message::Unregister {
+            request: el.id("Request")?,
+            registration: el.id("Registration")?,
+        },
+        code::UNREGISTERED => Message::Unregistered {
+            request: el.id("Request")?,
+            details: el.optional_dict("Details")?,
+        },
+        code::INVOCATION => {
+            let request = el.id("Request")?;
+            let registration = el.id("Registration")?;
+            let details = el.checked_dict(type_code, "Details")?;
+            let payload = el.payload(&details)?;
+            return Ok(Message::Invocation {
+                request,
+                registration,
+                details,
+                payload,
+            });
+        }
+        code::INTERRUPT => Message::Interrupt {
+            request: el.id("Request")?,
+            options: el.checked_dict(type_code, "Options")?,
+        },
+        code::YIELD => {
+            let request = el.id("Request")?;
+            let options = el.checked_dict(type_code, "Options")?;
+            let payload = el.payload(&options)?;
+            return Ok(Message::Yield {
+                request,
+                options,
+                payload,
+            });
+        }
+        _ => return Err(format!("unknown message type {type_code}")),
+    };
+    el.finish(message)
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a dict",
+    }
+}
+
+/// Turns a message into its array form, the input of both serializers.
+pub fn to_array(message: &Message) -> Value {
+    let mut items: Vec<Value> = vec![Value::from(message.code())];
+    let payload_of = |items: &mut Vec<Value>, payload: &Payload| match payload {
+        Payload::Empty => {}
+        Payload::Args(args) => items.push(Value::Array(args.clone())),
+        Payload::ArgsKwargs(args, kwargs) => {
+            items.push(Value::Array(args.clone()));
+            items.push(Value::Object(kwargs.clone()));
+        }
+        Payload::Transparent(value) => items.push(value.clone()),
+    };
+    let dict = |d: &Dict| Value::Object(d.clone());
+    match message {
+        Message::Hello { realm, details } => items.extend([realm.as_str().into(), dict(details)]),
+        Message::Welcome { session, details } => items.extend([(*session).into(), dict(details)]),
+        Message::Abort { details, reason } | Message::Goodbye { details, reason } => {
+            items.extend([dict(details), reason.as_str().into()])
+        }
+        Message::Challenge { authmethod, extra } => {
+            items.extend([authmethod.as_str().into(), dict(extra)])
+        }
+        Message::Authenticate { signature, extra } => {
+            items.extend([signature.as_str().into(), dict(extra)])
+        }
+        Message::Error {
+            request_type,
+            request,
+            details,
+            error,
+            payload,
+        } => {
+            items.extend([
+                (*request_type).into(),
+                (*request).into(),
+                dict(details),
+                error.as_str().into(),
+            ]);
+            payload_of(&mut items, payload);
+        }
+        Message::Publish {
+            request,
+            options,
+            topic,
+            payload,
+        } => {
+            items.extend([(*request).into(), dict(options), topic.as_str().into()]);
+            payload_of(&mut items, payload);
+        }
+        Message::Published {
+            request,
+            publication,
+        } => items.extend([(*request).into(), (*publication).into()]),
+        Message::Subscribe {
+            request,
+            options,
+            topic,
+        } => items.extend([(*request).into(), dict(options), topic.as_str().into()]),
+        Message::Subscribed {
+            request,
+            subscription,
+        }
+        | Message::Unsubscribe {
+            request,
+            subscription,
+        } => items.extend([(*request).into(), (*subscription).into()]),
+        Message::Unsubscribed { request, details } | Message::Unregistered { request, details } => {
+            items.push((*request).into());
+            items.extend(details.as_ref().map(dict));
+        }
+        Message::Event {
+            subscription,
+            publication,
+            details,
+            payload,
+        } => {
+            items.extend([(*subscription).into(), (*publication).into(), dict(details)]);
+            payload_of(&mut items, payload);
+        }
+        Message::Call {
+            request,
+            options,
+            procedure,
+            payload,
+        } => {
+            items.extend([(*request).into(), dict(options), procedure.as_str().into()]);
+            payload_of(&mut items, payload);
+        }
+        Message::Cancel { request, options } | Message::Interrupt { request, options } => {
+            items.extend([(*request).into(), dict(options)])
+        }
+        Message::Result {
+            request,
+            details,
+            payload,
+        } => {
+            items.extend([(*request).into(), dict(details)]);
+            payload_of(&mut items, payload);
+        }
+        Message::Register {
+            request,
+            options,
+            procedure,
+        } => items.extend([(*request).into(), dict(options), procedure.as_str().into()]),
+        Message::Registered {
+            request,
+            registration,
+        }
+        | Message::Unregister {
+            request,
+            registration,
+        } => items.extend([(*request).into(), (*registration).into()]),
+        Message::Invocation {
+            request,
+            registration,
+            details,
+            payload,
+        } => {
+            items.extend([(*request).into(), (*registration).into(), dict(details)]);
+            payload_of(&mut items, payload);
+        }
+        Message::Yield {
+            request,
+            options,
+            payload,
+        } => {
+            items.extend([(*request).into(), dict(options)]);
+            payload_of(&mut items, payload);
+        }
+    }
+    Value::Array(items)
+}

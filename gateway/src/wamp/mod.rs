@@ -1,0 +1,11 @@
+//! WAMP v2 on the wire: typed messages, their array form, the JSON and MessagePack codecs, ids and option
+//! checks. Nothing here knows about sockets or routing.
+
+pub mod array;
+pub mod codec;
+pub mod ids;
+pub mod message;
+pub mod options;
+
+pub use codec::{Frame, Serializer};
+pub use message::{code, Dict, Id, Message, Payload};

@@ -1,0 +1,273 @@
+//! The one configuration file (`switchboard.toml`) that the gateway and every emitter read, so that they
+//! agree on addresses, realms and secrets. See DESIGN.md section 6.
+//!
+//! Loading is strict: unknown keys, bad addresses and bad URI patterns are errors that name the file and
+//! line. Every key can be overridden from the environment as `SWITCHBOARD__SECTION__KEY`.
+
+#![warn(missing_docs)]
+
+mod default;
+mod env;
+mod error;
+mod load;
+mod secret;
+mod spans;
+pub mod uri;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use default::{DEFAULT_ANONYMOUS_ROLE, DEFAULT_REALM};
+pub use env::ENV_PREFIX;
+pub use error::ConfigError;
+pub use uri::MatchPolicy;
+pub use validate::MIN_MESSAGE_BYTES;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The WebSocket/HTTP listener and router limits.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// Shared secret for ingestion signatures and tickets.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// Ingestion transports (JSON-RPC, ZeroMQ, AMQP).
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// What an emitter uses to reach the gateway.
+    #[serde(default)]
+    pub emitter: EmitterConfig,
+    /// WAMP realms; a HELLO naming any other realm is refused.
+    #[serde(default)]
+    pub realms: Vec<RealmConfig>,
+    /// Clustering through RabbitMQ; absent means a single node.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[gateway]`: the listener and the per-session limits that keep one peer from hurting the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address of the HTTP listener serving `/ws`, `/healthz` and the js-client.
+    pub listen: SocketAddr,
+    /// Largest WAMP message accepted from a peer, in bytes.
+    pub max_message_bytes: usize,
+    /// Capacity of each session's outbound queue, in messages.
+    pub outbound_queue: usize,
+    /// How long a session's outbound queue may stay full before the session is closed, in milliseconds.
+    pub slow_consumer_ms: u64,
+    /// How long a HELLO may take to arrive after the WebSocket opens, in milliseconds.
+    pub hello_timeout_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_message_bytes: 1024 * 1024,
+            outbound_queue: 1024,
+            slow_consumer_ms: 2000,
+            hello_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[security]`: the HMAC key shared by the gateway and the web app's emitters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// The secret itself.
+    pub secret: Option<String>,
+    /// A file holding the secret (trailing newline ignored); an alternative to `secret`.
+    pub secret_file: Option<PathBuf>,
+    /// Oldest accepted signature timestamp, in seconds from now.
+    pub max_skew_s: u64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            secret_file: None,
+            max_skew_s: 300,
+        }
+    }
+}
+
+/// `[ingest]`: the three ways a web app publishes into the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// `[ingest.jsonrpc]`; absent disables JSON-RPC ingestion.
+    pub jsonrpc: Option<JsonRpcConfig>,
+    /// `[ingest.zmq]`; absent disables ZeroMQ ingestion.
+    pub zmq: Option<ZmqConfig>,
+    /// `[ingest.amqp]`; absent disables AMQP ingestion.
+    pub amqp: Option<AmqpConfig>,
+}
+
+/// `[ingest.jsonrpc]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonRpcConfig {
+    /// Address of the JSON-RPC 2.0 HTTP listener.
+    pub listen: SocketAddr,
+}
+
+impl Default for JsonRpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        }
+    }
+}
+
+/// `[ingest.zmq]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZmqConfig {
+    /// Endpoint the gateway binds its PULL socket to.
+    pub endpoint: String,
+}
+
+impl Default for ZmqConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: "tcp://127.0.0.1:5560".to_string(),
+        }
+    }
+}
+
+/// `[ingest.amqp]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpConfig {
+    /// Broker URL.
+    pub url: String,
+    /// Topic exchange events are published to (routing key = event topic).
+    pub exchange: String,
+    /// Queue the gateway consumes.
+    pub queue: String,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_string(),
+            exchange: "switchboard.events".to_string(),
+            queue: "switchboard.ingest".to_string(),
+        }
+    }
+}
+
+/// Which transport an emitter uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EmitterTransport {
+    /// JSON-RPC 2.0 over HTTP.
+    #[default]
+    Jsonrpc,
+    /// ZeroMQ PUSH.
+    Zmq,
+    /// AMQP 0-9-1 (RabbitMQ).
+    Amqp,
+}
+
+/// `[emitter]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmitterConfig {
+    /// The transport emitters use.
+    pub transport: EmitterTransport,
+}
+
+/// `[[realms]]`: a WAMP routing namespace with its roles and users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealmConfig {
+    /// The realm URI clients name in HELLO.
+    pub name: String,
+    /// Role granted to sessions that do not authenticate; absent: every session must authenticate.
+    #[serde(default)]
+    pub anonymous_role: Option<String>,
+    /// Roles and what each may do.
+    #[serde(default)]
+    pub roles: Vec<RoleConfig>,
+    /// Static WAMP-CRA users.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+/// `[[realms.roles]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Role name, as granted to sessions (authrole).
+    pub name: String,
+    /// What the role may do; anything not allowed here is denied.
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+/// One permission rule: a URI pattern and the actions it allows (Crossbar's shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permission {
+    /// The URI or URI pattern.
+    pub uri: String,
+    /// How `uri` matches.
+    #[serde(rename = "match", default)]
+    pub match_policy: MatchPolicy,
+    /// The allowed actions.
+    #[serde(default)]
+    pub allow: Allow,
+}
+
+/// The four WAMP actions a permission can allow; each defaults to denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Allow {
+    /// SUBSCRIBE.
+    pub subscribe: bool,
+    /// PUBLISH.
+    pub publish: bool,
+    /// CALL.
+    pub call: bool,
+    /// REGISTER.
+    pub register: bool,
+}
+
+/// `[[realms.users]]`: a static WAMP-CRA user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The user's authid.
+    pub authid: String,
+    /// The WAMP-CRA secret.
+    pub secret: String,
+    /// The role granted after authentication.
+    pub role: String,
+    /// PBKDF2 salt for salted WAMP-CRA.
+    #[serde(default)]
+    pub salt: Option<String>,
+    /// PBKDF2 iterations (salted WAMP-CRA).
+    #[serde(default)]
+    pub iterations: Option<u32>,
+    /// PBKDF2 derived key length (salted WAMP-CRA).
+    #[serde(default)]
+    pub keylen: Option<u32>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// RabbitMQ URL the nodes meet through.
+    pub amqp_url: String,
+}

@@ -1,0 +1,116 @@
+//! WAMP URI rules, shared by the config validator (permission patterns) and the router (every URI a peer
+//! sends), so that both sides agree on what a valid URI or pattern is.
+
+use serde::{Deserialize, Serialize};
+
+/// How a URI pattern matches a concrete URI: the WAMP pattern-based subscription and registration policies,
+/// also used by permissions (the Crossbar `match` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchPolicy {
+    /// The pattern equals the URI.
+    #[default]
+    Exact,
+    /// The URI starts with the pattern (string prefix, as in the WAMP spec; `""` matches everything).
+    Prefix,
+    /// Same number of dot-separated components; an empty pattern component matches any component.
+    Wildcard,
+}
+
+impl MatchPolicy {
+    /// Parses the WAMP `match` option value; `None` for an unknown policy.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "exact" => Some(Self::Exact),
+            "prefix" => Some(Self::Prefix),
+            "wildcard" => Some(Self::Wildcard),
+            _ => None,
+        }
+    }
+
+    /// The WAMP name of the policy, as sent in options and details.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Prefix => "prefix",
+            Self::Wildcard => "wildcard",
+        }
+    }
+
+    /// Does `uri` match `pattern` under this policy? `pattern` must have passed [`validate`].
+    pub fn matches(self, pattern: &str, uri: &str) -> bool {
+        match self {
+            Self::Exact => pattern == uri,
+            Self::Prefix => uri.starts_with(pattern),
+            Self::Wildcard => {
+                let mut p = pattern.split('.');
+                let mut u = uri.split('.');
+                loop {
+                    match (p.next(), u.next()) {
+                        (None, None) => return true,
+                        (Some(pc), Some(uc)) if pc.is_empty() || pc == uc => {}
+                        _ => return false,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checks a URI or URI pattern against the loose WAMP URI rules for its match policy.
+///
+/// Components are separated by `.` and never contain whitespace or `#`. Exact URIs have no empty
+/// component; wildcard patterns may (an empty component is the wildcard); prefix patterns may be empty or
+/// end with a dot. Returns the reason when the URI is not valid.
+pub fn validate(uri: &str, policy: MatchPolicy) -> Result<(), String> {
+    if let Some(bad) = uri.chars().find(|c| c.is_whitespace() || *c == '#') {
+        return Err(format!(
+            "URI {uri:?} contains the forbidden character {bad:?}"
+        ));
+    }
+    match policy {
+        MatchPolicy::Exact if uri.is_empty() => Err("the URI is empty".to_string()),
+        MatchPolicy::Exact if uri.split('.').any(str::is_empty) => {
+            Err(format!("URI {uri:?} has an empty component"))
+        }
+        MatchPolicy::Wildcard if uri.is_empty() => {
+            Err("an empty wildcard pattern matches nothing useful; use prefix \"\"".to_string())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_uris_follow_the_loose_rules() {
+        assert!(validate("com.myapp.topic1", MatchPolicy::Exact).is_ok());
+        assert!(validate("com.myapp..topic1", MatchPolicy::Exact).is_err());
+        assert!(validate("com.my app", MatchPolicy::Exact).is_err());
+        assert!(validate("com.#app", MatchPolicy::Exact).is_err());
+        assert!(validate("", MatchPolicy::Exact).is_err());
+        assert!(validate(".com", MatchPolicy::Exact).is_err());
+    }
+
+    #[test]
+    fn patterns_allow_what_their_policy_needs() {
+        assert!(validate("", MatchPolicy::Prefix).is_ok());
+        assert!(validate("com.myapp.", MatchPolicy::Prefix).is_ok());
+        assert!(validate("com..update", MatchPolicy::Wildcard).is_ok());
+        assert!(validate("com. x", MatchPolicy::Wildcard).is_err());
+    }
+
+    #[test]
+    fn matching_follows_the_spec() {
+        assert!(MatchPolicy::Prefix.matches("com.myapp", "com.myapp.topic1"));
+        assert!(MatchPolicy::Prefix.matches("", "anything"));
+        assert!(!MatchPolicy::Prefix.matches("com.other", "com.myapp.topic1"));
+        assert!(MatchPolicy::Wildcard.matches("com..update", "com.order.update"));
+        assert!(!MatchPolicy::Wildcard.matches("com..update", "com.order.x.update"));
+        assert!(!MatchPolicy::Wildcard.matches("com..update", "com.order.create"));
+        assert!(MatchPolicy::Exact.matches("a.b", "a.b"));
+        assert!(!MatchPolicy::Exact.matches("a.b", "a.b.c"));
+    }
+}

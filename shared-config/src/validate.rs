@@ -1,0 +1,392 @@
+//! The checks serde cannot express: cross-references (roles named by `anonymous_role` and users), uniqueness,
+//! URI syntax and sane limits. They run on every load so a bad config fails at start, not at the first HELLO.
+
+use std::collections::HashMap;
+
+use crate::error::{ConfigError, KeyPath};
+use crate::{uri, Config, IngestConfig, MatchPolicy, RealmConfig};
+
+/// Smallest accepted `gateway.max_message_bytes`: below this even a HELLO with its details may not fit.
+pub const MIN_MESSAGE_BYTES: usize = 1024;
+
+/// One failed check: the key at fault and why. The loader turns it into a [`ConfigError`] that names the
+/// file line or the environment variable responsible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub(crate) path: KeyPath,
+    pub(crate) reason: String,
+}
+
+impl Problem {
+    fn new(path: KeyPath, reason: impl Into<String>) -> Self {
+        Self {
+            path,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what serde cannot: cross-references, uniqueness, URI syntax and limits. Called by every
+    /// loader; call it yourself after building or changing a `Config` in code.
+    ///
+    /// The error names the key path (e.g. `realms[0].roles[1].permissions[0].uri`); the loaders replace it
+    /// with the file line or the environment variable when they know it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.first_problem() {
+            None => Ok(()),
+            Some(problem) => Err(ConfigError::Invalid {
+                origin: None,
+                key: problem.path.to_string(),
+                reason: problem.reason,
+            }),
+        }
+    }
+
+    /// The first failed check, in file order as far as the sections go.
+    pub(crate) fn first_problem(&self) -> Option<Problem> {
+        self.check_gateway()
+            .or_else(|| self.check_security())
+            .or_else(|| check_ingest(&self.ingest))
+            .or_else(|| self.check_cluster())
+            .or_else(|| self.check_realms())
+    }
+
+    fn check_gateway(&self) -> Option<Problem> {
+        let gateway = KeyPath::root("gateway");
+        if self.gateway.max_message_bytes < MIN_MESSAGE_BYTES {
+            return Some(Problem::new(
+                gateway.key("max_message_bytes"),
+                format!(
+                    "must be at least {MIN_MESSAGE_BYTES}, got {}",
+                    self.gateway.max_message_bytes
+                ),
+            ));
+        }
+        if self.gateway.outbound_queue < 1 {
+            return Some(Problem::new(
+                gateway.key("outbound_queue"),
+                "must be at least 1",
+            ));
+        }
+        None
+    }
+
+    fn check_security(&self) -> Option<Problem> {
+        let security = KeyPath::root("security");
+        match (&self.security.secret, &self.security.secret_file) {
+            (Some(_), Some(_)) => Some(Problem::new(
+                security.key("secret_file"),
+                "set either `secret` or `secret_file`, not both",
+            )),
+            (Some(secret), None) if secret.is_empty() => Some(Problem::new(
+                security.key("secret"),
+                "the secret is empty; remove the key to get a random one",
+            )),
+            _ => None,
+        }
+    }
+
+    fn check_cluster(&self) -> Option<Problem> {
+        let cluster = self.cluster.as_ref()?;
+        check_amqp_url(&cluster.amqp_url, KeyPath::root("cluster").key("amqp_url"))
+    }
+
+    fn check_realms(&self) -> Option<Problem> {
+        let mut first_index_of_name: HashMap<&str, usize> = HashMap::new();
+        for (index, realm) in self.realms.iter().enumerate() {
+            let path = KeyPath::root("realms").index(index);
+            if let Err(reason) = uri::validate(&realm.name, MatchPolicy::Exact) {
+                return Some(Problem::new(
+                    path.key("name"),
+                    format!("bad realm name: {reason}"),
+                ));
+            }
+            if let Some(first) = first_index_of_name.insert(&realm.name, index) {
+                return Some(Problem::new(
+                    path.key("name"),
+                    format!(
+                        "realm `{}` is defined twice (first as realms[{first}])",
+                        realm.name
+                    ),
+                ));
+            }
+            if let Some(problem) = check_realm(realm, &path) {
+                return Some(problem);
+            }
+        }
+        None
+    }
+}
+
+fn check_ingest(ingest: &IngestConfig) -> Option<Problem> {
+    let path = KeyPath::root("ingest");
+    if let Some(zmq) = &ingest.zmq {
+        if !(zmq.endpoint.starts_with("tcp://") || zmq.endpoint.starts_with("ipc://")) {
+            return Some(Problem::new(
+                path.key("zmq").key("endpoint"),
+                format!(
+                    "endpoint {:?} must start with tcp:// or ipc://",
+                    zmq.endpoint
+                ),
+            ));
+        }
+    }
+    let amqp = ingest.amqp.as_ref()?;
+    check_amqp_url(&amqp.url, path.key("amqp").key("url"))
+}
+
+fn check_amqp_url(url: &str, path: KeyPath) -> Option<Problem> {
+    if url.starts_with("amqp://") || url.starts_with("amqps://") {
+        None
+    } else {
+        // The URL may hold a password, so only its scheme is quoted.
+        let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
+        Some(Problem::new(
+            path,
+            format!("the URL must start with amqp:// or amqps://, its scheme is {scheme:?}"),
+        ))
+    }
+}
+
+fn check_realm(realm: &RealmConfig, path: &KeyPath) -> Option<Problem> {
+    let mut first_index_of_role: HashMap<&str, usize> = HashMap::new();
+    for (index, role) in realm.roles.iter().enumerate() {
+        let role_path = path.key("roles").index(index);
+        if role.name.is_empty() {
+            return Some(Problem::new(
+                role_path.key("name"),
+                "the role name is empty",
+            ));
+        }
+        if let Some(first) = first_index_of_role.insert(&role.name, index) {
+            return Some(Problem::new(
+                role_path.key("name"),
+                format!(
+                    "role `{}` is defined twice in realm `{}` (first as roles[{first}])",
+                    role.name, realm.name
+                ),
+            ));
+        }
+        for (permission_index, permission) in role.permissions.iter().enumerate() {
+            if let Err(reason) = uri::validate(&permission.uri, permission.match_policy) {
+                return Some(Problem::new(
+                    role_path
+                        .key("permissions")
+                        .index(permission_index)
+                        .key("uri"),
+                    format!(
+                        "bad {} URI pattern: {reason}",
+                        permission.match_policy.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    let known_roles = || {
+        let names: Vec<String> = realm
+            .roles
+            .iter()
+            .map(|role| format!("`{}`", role.name))
+            .collect();
+        if names.is_empty() {
+            "the realm defines no roles".to_string()
+        } else {
+            format!("defined roles: {}", names.join(", "))
+        }
+    };
+    if let Some(anonymous_role) = &realm.anonymous_role {
+        if !first_index_of_role.contains_key(anonymous_role.as_str()) {
+            return Some(Problem::new(
+                path.key("anonymous_role"),
+                format!(
+                    "role `{anonymous_role}` is not defined in realm `{}`; {}",
+                    realm.name,
+                    known_roles()
+                ),
+            ));
+        }
+    }
+    let mut first_index_of_authid: HashMap<&str, usize> = HashMap::new();
+    for (index, user) in realm.users.iter().enumerate() {
+        let user_path = path.key("users").index(index);
+        if let Some(first) = first_index_of_authid.insert(&user.authid, index) {
+            return Some(Problem::new(
+                user_path.key("authid"),
+                format!(
+                    "user `{}` is defined twice in realm `{}` (first as users[{first}])",
+                    user.authid, realm.name
+                ),
+            ));
+        }
+        if !first_index_of_role.contains_key(user.role.as_str()) {
+            return Some(Problem::new(
+                user_path.key("role"),
+                format!(
+                    "role `{}` is not defined in realm `{}`; {}",
+                    user.role,
+                    realm.name,
+                    known_roles()
+                ),
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REALM_HEADER: &str = "[[realms]]\nname = \"realm1\"\n";
+
+    fn error_of(text: &str) -> String {
+        match Config::from_toml_str(text, "switchboard.toml") {
+            Ok(config) => panic!("expected an error, got {config:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    fn role_with_permission(uri: &str, match_policy: &str) -> String {
+        format!(
+            "{REALM_HEADER}[[realms.roles]]\nname = \"r\"\npermissions = [\n  {{ uri = \"com.ok\" }},\n  \
+             {{ uri = \"{uri}\", match = \"{match_policy}\", allow = {{ call = true }} }},\n]\n"
+        )
+    }
+
+    #[test]
+    fn bad_exact_permission_uri_names_its_line_and_key() {
+        let message = error_of(&role_with_permission("com.my app", "exact"));
+        assert!(
+            message.starts_with("switchboard.toml:7: realms[0].roles[0].permissions[1].uri: "),
+            "{message}"
+        );
+        assert!(message.contains("com.my app"), "{message}");
+    }
+
+    #[test]
+    fn wildcard_and_prefix_patterns_are_accepted() {
+        for (uri, policy) in [
+            ("com..update", "wildcard"),
+            ("com.myapp.", "prefix"),
+            ("", "prefix"),
+        ] {
+            let config =
+                Config::from_toml_str(&role_with_permission(uri, policy), "switchboard.toml");
+            assert!(config.is_ok(), "{uri:?} {policy}: {config:?}");
+        }
+    }
+
+    #[test]
+    fn anonymous_role_must_name_a_role_of_the_realm() {
+        let text = format!(
+            "{REALM_HEADER}anonymous_role = \"guest\"\n[[realms.roles]]\nname = \"admin\"\n"
+        );
+        let message = error_of(&text);
+        assert!(
+            message.starts_with("switchboard.toml:3: realms[0].anonymous_role: role `guest`"),
+            "{message}"
+        );
+        assert!(message.contains("defined roles: `admin`"), "{message}");
+    }
+
+    #[test]
+    fn duplicate_realm_names_the_second_one() {
+        let message = error_of(&format!("{REALM_HEADER}\n{REALM_HEADER}"));
+        assert!(
+            message
+                .starts_with("switchboard.toml:5: realms[1].name: realm `realm1` is defined twice"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn realm_name_must_be_an_exact_uri() {
+        let message = error_of("[[realms]]\nname = \"realm 1\"\n");
+        assert!(
+            message.starts_with("switchboard.toml:2: realms[0].name: bad realm name"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn duplicate_role_is_refused() {
+        let text = format!(
+            "{REALM_HEADER}[[realms.roles]]\nname = \"a\"\n[[realms.roles]]\nname = \"a\"\n"
+        );
+        let message = error_of(&text);
+        assert!(
+            message.starts_with(
+                "switchboard.toml:6: realms[0].roles[1].name: role `a` is defined twice"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn user_role_must_exist() {
+        let users = "[[realms.users]]\nauthid = \"backend\"\nsecret = \"x\"\nrole = \"backend\"\n";
+        let text = format!("{REALM_HEADER}{users}");
+        let message = error_of(&text);
+        assert!(
+            message.starts_with("switchboard.toml:6: realms[0].users[0].role: role `backend`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let message = error_of("[gateway]\nmax_message_bytes = 100\n");
+        assert!(
+            message.starts_with(
+                "switchboard.toml:2: gateway.max_message_bytes: must be at least 1024"
+            ),
+            "{message}"
+        );
+        let message = error_of("[gateway]\noutbound_queue = 0\n");
+        assert!(
+            message.starts_with("switchboard.toml:2: gateway.outbound_queue: must be at least 1"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn secret_and_secret_file_are_exclusive() {
+        let message = error_of("[security]\nsecret = \"a\"\nsecret_file = \"/run/secret\"\n");
+        assert!(
+            message.starts_with("switchboard.toml:3: security.secret_file: set either"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn transport_addresses_need_their_scheme() {
+        let message = error_of("[ingest.zmq]\nendpoint = \"127.0.0.1:5560\"\n");
+        assert!(
+            message.starts_with("switchboard.toml:2: ingest.zmq.endpoint: "),
+            "{message}"
+        );
+        let message = error_of("[ingest.amqp]\nurl = \"http://user:pw@host\"\n");
+        assert!(
+            message.starts_with("switchboard.toml:2: ingest.amqp.url: "),
+            "{message}"
+        );
+        assert!(
+            !message.contains("pw"),
+            "the password must not be echoed: {message}"
+        );
+        let message = error_of("[cluster]\namqp_url = \"rabbit\"\n");
+        assert!(
+            message.starts_with("switchboard.toml:2: cluster.amqp_url: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn validate_without_a_file_names_the_key_path() {
+        let mut config = Config::embedded_default();
+        config.gateway.outbound_queue = 0;
+        let message = config.validate().unwrap_err().to_string();
+        assert_eq!(message, "gateway.outbound_queue: must be at least 1");
+    }
+}

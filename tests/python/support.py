@@ -1,0 +1,374 @@
+"""Helpers for the Autobahn|Python interop tests.
+
+Everything here drives the *unmodified* Autobahn|Python asyncio client against a
+real `switchboard gateway` process:
+
+* `Gateway` starts the binary with its own config on a free port, waits for
+  `/healthz` with a deadline and stops it with SIGTERM.
+* `wamp_test` turns an `async def` test into a plain pytest test that runs in a
+  fresh event loop under a hard per-test timeout.
+* `Clients.connect()` opens one WebSocket + WAMP session (realm1, anonymous) with
+  exactly one serializer and returns the joined `TestSession`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import txaio
+
+txaio.use_asyncio()
+
+from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
+from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
+from autobahn.wamp import message  # noqa: E402
+from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer  # noqa: E402
+from autobahn.wamp.types import ComponentConfig  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REALM = "realm1"
+SERIALIZERS = ("json", "msgpack")
+SUBPROTOCOLS = {"json": "wamp.2.json", "msgpack": "wamp.2.msgpack"}
+
+# Default per-test timeout (seconds). Every test finishes in well under a second
+# against a healthy gateway; this only bounds a hang.
+TEST_TIMEOUT = 10.0
+# How long a single awaited step (a join, an expected event, a call) may take.
+STEP_TIMEOUT = 5.0
+
+
+def uid() -> str:
+    """A fresh URI component, so tests never share topics or procedures."""
+    return uuid.uuid4().hex[:16]
+
+
+# --------------------------------------------------------------------------- gateway
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CONFIG_TEMPLATE = """\
+[gateway]
+listen = "127.0.0.1:{port}"
+max_message_bytes = 1048576
+
+[[realms]]
+name = "realm1"
+anonymous_role = "anonymous"
+
+[[realms.roles]]
+name = "anonymous"
+permissions = [{{ uri = "", match = "prefix", allow = {{ subscribe = true, publish = true, call = true, register = true }} }}]
+"""
+
+
+def gateway_binary() -> str:
+    return os.environ.get("SWITCHBOARD_BIN") or str(REPO_ROOT / "target" / "debug" / "switchboard")
+
+
+class Gateway:
+    """One `switchboard gateway --config FILE` process on 127.0.0.1:<free port>."""
+
+    def __init__(self, ready_timeout: float = 30.0):
+        self.ready_timeout = ready_timeout
+        self.port = free_port()
+        self.tmp = tempfile.TemporaryDirectory(prefix="switchboard-pytest-")
+        self.dir = Path(self.tmp.name)
+        self.config = self.dir / "switchboard.toml"
+        self.log_path = self.dir / "gateway.log"
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/healthz"
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no gateway log)"
+        return "\n".join(lines[-n:]) or "(gateway log is empty)"
+
+    def start(self) -> "Gateway":
+        binary = gateway_binary()
+        if not os.path.exists(binary):
+            raise RuntimeError(
+                f"gateway binary not found at {binary}; run `cargo build -p switchboard-gateway` "
+                "or set SWITCHBOARD_BIN"
+            )
+        self.config.write_text(CONFIG_TEMPLATE.format(port=self.port))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD__")}
+        # The config file already says this; the env override wins over anything else.
+        env["SWITCHBOARD__GATEWAY__LISTEN"] = f"127.0.0.1:{self.port}"
+        env.setdefault("RUST_LOG", "info")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [binary, "gateway", "--config", str(self.config)],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        last = "no attempt"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"gateway exited with code {self.proc.returncode} before it was ready\n"
+                    f"--- gateway log ---\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+                    last = f"HTTP {resp.status}"
+            except urllib.error.HTTPError as e:
+                last = f"HTTP {e.code}"
+            except (urllib.error.URLError, OSError) as e:
+                last = repr(e)
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(
+            f"gateway not ready at {self.health_url} after {self.ready_timeout}s (last: {last})\n"
+            f"--- gateway log ---\n{self.log_tail()}"
+        )
+
+    def terminate(self, timeout: float = 5.0) -> float | None:
+        """SIGTERM and wait. Returns seconds it took to exit, None if it had to be killed."""
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+            return time.monotonic() - t0
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        self.terminate(timeout=10.0)
+        if self._log:
+            self._log.close()
+        self.tmp.cleanup()
+
+
+# --------------------------------------------------------------------------- running async tests
+
+
+def wamp_test(timeout: float = TEST_TIMEOUT):
+    """Run an `async def` test in a fresh event loop, bounded by `timeout` seconds."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            async def main():
+                txaio.config.loop = asyncio.get_running_loop()
+                try:
+                    await asyncio.wait_for(fn(*args, **kwargs), timeout)
+                finally:
+                    txaio.config.loop = None
+
+            asyncio.run(main())
+
+        return wrapper
+
+    return deco
+
+
+async def wait(fut, what: str, timeout: float = STEP_TIMEOUT):
+    """Await `fut` with a deadline and a readable failure message."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(fut)), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+class Inbox:
+    """Collects items (events, progress results, ...) and lets a test await the n-th one."""
+
+    def __init__(self):
+        self.items: list = []
+        self._changed = asyncio.Event()
+
+    def put(self, item) -> None:
+        self.items.append(item)
+        self._changed.set()
+
+    async def until(self, pred, what: str, timeout: float = STEP_TIMEOUT):
+        async def loop():
+            while not pred(self.items):
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(loop(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what}; got so far: {self.items!r}"
+            ) from None
+        return self.items
+
+    async def count(self, n: int, what: str = "", timeout: float = STEP_TIMEOUT):
+        return await self.until(lambda xs: len(xs) >= n, what or f"{n} item(s)", timeout)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+class TestSession(ApplicationSession):
+    """An ordinary Autobahn ApplicationSession that also records what it receives."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, config):
+        super().__init__(config)
+        loop = asyncio.get_running_loop()
+        self.joined: asyncio.Future = loop.create_future()
+        self.left: asyncio.Future = loop.create_future()
+        self.disconnected: asyncio.Future = loop.create_future()
+        self.received: list = []  # every WAMP message object received
+        self.protocol = None  # the WebSocket protocol (set by Clients.connect)
+
+    # record raw messages, then let Autobahn process them as usual
+    def onMessage(self, msg):
+        self.received.append(msg)
+        return super().onMessage(msg)
+
+    def onJoin(self, details):
+        if not self.joined.done():
+            self.joined.set_result(details)
+
+    def onLeave(self, details):
+        if not self.left.done():
+            self.left.set_result(details)
+        if not self.joined.done():
+            self.joined.set_exception(
+                AssertionError(f"session closed before it joined: {details.reason} {details.message}")
+            )
+        self.disconnect()
+
+    def onDisconnect(self):
+        if not self.disconnected.done():
+            self.disconnected.set_result(True)
+        if not self.joined.done():
+            self.joined.set_exception(AssertionError("transport closed before the session joined"))
+
+    # -- helpers used by tests
+
+    @property
+    def router_roles(self) -> dict:
+        return self._router_roles
+
+    def errors_received(self, request_type=message.Call.MESSAGE_TYPE) -> list:
+        return [m for m in self.received if isinstance(m, message.Error) and m.request_type == request_type]
+
+    def pending_call_request_id(self, procedure: str) -> int:
+        """Request id of this session's outstanding CALL to `procedure` (for sending a CANCEL by hand)."""
+        ids = [rid for rid, req in self._call_reqs.items() if req.procedure == procedure]
+        assert len(ids) == 1, f"expected one pending call to {procedure}, found {ids}"
+        return ids[0]
+
+    def send(self, msg) -> None:
+        """Send a hand-built WAMP message (autobahn.wamp.message) on this session."""
+        self._transport.send(msg)
+
+    async def close(self, timeout: float = STEP_TIMEOUT) -> None:
+        if self.is_attached():
+            try:
+                await asyncio.wait_for(asyncio.ensure_future(self.leave()), timeout)
+            except Exception:
+                pass
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.transport.abort()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.disconnected), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def drop(self) -> None:
+        """Cut the TCP connection without GOODBYE or WebSocket close."""
+        self.protocol.transport.abort()
+
+
+class Clients:
+    """Opens sessions for one test and closes them all at the end."""
+
+    def __init__(self, url: str, serializer: str):
+        assert serializer in SERIALIZERS, serializer
+        self.url = url
+        self.serializer = serializer
+        self.sessions: list[TestSession] = []
+
+    async def __aenter__(self) -> "Clients":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await asyncio.gather(*(s.close() for s in self.sessions), return_exceptions=True)
+
+    async def connect(self, serializer: str | None = None, realm: str = REALM) -> TestSession:
+        ser_name = serializer or self.serializer
+        ser = JsonSerializer() if ser_name == "json" else MsgPackSerializer()
+        created: list[TestSession] = []
+
+        def make_session():
+            s = TestSession(ComponentConfig(realm=realm))
+            created.append(s)
+            return s
+
+        loop = asyncio.get_running_loop()
+        factory = WampWebSocketClientFactory(make_session, url=self.url, serializers=[ser])
+        factory.loop = loop
+        u = urlparse(self.url)
+        _transport, protocol = await wait(
+            loop.create_connection(factory, u.hostname, u.port), f"TCP connect to {self.url}"
+        )
+        await wait(_opened(protocol), "the WebSocket handshake")
+        assert created, "WebSocket opened but Autobahn created no session"
+        session = created[-1]
+        session.protocol = protocol
+        self.sessions.append(session)
+        await wait(session.joined, f"WELCOME on {realm} ({ser_name})")
+        return session
+
+
+async def _opened(protocol) -> None:
+    # Autobahn creates the WAMP session only after the WebSocket handshake succeeded;
+    # a refused handshake resolves is_closed instead of is_open.
+    is_open, is_closed = protocol.is_open, protocol.is_closed
+    await asyncio.wait([is_open, is_closed], return_when=asyncio.FIRST_COMPLETED)
+    if not is_open.done():
+        raise AssertionError(
+            "WebSocket handshake failed: "
+            f"{getattr(protocol, 'wasNotCleanReason', None) or getattr(protocol, 'droppedByMe', '')}"
+        )
