@@ -326,3 +326,6 @@ impl Drop for Session {
         self.leave();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -37,7 +37,7 @@ pub async fn serve(
     let outbox = Arc::new(outbox);
     let mut closing = receiver.closing.clone();
     let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, receiver, serializer));
+    let mut writer = tokio::spawn(write_loop(sink, receiver, serializer));
     let mut session = Session::new(router, Arc::clone(&outbox));
     tracing::debug!(?serializer, "websocket opened");
 
@@ -71,7 +71,14 @@ pub async fn serve(
     outbox.close(Closing::Silent);
     drop(session);
     // Let the writer send what it owes (ABORT/GOODBYE, close frame) and the peer answer the close.
-    let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
+    // A peer that stopped reading leaves the writer blocked on a full socket: give up on it after the
+    // grace period, which closes the connection.
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut stream)).await;
     tracing::debug!(
         session = session_id,

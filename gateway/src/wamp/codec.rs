@@ -84,7 +84,14 @@ impl Serializer {
 
     /// Encodes a message into a frame for this serializer.
     pub fn encode(self, message: &Message) -> Frame {
-        let value = array::to_array(message);
+        self.encode_value(array::to_array(message))
+    }
+
+    /// Encodes any JSON value (normally a message's array form) into a frame for this serializer, with
+    /// the same binary convention as [`Serializer::encode`]. Nothing checks that `value` is a well-formed
+    /// WAMP message: this is for tests and tools that need to put arbitrary (also malformed) arrays on the
+    /// wire.
+    pub fn encode_value(self, value: Value) -> Frame {
         match self {
             Self::Json => Frame::Text(Utf8Bytes::from(value.to_string())),
             Self::Msgpack => {

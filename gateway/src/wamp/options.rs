@@ -34,11 +34,14 @@ const MATCH_POLICIES: &[&str] = &["exact", "prefix", "wildcard"];
 const INVOKE_POLICIES: &[&str] = &["single", "roundrobin", "random", "first", "last"];
 const CANCEL_MODES: &[&str] = &["skip", "kill", "killnowait"];
 
+/// Keys any Options/Details may carry: `forward_for` is the router-to-router (R-Link) forwarding chain,
+/// which the WAMP test vectors check in SUBSCRIBE as well as in PUBLISH and EVENT.
+const COMMON_KEYS: &[(&str, Kind)] = &[("forward_for", Kind::List)];
+
 const PAYLOAD_KEYS: &[(&str, Kind)] = &[
     ("enc_algo", Kind::OneOf(ENC_ALGOS)),
     ("enc_serializer", Kind::OneOf(ENC_SERIALIZERS)),
     ("enc_key", Kind::Str),
-    ("forward_for", Kind::List),
     ("transaction_hash", Kind::Str),
 ];
 
@@ -138,7 +141,7 @@ pub fn check(code: u64, label: &str, dict: &Dict) -> Result<(), String> {
     } else {
         &[]
     };
-    for (key, kind) in schema(code).iter().chain(payload_keys) {
+    for (key, kind) in schema(code).iter().chain(payload_keys).chain(COMMON_KEYS) {
         if let Some(value) = dict.get(*key) {
             if !fits(*kind, value) {
                 return Err(format!(
