@@ -321,23 +321,11 @@ impl Dealer {
             CancelMode::Skip
         };
         if mode != CancelMode::Skip {
-            let mut interrupt_options = Dict::new();
-            interrupt_options.insert("mode".into(), Value::from(mode.as_str()));
-            interrupt_options.insert("reason".into(), Value::from(CANCELED));
-            pending.callee.outbox.send_message(&Message::Interrupt {
-                request: key.1,
-                options: interrupt_options,
-            });
+            interrupt(&pending.callee, key.1, mode, CANCELED);
         }
         if mode != CancelMode::Kill {
             if let Some(pending) = self.finish(key) {
-                let error = Message::error(
-                    code::CALL,
-                    pending.call_request,
-                    CANCELED,
-                    "the call was canceled",
-                );
-                pending.caller.outbox.send_message(&error);
+                fail_call(&pending, "the call was canceled");
             }
         }
     }
@@ -348,21 +336,17 @@ impl Dealer {
             return;
         };
         if pending.callee.features.callee_call_canceling {
-            let mut interrupt_options = Dict::new();
-            interrupt_options.insert("mode".into(), Value::from("killnowait"));
-            interrupt_options.insert("reason".into(), Value::from("wamp.error.timeout"));
-            pending.callee.outbox.send_message(&Message::Interrupt {
-                request: key.1,
-                options: interrupt_options,
-            });
+            interrupt(
+                &pending.callee,
+                key.1,
+                CancelMode::KillNoWait,
+                "wamp.error.timeout",
+            );
         }
-        let error = Message::error(
-            code::CALL,
-            pending.call_request,
-            CANCELED,
-            format!("the call timed out after {timeout_ms} ms"),
+        fail_call(
+            &pending,
+            &format!("the call timed out after {timeout_ms} ms"),
         );
-        pending.caller.outbox.send_message(&error);
     }
 
     /// Cleans up after a session that left: its registrations go, calls it was serving fail, calls it
@@ -382,21 +366,9 @@ impl Dealer {
                 continue;
             };
             if pending.callee.id == session {
-                let error = Message::error(
-                    code::CALL,
-                    pending.call_request,
-                    CANCELED,
-                    "the callee left before answering",
-                );
-                pending.caller.outbox.send_message(&error);
+                fail_call(&pending, "the callee left before answering");
             } else if pending.callee.features.callee_call_canceling {
-                let mut interrupt_options = Dict::new();
-                interrupt_options.insert("mode".into(), Value::from("killnowait"));
-                interrupt_options.insert("reason".into(), Value::from(CANCELED));
-                pending.callee.outbox.send_message(&Message::Interrupt {
-                    request: key.1,
-                    options: interrupt_options,
-                });
+                interrupt(&pending.callee, key.1, CancelMode::KillNoWait, CANCELED);
             }
         }
     }
@@ -410,4 +382,21 @@ impl Dealer {
     pub fn is_registered(&self, procedure: &str) -> bool {
         self.by_procedure.contains_key(procedure)
     }
+}
+
+/// Sends INTERRUPT for invocation `request` to `callee`.
+fn interrupt(callee: &Peer, request: Id, mode: CancelMode, reason: &str) {
+    let mut interrupt_options = Dict::new();
+    interrupt_options.insert("mode".into(), Value::from(mode.as_str()));
+    interrupt_options.insert("reason".into(), Value::from(reason));
+    callee.outbox.send_message(&Message::Interrupt {
+        request,
+        options: interrupt_options,
+    });
+}
+
+/// Ends a call for its caller with ERROR `wamp.error.canceled` and `why`.
+fn fail_call(pending: &PendingCall, why: &str) {
+    let error = Message::error(code::CALL, pending.call_request, CANCELED, why);
+    pending.caller.outbox.send_message(&error);
 }
