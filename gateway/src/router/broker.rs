@@ -9,7 +9,7 @@ use switchboard_config::MatchPolicy;
 
 use super::peer::Peer;
 use crate::wamp::ids::IdSequence;
-use crate::wamp::{Dict, Frame, Id, Message, Payload, Serializer};
+use crate::wamp::{options, Dict, Frame, Id, Message, Payload, Serializer};
 
 /// One subscription: a topic or pattern and the sessions on it. Sessions subscribing to the same topic
 /// with the same policy share the subscription and its id, as the spec requires.
@@ -40,6 +40,21 @@ pub struct Audience {
 }
 
 impl Audience {
+    /// Reads the black/white-listing keys of WAMP PUBLISH options (also the ingestion event's options);
+    /// `exclude_session` is the publisher when it asked to be excluded.
+    pub fn from_options(publish_options: &Dict, exclude_session: Option<Id>) -> Self {
+        Audience {
+            exclude_session,
+            exclude: options::ids(publish_options, "exclude").unwrap_or_default(),
+            eligible: options::ids(publish_options, "eligible"),
+            exclude_authid: options::strings(publish_options, "exclude_authid").unwrap_or_default(),
+            eligible_authid: options::strings(publish_options, "eligible_authid"),
+            exclude_authrole: options::strings(publish_options, "exclude_authrole")
+                .unwrap_or_default(),
+            eligible_authrole: options::strings(publish_options, "eligible_authrole"),
+        }
+    }
+
     fn admits(&self, peer: &Peer) -> bool {
         self.exclude_session != Some(peer.id)
             && !self.exclude.contains(&peer.id)

@@ -71,16 +71,8 @@ impl Session {
         }
         let Some(joined) = self.joined() else { return };
         let peer = &joined.peer;
-        let audience = Audience {
-            exclude_session: options::flag(publish_options, "exclude_me", true).then_some(peer.id),
-            exclude: options::ids(publish_options, "exclude").unwrap_or_default(),
-            eligible: options::ids(publish_options, "eligible"),
-            exclude_authid: options::strings(publish_options, "exclude_authid").unwrap_or_default(),
-            eligible_authid: options::strings(publish_options, "eligible_authid"),
-            exclude_authrole: options::strings(publish_options, "exclude_authrole")
-                .unwrap_or_default(),
-            eligible_authrole: options::strings(publish_options, "eligible_authrole"),
-        };
+        let exclude_me = options::flag(publish_options, "exclude_me", true);
+        let audience = Audience::from_options(publish_options, exclude_me.then_some(peer.id));
         let mut publisher_details = Dict::new();
         if options::flag(publish_options, "disclose_me", false) {
             publisher_details.insert("publisher".into(), Value::from(peer.id));
