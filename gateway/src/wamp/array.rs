@@ -440,3 +440,134 @@ pub fn to_array(message: &Message) -> Value {
     }
     Value::Array(items)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn error_of(value: Value) -> String {
+        match from_array(value.clone()) {
+            Ok(message) => panic!("{value} decoded to {message:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[track_caller]
+    fn assert_rejected(value: Value, expected: &str) {
+        let error = error_of(value.clone());
+        assert!(
+            error.contains(expected),
+            "{value}: error {error:?} does not contain {expected:?}"
+        );
+    }
+
+    #[test]
+    fn a_message_must_be_a_non_empty_array_of_a_known_type() {
+        assert_rejected(
+            json!({"type": 32}),
+            "a WAMP message must be an array, got a dict",
+        );
+        assert_rejected(json!("[32]"), "must be an array, got a string");
+        assert_rejected(json!(null), "must be an array, got null");
+        assert_rejected(json!([]), "a WAMP message must not be an empty array");
+        assert_rejected(json!([99, 1]), "unknown message type 99");
+        assert_rejected(json!([337, 1]), "unknown message type 337");
+        assert_rejected(json!(["32", 1]), "message type must be an integer");
+        assert_rejected(json!([-1]), "message type must be an integer");
+        assert_rejected(json!([32.5, 1]), "message type must be an integer");
+    }
+
+    #[test]
+    fn a_wrong_element_is_named() {
+        assert_rejected(
+            json!([32, 1, [], "com.example.topic"]),
+            "SUBSCRIBE.Options must be a dict, got []",
+        );
+        assert_rejected(
+            json!([32, "1", {}, "com.example.topic"]),
+            "SUBSCRIBE.Request must be an id",
+        );
+        assert_rejected(json!([32, 1, {}, 7]), "SUBSCRIBE.Topic must be a string");
+        assert_rejected(json!([32, 1, {}]), "SUBSCRIBE has no Topic (element 4)");
+        assert_rejected(json!([1, {}, "realm1"]), "HELLO.Realm must be a string");
+        assert_rejected(json!([6, "bye", {}]), "GOODBYE.Details must be a dict");
+        assert_rejected(
+            json!([8, "48", 1, {}, "wamp.error.x"]),
+            "ERROR.REQUEST.Type must be an integer",
+        );
+        assert_rejected(
+            json!([16, 1, {}, "t", {"a": 1}]),
+            "PUBLISH.Arguments must be a list",
+        );
+        assert_rejected(
+            json!([16, 1, {}, "t", [], []]),
+            "PUBLISH.ArgumentsKw must be a dict",
+        );
+        assert_rejected(
+            json!([16, 1, {}, "t", [], {}, 1]),
+            "PUBLISH has 1 elements too many",
+        );
+        assert_rejected(json!([33, 1, 2, 3]), "SUBSCRIBED has 1 elements too many");
+        assert_rejected(json!([35, 1, []]), "UNSUBSCRIBED.Details must be a dict");
+        assert_rejected(
+            json!([32, 1, {"match": "regex"}, "t"]),
+            "SUBSCRIBE.Options.match must be one of exact, prefix, wildcard",
+        );
+        assert_rejected(
+            json!([32, 1, {"forward_for": {}}, "t"]),
+            "SUBSCRIBE.Options.forward_for must be a list",
+        );
+        // A string payload is only a transparent payload when the dict announces one.
+        assert_rejected(
+            json!([36, 1, 2, {}, "opaque"]),
+            "EVENT.Arguments must be a list",
+        );
+    }
+
+    #[test]
+    fn ids_above_2_pow_53_are_rejected() {
+        let max = MAX_ID;
+        assert_eq!(
+            from_array(json!([33, max, max])),
+            Ok(Message::Subscribed {
+                request: max,
+                subscription: max
+            })
+        );
+        assert_rejected(
+            json!([33, 1, max + 1]),
+            "SUBSCRIBED.Subscription must be an id (integer 0..2^53), got 9007199254740993",
+        );
+        assert_rejected(json!([33, u64::MAX, 1]), "SUBSCRIBED.Request must be an id");
+        assert_rejected(json!([33, -1, 1]), "SUBSCRIBED.Request must be an id");
+        assert_rejected(json!([33, 1.0, 1]), "SUBSCRIBED.Request must be an id");
+        assert_rejected(json!([2, max + 1, {}]), "WELCOME.Session must be an id");
+        assert_rejected(
+            json!([36, 1, 2, {"publisher": max + 1}, []]),
+            "EVENT.Details.publisher must be an id",
+        );
+        assert_rejected(
+            json!([16, 1, {"exclude": [1, max + 1]}, "t"]),
+            "PUBLISH.Options.exclude must be a list of ids",
+        );
+    }
+
+    #[test]
+    fn arrays_round_trip() {
+        let arrays = [
+            json!([1, "realm1", {"roles": {"subscriber": {}}}]),
+            json!([8, 48, 7, {}, "com.example.error", ["x"], {"k": 1}]),
+            json!([16, 1, {"enc_algo": "cryptobox"}, "t", "\u{0}AAE="]),
+            json!([35, 1]),
+            json!([35, 0, {"reason": "revoked"}]),
+            json!([36, 1, 2, {}, [], {}]),
+            json!([70, 1, {"progress": true}, [1.5, null, true]]),
+        ];
+        for array in arrays {
+            let message = from_array(array.clone()).expect("valid");
+            assert_eq!(to_array(&message), array);
+        }
+    }
+}

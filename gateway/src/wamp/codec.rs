@@ -51,6 +51,13 @@ impl Frame {
 
 const BINARY_MARK: char = '\0';
 
+/// How deep rmpv may recurse into a MessagePack frame. Its default (1024) lets a few hundred bytes of
+/// nested arrays overflow a 2 MiB thread stack in debug builds, aborting the whole process. rmpv spends
+/// two units per array or map level and three on a string leaf, so this admits the same 127 levels of
+/// nesting as serde_json's recursion limit for JSON frames (one more when the innermost value is a
+/// number, nil or empty container).
+const MSGPACK_MAX_DEPTH: usize = 2 * 127 + 3;
+
 impl Serializer {
     /// The serializer for a negotiated subprotocol name.
     pub fn from_subprotocol(name: &str) -> Option<Self> {
@@ -68,7 +75,7 @@ impl Serializer {
                 .map_err(|e| format!("frame is not valid JSON: {e}"))?,
             Self::Msgpack => {
                 let mut reader = bytes;
-                let value = rmpv::decode::read_value(&mut reader)
+                let value = rmpv::decode::read_value_with_max_depth(&mut reader, MSGPACK_MAX_DEPTH)
                     .map_err(|e| format!("frame is not valid MessagePack: {e}"))?;
                 if !reader.is_empty() {
                     return Err(format!(
@@ -184,5 +191,178 @@ fn to_msgpack(value: Value) -> rmpv::Value {
                 .map(|(k, v)| (rmpv::Value::String(k.into()), to_msgpack(v)))
                 .collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::wamp::message::Payload;
+
+    fn bytes(frame: &Frame) -> &[u8] {
+        match frame {
+            Frame::Text(text) => text.as_str().as_bytes(),
+            Frame::Binary(bytes) => bytes,
+        }
+    }
+
+    fn msgpack(value: &rmpv::Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, value).expect("write to a Vec");
+        out
+    }
+
+    #[test]
+    fn msgpack_binary_becomes_the_json_binary_convention_and_back() {
+        use rmpv::Value as M;
+        // Lengths 0..=3 cover every base64 padding case; 300 bytes needs a bin16 header.
+        let blobs: Vec<Vec<u8>> = [0usize, 1, 2, 3, 300]
+            .iter()
+            .map(|&n| (0..n).map(|i| (i * 7 % 256) as u8).collect())
+            .collect();
+        let args = M::Array(blobs.iter().cloned().map(M::Binary).collect());
+        let wire = msgpack(&M::Array(vec![
+            M::from(16),
+            M::from(1),
+            M::Map(vec![]),
+            M::from("com.example.topic"),
+            args,
+            M::Map(vec![(M::from("blob"), M::Binary(vec![0, 255]))]),
+        ]));
+
+        let message = Serializer::Msgpack.decode(&wire).expect("valid msgpack");
+        let Message::Publish {
+            payload: Payload::ArgsKwargs(args, kwargs),
+            ..
+        } = &message
+        else {
+            panic!("unexpected {message:?}");
+        };
+        assert_eq!(args[0], json!("\u{0}"));
+        assert_eq!(args[1], json!("\u{0}AA=="));
+        assert_eq!(args[2], json!("\u{0}AAc="));
+        assert_eq!(args[3], json!("\u{0}AAcO"));
+        assert_eq!(kwargs["blob"], json!("\u{0}AP8="));
+
+        // MessagePack -> JSON -> MessagePack gives back the very same bytes.
+        let text = Serializer::Json.encode(&message);
+        assert!(std::str::from_utf8(bytes(&text))
+            .unwrap()
+            .contains(r#"{"blob":"\u0000AP8="}"#));
+        let from_json = Serializer::Json.decode(bytes(&text)).expect("valid json");
+        assert_eq!(from_json, message);
+        assert_eq!(
+            bytes(&Serializer::Msgpack.encode(&from_json)),
+            wire.as_slice()
+        );
+
+        // A transparent (E2EE) payload is binary too.
+        let e2ee = json!([36, 1, 2, {"enc_algo": "cryptobox"}, "\u{0}g6Vj"]);
+        let frame = Serializer::Msgpack.encode_value(e2ee.clone());
+        assert_eq!(
+            bytes(&frame)[bytes(&frame).len() - 5..],
+            [0xc4, 3, 0x83, 0xa5, 0x63]
+        );
+        let event = Serializer::Msgpack.decode(bytes(&frame)).expect("valid");
+        assert_eq!(array::to_array(&event), e2ee);
+
+        // A NUL-prefixed string that is not base64 stays a string.
+        let odd = Serializer::Msgpack.encode_value(json!([3, {}, "\u{0}not base64!"]));
+        let abort = Serializer::Msgpack.decode(bytes(&odd)).expect("valid");
+        assert_eq!(array::to_array(&abort)[2], json!("\u{0}not base64!"));
+    }
+
+    #[test]
+    fn bytes_after_a_msgpack_message_are_rejected() {
+        let goodbye = Message::Goodbye {
+            details: Default::default(),
+            reason: "wamp.close.normal".into(),
+        };
+        let mut wire = bytes(&Serializer::Msgpack.encode(&goodbye)).to_vec();
+        assert_eq!(Serializer::Msgpack.decode(&wire), Ok(goodbye));
+        wire.push(0xc0);
+        assert_eq!(
+            Serializer::Msgpack.decode(&wire),
+            Err("1 bytes after the MessagePack message".into())
+        );
+        // Two messages in one frame.
+        let twice = [&wire[..wire.len() - 1], &wire[..wire.len() - 1]].concat();
+        assert!(Serializer::Msgpack
+            .decode(&twice)
+            .unwrap_err()
+            .contains("bytes after the MessagePack message"));
+        // And a truncated one.
+        let err = Serializer::Msgpack
+            .decode(&wire[..wire.len() - 3])
+            .unwrap_err();
+        assert!(err.contains("not valid MessagePack"), "{err}");
+        let err = Serializer::Json
+            .decode(b"[6,{},\"wamp.close.normal\"] x")
+            .unwrap_err();
+        assert!(err.contains("not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn undecodable_msgpack_values_are_rejected() {
+        use rmpv::Value as M;
+        let cases = [
+            (M::Ext(1, vec![0]), "extension type 1"),
+            (
+                M::Map(vec![(M::from(1), M::Nil)]),
+                "map keys must be strings",
+            ),
+            (M::F64(f64::NAN), "is not a JSON number"),
+            (M::from(i64::MIN), "must be an id"),
+        ];
+        for (value, expected) in cases {
+            let wire = msgpack(&M::Array(vec![M::from(33), value.clone(), M::from(1)]));
+            let err = Serializer::Msgpack.decode(&wire).unwrap_err();
+            assert!(err.contains(expected), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn deeply_nested_input_is_rejected_without_crashing() {
+        const DEPTH: usize = 100_000;
+        let json = "[".repeat(DEPTH);
+        let err = Serializer::Json.decode(json.as_bytes()).unwrap_err();
+        assert!(err.contains("recursion limit exceeded"), "{err}");
+
+        let nested_args = format!(
+            "[16,1,{{}},\"t\",{}{}]",
+            "[".repeat(DEPTH),
+            "]".repeat(DEPTH)
+        );
+        let err = Serializer::Json.decode(nested_args.as_bytes()).unwrap_err();
+        assert!(err.contains("recursion limit exceeded"), "{err}");
+
+        let mut msgpack = vec![0x95, 16, 1, 0x80, 0xa1, b't'];
+        msgpack.extend(std::iter::repeat_n(0x91, DEPTH));
+        msgpack.push(0xc0);
+        let err = Serializer::Msgpack.decode(&msgpack).unwrap_err();
+        assert!(err.contains("not valid MessagePack"), "{err}");
+
+        // Both serializers admit the same nesting: the message array plus 126 levels of Arguments around
+        // a string (127 levels, serde_json's limit), and not one level more.
+        let nested = |levels: usize| {
+            let args = (0..levels).fold(json!("leaf"), |inner, _| json!([inner]));
+            json!([16, 1, {}, "t", args])
+        };
+        for serializer in [Serializer::Json, Serializer::Msgpack] {
+            let deepest = nested(126);
+            let frame = serializer.encode_value(deepest.clone());
+            let message = serializer
+                .decode(bytes(&frame))
+                .expect("127 levels are fine");
+            assert_eq!(array::to_array(&message), deepest);
+            let frame = serializer.encode_value(nested(127));
+            let err = serializer.decode(bytes(&frame)).unwrap_err();
+            assert!(
+                err.contains("recursion limit exceeded") || err.contains("depth limit exceeded"),
+                "{serializer:?}: {err}"
+            );
+        }
     }
 }
