@@ -104,7 +104,7 @@ function assertWampId(id, what) {
 
 /**
  * Await a promise that must reject with a WAMP error (autobahn.Error) whose URI is `uri`
- * (a string, or an array of accepted URIs). Returns the error.
+ * (a string, an array of accepted URIs, or a RegExp). Returns the error.
  */
 async function expectWampError(promise, uri, what, ms = 5000) {
   let result;
@@ -114,9 +114,13 @@ async function expectWampError(promise, uri, what, ms = 5000) {
     if (err instanceof Error && /^timed out after/.test(err.message)) throw err;
     assert.ok(err && typeof err.error === 'string',
       `${what}: expected WAMP error ${uri}, got a non-WAMP rejection: ${describe(err)}`);
-    const accepted = Array.isArray(uri) ? uri : [uri];
-    assert.ok(accepted.includes(err.error),
-      `${what}: expected WAMP error ${accepted.join(' or ')}, got ${describe(err)}`);
+    if (uri instanceof RegExp) {
+      assert.match(err.error, uri, `${what}: expected a WAMP error matching ${uri}, got ${describe(err)}`);
+    } else {
+      const accepted = Array.isArray(uri) ? uri : [uri];
+      assert.ok(accepted.includes(err.error),
+        `${what}: expected WAMP error ${accepted.join(' or ')}, got ${describe(err)}`);
+    }
     return err;
   }
   assert.fail(`${what}: expected WAMP error ${uri}, but it succeeded with ${describe(result)}`);
@@ -218,14 +222,26 @@ process.on('exit', () => {
 /** Spawn the gateway with a fresh config on a free port and wait until /healthz answers 200. */
 async function startGateway({ readyTimeoutMs = 30000 } = {}) {
   if (process.env.SWITCHBOARD_TEST_WS_URL) {
-    return { url: process.env.SWITCHBOARD_TEST_WS_URL, external: true, logTail: () => '', stop: async () => {} };
+    return {
+      url: process.env.SWITCHBOARD_TEST_WS_URL, external: true, exited: new Promise(() => {}), logTail: () => '', stop: async () => {},
+    };
   }
   const bin = process.env.SWITCHBOARD_BIN || path.join(REPO, 'target', 'debug', 'switchboard');
   if (!fs.existsSync(bin)) {
     throw new Error(`gateway binary not found at ${bin}: build it with \`cargo build -p switchboard-gateway\` ` +
       'or set SWITCHBOARD_BIN');
   }
-  const port = await freePort();
+  // the free port can be taken by someone else before the gateway binds it: try a few ports
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await spawnGateway(bin, await freePort(), readyTimeoutMs);
+    } catch (e) {
+      if (!e.exitedEarly || attempt >= 3 || !/address (already )?in use/i.test(e.message)) throw e;
+    }
+  }
+}
+
+async function spawnGateway(bin, port, readyTimeoutMs) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-js-'));
   const configPath = path.join(dir, 'switchboard.toml');
   fs.writeFileSync(configPath, gatewayConfig(port));
@@ -238,16 +254,31 @@ async function startGateway({ readyTimeoutMs = 30000 } = {}) {
   liveChildren.add(child);
   const lines = [];
   const echo = process.env.SWITCHBOARD_TEST_GATEWAY_LOG === '1';
-  const onData = (chunk) => {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (!line) continue;
-      lines.push(line);
+  const collector = () => {
+    let partial = '';
+    const add = (line) => {
+      const clean = line.replace(/\x1b\[[0-9;]*m/g, ''); // tracing's colours
+      lines.push(clean);
       if (lines.length > 400) lines.shift();
-      if (echo) process.stderr.write(`[gateway] ${line}\n`);
-    }
+      if (echo) process.stderr.write(`[gateway] ${clean}\n`);
+    };
+    return {
+      data(chunk) {
+        const parts = (partial + chunk.toString('utf8')).split('\n');
+        partial = parts.pop();
+        parts.forEach(add);
+      },
+      end() {
+        if (partial) add(partial);
+        partial = '';
+      },
+    };
   };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
+  for (const stream of [child.stdout, child.stderr]) {
+    const c = collector();
+    stream.on('data', c.data);
+    stream.on('end', c.end);
+  }
   let spawnError = null;
   child.on('error', (e) => {
     spawnError = e;
@@ -265,7 +296,9 @@ async function startGateway({ readyTimeoutMs = 30000 } = {}) {
     if (hasExited()) {
       const how = spawnError ? `failed to spawn: ${spawnError.message}` : `exited (code=${child.exitCode}, signal=${child.signalCode})`;
       fs.rmSync(dir, { recursive: true, force: true });
-      throw new Error(`gateway ${how} before /healthz answered\nconfig:\n${gatewayConfig(port)}\noutput:\n${logTail()}`);
+      const err = new Error(`gateway ${how} before /healthz answered\nconfig:\n${gatewayConfig(port)}\noutput:\n${logTail()}`);
+      err.exitedEarly = true;
+      throw err;
     }
     const status = await httpGetStatus(`${base}/healthz`, 1000);
     if (status === 200) break;
@@ -283,6 +316,7 @@ async function startGateway({ readyTimeoutMs = 30000 } = {}) {
     base,
     port,
     external: false,
+    exited,
     logTail,
     async stop() {
       try {
@@ -290,14 +324,16 @@ async function startGateway({ readyTimeoutMs = 30000 } = {}) {
           throw new Error(`gateway died during the tests (code=${child.exitCode}, signal=${child.signalCode})\noutput:\n${logTail()}`);
         }
         child.kill('SIGTERM');
-        let result = await within(exited, 10000, 'gateway exit after SIGTERM').catch(() => null);
+        const result = await within(exited, 10000, 'gateway exit after SIGTERM').catch(() => null);
         if (!result) {
           child.kill('SIGKILL');
           await exited;
           throw new Error(`gateway did not exit within 10 s of SIGTERM\noutput:\n${logTail()}`);
         }
-        if (process.env.SWITCHBOARD_TEST_GATEWAY_LOG === '1') {
-          process.stderr.write(`[gateway] exited code=${result.code} signal=${result.signal}\n`);
+        if (echo) process.stderr.write(`[gateway] exited code=${result.code} signal=${result.signal}\n`);
+        if (result.code !== 0) {
+          throw new Error(`gateway exited with code=${result.code} signal=${result.signal} after SIGTERM (expected a clean exit 0)` +
+            `\noutput:\n${logTail()}`);
         }
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
@@ -448,7 +484,12 @@ const MSG = {
 };
 
 class RawPeer {
-  static async connect(gw, ser, roles, ms = 5000) {
+  static encodeMsgpack(msg) {
+    return msgpack.encode(msg);
+  }
+
+  /** Open the WebSocket only (no HELLO). */
+  static async open(gw, ser, ms = 5000) {
     const peer = new RawPeer(ser);
     const ws = new WebSocket(gw.url, [ser.protocol]);
     peer.ws = ws;
@@ -468,6 +509,12 @@ class RawPeer {
       ws.once('error', reject);
     }), ms, `raw WebSocket open (${ser.name})`);
     assert.equal(ws.protocol, ser.protocol, 'negotiated WebSocket subprotocol');
+    return peer;
+  }
+
+  /** Open the WebSocket and join REALM with the given HELLO.Details.roles. */
+  static async connect(gw, ser, roles, ms = 5000) {
+    const peer = await RawPeer.open(gw, ser, ms);
     peer.send([MSG.HELLO, REALM, { roles }]);
     const welcome = await peer.next(ms, 'WELCOME');
     assert.equal(welcome[0], MSG.WELCOME, `expected WELCOME, got ${describe(welcome)}`);
@@ -483,7 +530,7 @@ class RawPeer {
   }
 
   send(msg) {
-    this.ws.send(this.ser.name === 'json' ? JSON.stringify(msg) : msgpack.encode(msg));
+    this.ws.send(this.ser.name === 'json' ? JSON.stringify(msg) : RawPeer.encodeMsgpack(msg));
   }
 
   request() {

@@ -232,6 +232,31 @@ forEachSerializer(test, 'subscriber black- and whitelisting by session id (exclu
   p.assertHealthy();
 });
 
+forEachSerializer(test, 'subscriber black- and whitelisting by authid and authrole', T, async (t, ser) => {
+  const p = pool(t, gw, ser);
+  const [pub, a, b] = await Promise.all([p.open(), p.open(), p.open()]);
+  assert.equal(typeof a.details.authid, 'string', 'WELCOME.Details.authid');
+  assert.notEqual(a.details.authid, b.details.authid, 'anonymous sessions get distinct authids');
+  const topic = uniqueUri('com.example.pubsub.authlists');
+  const atA = new Inbox('a');
+  const atB = new Inbox('b');
+  await a.session.subscribe(topic, atA.eventHandler());
+  await b.session.subscribe(topic, atB.eventHandler());
+
+  pub.session.publish(topic, ['not b'], {}, { exclude_authid: [b.details.authid] });
+  pub.session.publish(topic, ['only b'], {}, { eligible_authid: [b.details.authid] });
+  pub.session.publish(topic, ['nobody'], {}, { eligible_authrole: ['no-such-role'] });
+  pub.session.publish(topic, ['nobody either'], {}, { exclude_authrole: ['anonymous'] });
+  pub.session.publish(topic, ['anonymous role'], {}, { eligible_authrole: ['anonymous'] });
+  const want = { a: [['not b'], ['anonymous role']], b: [['only b'], ['anonymous role']] };
+  for (const [name, inbox] of [['a', atA], ['b', atB]]) {
+    const got = [];
+    for (let i = 0; i < want[name].length; i += 1) got.push((await inbox.next(3000, `event ${i + 1} at ${name}`)).args);
+    assert.deepEqual(got, want[name], `events delivered to ${name}`);
+  }
+  p.assertHealthy();
+});
+
 test('cross-serializer: JSON and MessagePack sessions exchange events unchanged', T, async (t) => {
   const [json, mp] = SERIALIZERS;
   const pj = pool(t, gw, json);
@@ -264,4 +289,70 @@ test('a session can connect again after closing (fresh session id)', T, async ()
   } finally {
     await second.close();
   }
+});
+
+test('binary: MessagePack bin survives msgpack -> msgpack and maps to "\\0"+base64 for JSON sessions', T, async (t) => {
+  const [json, mp] = SERIALIZERS;
+  const pj = pool(t, gw, json);
+  const pm = pool(t, gw, mp);
+  const [mpPub, mpSub, jsonClient] = await Promise.all([pm.open(), pm.open(), pj.open()]);
+  const topic = uniqueUri('com.example.pubsub.binary');
+  const atMp = new Inbox('msgpack subscriber');
+  const atJson = new Inbox('json subscriber');
+  await mpSub.session.subscribe(topic, atMp.eventHandler());
+  await jsonClient.session.subscribe(topic, atJson.eventHandler());
+
+  const bytes = Buffer.from([0, 1, 2, 255]);
+  mpPub.session.publish(topic, [bytes], { bin: Buffer.from('hi') });
+  let ev = await atMp.next(3000, 'binary event at msgpack subscriber');
+  assert.ok(Buffer.isBuffer(ev.args[0]), `msgpack subscriber gets a Buffer, got ${JSON.stringify(ev.args[0])}`);
+  assert.deepEqual([...ev.args[0]], [...bytes]);
+  assert.deepEqual([...ev.kwargs.bin], [...Buffer.from('hi')]);
+  ev = await atJson.next(3000, 'binary event at json subscriber');
+  assert.deepEqual(ev.args, [`\u0000${bytes.toString('base64')}`], 'WAMP JSON binary convention');
+  assert.deepEqual(ev.kwargs, { bin: `\u0000${Buffer.from('hi').toString('base64')}` });
+
+  // and the other way: a JSON "\0"+base64 string reaches msgpack sessions as bin
+  jsonClient.session.publish(topic, [`\u0000${bytes.toString('base64')}`]);
+  ev = await atMp.next(3000, 'converted event at msgpack subscriber');
+  assert.ok(Buffer.isBuffer(ev.args[0]), `msgpack subscriber gets a Buffer, got ${JSON.stringify(ev.args[0])}`);
+  assert.deepEqual([...ev.args[0]], [...bytes]);
+  pj.assertHealthy();
+  pm.assertHealthy();
+});
+
+forEachSerializer(test, 'fan-out: one publication reaches 20 subscriber sessions exactly once', T, async (t, ser) => {
+  const p = pool(t, gw, ser);
+  const pub = await p.open();
+  const subs = await Promise.all(Array.from({ length: 20 }, () => p.open()));
+  const topic = uniqueUri('com.example.pubsub.fanout');
+  const inboxes = [];
+  for (const s of subs) {
+    const inbox = new Inbox(`subscriber ${s.id}`);
+    inboxes.push(inbox);
+    await s.session.subscribe(topic, inbox.eventHandler());
+  }
+  pub.session.publish(topic, ['first']);
+  pub.session.publish(topic, ['second']);
+  for (const inbox of inboxes) {
+    assert.deepEqual((await inbox.next(3000, `first event at ${inbox.name}`)).args, ['first']);
+    assert.deepEqual((await inbox.next(3000, `second event at ${inbox.name}`)).args, ['second']);
+  }
+  for (const inbox of inboxes) assert.equal(inbox.all.length, 2, `${inbox.name} got each event once`);
+  p.assertHealthy();
+});
+
+forEachSerializer(test, 'a burst of 300 events from one publisher arrives complete and in order', T, async (t, ser) => {
+  const p = pool(t, gw, ser);
+  const [pub, sub] = await Promise.all([p.open(), p.open()]);
+  const topic = uniqueUri('com.example.pubsub.burst');
+  const inbox = new Inbox('events');
+  await sub.session.subscribe(topic, inbox.eventHandler());
+  const n = 300;
+  for (let i = 0; i < n; i += 1) pub.session.publish(topic, [i], { pad: 'x'.repeat(200) });
+  for (let i = 0; i < n; i += 1) {
+    const ev = await inbox.next(5000, `event ${i} of ${n}`);
+    assert.equal(ev.args[0], i, 'events arrive in publish order without gaps');
+  }
+  p.assertHealthy();
 });

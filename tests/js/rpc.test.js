@@ -219,3 +219,20 @@ test('cross-serializer: JSON caller and MessagePack callee (and back) see identi
   pj.assertHealthy();
   pm.assertHealthy();
 });
+
+forEachSerializer(test, '200 concurrent calls answered out of order each get their own result', T, async (t, ser) => {
+  const p = pool(t, gw, ser);
+  const [callee, caller] = await Promise.all([p.open(), p.open()]);
+  const uri = uniqueUri('com.example.rpc.concurrent');
+  await callee.session.register(uri, async (args) => {
+    // answer in a scrambled order: later calls often finish first
+    const hops = (args[0] * 7919) % 13;
+    for (let i = 0; i < hops; i += 1) await new Promise((resolve) => setImmediate(resolve));
+    return new autobahn.Result([args[0] * 2], { n: args[0] });
+  });
+  const n = 200;
+  const results = await within(Promise.all(Array.from({ length: n }, (_, i) => caller.session.call(uri, [i]))),
+    8000, `${n} concurrent RESULTs`);
+  results.forEach((res, i) => assert.deepEqual([res.args, res.kwargs], [[i * 2], { n: i }], `result of call ${i}`));
+  p.assertHealthy();
+});

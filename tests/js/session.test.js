@@ -2,7 +2,7 @@
 // Session establishment and teardown with unmodified Autobahn|JS, once per serializer.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { assertWampId, connect, forEachSerializer, pool, useGateway } = require('./helpers');
+const { assertWampId, connect, delay, forEachSerializer, pool, useGateway } = require('./helpers');
 
 const gw = useGateway();
 const T = { timeout: 10000 };
@@ -58,4 +58,29 @@ forEachSerializer(test, 'joining an unknown realm is refused with wamp.error.no_
   assert.ok(err, 'joining an unknown realm must fail');
   assert.ok(err.closeInfo, `expected an ABORT, got: ${err.message}`);
   assert.equal(err.closeInfo.details.reason, 'wamp.error.no_such_realm', 'ABORT reason');
+});
+
+test('default Autobahn|JS options (JSON and MessagePack offered) join and work', T, async (t) => {
+  const c = await connect(gw, { name: 'default', make: () => undefined }, { serializers: undefined });
+  t.after(() => c.close());
+  assert.ok(['wamp.2.json', 'wamp.2.msgpack'].includes(c.details.transport.protocol),
+    `negotiated ${c.details.transport.protocol}`);
+  const uri = `com.example.session.default.p${process.pid}`;
+  await c.session.register(uri, (args) => args[0] * 2);
+  assert.equal(await c.session.call(uri, [21]), 42);
+  assert.deepEqual(c.internalErrors, []);
+});
+
+forEachSerializer(test, 'WebSocket keepalive: Autobahn|JS auto-pings are answered while idle', T, async (t, ser) => {
+  const p = pool(t, gw, ser);
+  // autoping every 500 ms; Autobahn|JS drops the connection if a ping goes unanswered for one interval
+  const c = await p.open({ transports: [{ type: 'websocket', autoping_interval: 0.5, autoping_timeout: 0.5 }] });
+  assert.equal(c.connection._transport_factories[0]._options.autoping_interval, 500, 'autoping configured');
+  // idling is the behaviour under test here (not a readiness wait): 4 ping intervals without traffic
+  await delay(2100);
+  assert.equal(c.closeInfo, null, `connection dropped while idle: ${JSON.stringify(c.closeInfo)}`);
+  const uri = `com.example.session.keepalive.${ser.name}.p${process.pid}`;
+  await c.session.register(uri, () => 'alive');
+  assert.equal(await c.session.call(uri), 'alive');
+  p.assertHealthy();
 });
