@@ -23,3 +23,13 @@ def serializer(request):
 @pytest.fixture
 def url(gateway):
     return gateway.url
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the end of the gateway's log to a failed test's report."""
+    outcome = yield
+    rep = outcome.get_result()
+    gw = getattr(item, "funcargs", {}).get("gateway")
+    if rep.failed and isinstance(gw, Gateway):
+        rep.sections.append(("gateway log (last lines)", gw.log_tail(60)))

@@ -4,7 +4,9 @@ Everything here drives the *unmodified* Autobahn|Python asyncio client against a
 real `switchboard gateway` process:
 
 * `Gateway` starts the binary with its own config on a free port, waits for
-  `/healthz` with a deadline and stops it with SIGTERM.
+  `/healthz` with a deadline and stops it with SIGTERM. Env: SWITCHBOARD_BIN (binary,
+  default <repo>/target/debug/switchboard), SWITCHBOARD_TEST_GATEWAY_LOG=1 (print the
+  gateway's whole log to stderr when it stops; a failed test always shows its tail).
 * `wamp_test` turns an `async def` test into a plain pytest test that runs in a
   fresh event loop under a hard per-test timeout.
 * `Clients.connect()` opens one WebSocket + WAMP session (realm1, anonymous) with
@@ -19,6 +21,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -122,6 +125,7 @@ class Gateway:
         # The config file already says this; the env override wins over anything else.
         env["SWITCHBOARD__GATEWAY__LISTEN"] = f"127.0.0.1:{self.port}"
         env.setdefault("RUST_LOG", "info")
+        env["NO_COLOR"] = "1"  # the log goes to a file
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [binary, "gateway", "--config", str(self.config)],
@@ -180,6 +184,8 @@ class Gateway:
         self.terminate(timeout=10.0)
         if self._log:
             self._log.close()
+        if os.environ.get("SWITCHBOARD_TEST_GATEWAY_LOG") == "1":
+            sys.stderr.write(f"--- gateway log ({self.url}) ---\n{self.log_tail(10**9)}\n")
         self.tmp.cleanup()
 
 

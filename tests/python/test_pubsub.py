@@ -1,5 +1,6 @@
 """Publish & subscribe with an unmodified Autobahn|Python client (json and msgpack)."""
 
+from autobahn.wamp import message
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
 from support import SUBPROTOCOLS, Clients, Inbox, uid, wamp_test
@@ -58,10 +59,10 @@ async def test_publish_args_kwargs_delivered_exactly(url, serializer):
         sub, pub = await c.connect(), await c.connect()
         inbox = Inbox()
         await subscribe(sub, topic, inbox)
-        await pub.publish(topic, *ARGS, **KWARGS)
-        await pub.publish(topic)  # no payload at all
-        await pub.publish(topic, "only-args")
-        await pub.publish(topic, only="kwargs")
+        pub.publish(topic, *ARGS, **KWARGS)
+        pub.publish(topic)  # no payload at all
+        pub.publish(topic, "only-args")
+        pub.publish(topic, only="kwargs")
         items = await inbox.count(4, "4 events")
         assert [(a, k) for (a, k, _d) in items] == [
             (ARGS, KWARGS),
@@ -149,14 +150,14 @@ async def test_prefix_subscription(url, serializer):
         sub, pub = await c.connect(), await c.connect()
         inbox = Inbox()
         s = await subscribe(sub, base, inbox, match="prefix")
-        await pub.publish(f"{base}.a", 1)
-        await pub.publish(f"com.test.elsewhere.{uid()}", 2)  # does not match
-        await pub.publish(f"{base}.b.c", 3)
-        await pub.publish(base, 4)  # the prefix itself matches too
+        pub.publish(f"{base}.a", 1)
+        pub.publish(f"com.test.elsewhere.{uid()}", 2)  # does not match
+        pub.publish(f"{base}.b.c", 3)
+        pub.publish(base, 4)  # the prefix itself matches too
         items = await inbox.count(3)
         assert topics_of(items) == [f"{base}.a", f"{base}.b.c", base]
         assert [a for (a, _k, _d) in items] == [[1], [3], [4]]
-        assert all(d.subscription == s.id for (_a, _k, d) in items)
+        assert all(d.subscription.id == s.id for (_a, _k, d) in items)
 
 
 @wamp_test()
@@ -166,11 +167,11 @@ async def test_wildcard_subscription(url, serializer):
         sub, pub = await c.connect(), await c.connect()
         inbox = Inbox()
         await subscribe(sub, f"{base}..status", inbox, match="wildcard")
-        await pub.publish(f"{base}.dev1.status", "dev1")
-        await pub.publish(f"{base}.dev2.temperature", "no: last component differs")
-        await pub.publish(f"{base}.dev2.x.status", "no: one component too many")
-        await pub.publish(f"{base}.status", "no: one component too few")
-        await pub.publish(f"{base}.dev3.status", "dev3")
+        pub.publish(f"{base}.dev1.status", "dev1")
+        pub.publish(f"{base}.dev2.temperature", "no: last component differs")
+        pub.publish(f"{base}.dev2.x.status", "no: one component too many")
+        pub.publish(f"{base}.status", "no: one component too few")
+        pub.publish(f"{base}.dev3.status", "dev3")
         items = await inbox.count(2)
         assert topics_of(items) == [f"{base}.dev1.status", f"{base}.dev3.status"]
         assert [a for (a, _k, _d) in items] == [["dev1"], ["dev3"]]
@@ -183,10 +184,10 @@ async def test_exact_subscription_ignores_other_topics(url, serializer):
         sub, pub = await c.connect(), await c.connect()
         inbox = Inbox()
         await subscribe(sub, f"{base}.a", inbox)
-        await pub.publish(f"{base}.a.child", "no: longer")
-        await pub.publish(base, "no: shorter")
-        await pub.publish(f"{base}.ab", "no: other")
-        await pub.publish(f"{base}.a", "yes")
+        pub.publish(f"{base}.a.child", "no: longer")
+        pub.publish(base, "no: shorter")
+        pub.publish(f"{base}.ab", "no: other")
+        pub.publish(f"{base}.a", "yes")
         items = await inbox.count(1)
         assert [a for (a, _k, _d) in items] == [["yes"]]
 
@@ -230,6 +231,19 @@ async def test_unsubscribe_stops_delivery(url, serializer):
         assert [a for (a, _k, _d) in inbox.items] == [["before"]]
 
 
+class PublishDisclosed(message.Publish):
+    """PUBLISH with Options.disclose_me = true.
+
+    Autobahn|Python 26 no longer has PublishOptions(disclose_me=...), but the option is
+    still WAMP (publisher_identification), so the test adds it to Autobahn's own message.
+    """
+
+    def marshal_options(self):
+        options = super().marshal_options()
+        options["disclose_me"] = True
+        return options
+
+
 @wamp_test()
 async def test_disclose_me_shows_publisher(url, serializer):
     topic = f"com.test.disclose.{uid()}"
@@ -237,11 +251,11 @@ async def test_disclose_me_shows_publisher(url, serializer):
         sub, pub = await c.connect(), await c.connect()
         inbox = Inbox()
         await subscribe(sub, topic, inbox)
-        await pub.publish(topic, "anonymous")
-        await pub.publish(topic, "disclosed", options=PublishOptions(disclose_me=True))
+        pub.publish(topic, "anonymous")
+        pub.send(PublishDisclosed(pub._request_id_gen.next(), topic, args=["disclosed"]))
         items = await inbox.count(2)
         assert [a for (a, _k, _d) in items] == [["anonymous"], ["disclosed"]]
-        assert items[0][2].publisher is None
+        assert items[0][2].publisher is None, "publisher disclosed without disclose_me"
         assert items[1][2].publisher == pub.session_id
 
 
@@ -285,8 +299,8 @@ async def test_exclude_and_eligible_authid(url, serializer):
         assert authid, "anonymous session got no authid in WELCOME"
         inbox = Inbox()
         await subscribe(a, topic, inbox)
-        await pub.publish(topic, "excluded", options=PublishOptions(exclude_authid=[authid]))
-        await pub.publish(topic, "not eligible", options=PublishOptions(eligible_authid=[f"x{authid}"]))
-        await pub.publish(topic, "eligible", options=PublishOptions(eligible_authid=[authid]))
+        pub.publish(topic, "excluded", options=PublishOptions(exclude_authid=[authid]))
+        pub.publish(topic, "not eligible", options=PublishOptions(eligible_authid=[f"x{authid}"]))
+        pub.publish(topic, "eligible", options=PublishOptions(eligible_authid=[authid]))
         items = await inbox.count(1)
         assert [x[0] for (x, _k, _d) in items] == ["eligible"]

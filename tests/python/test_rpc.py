@@ -171,7 +171,12 @@ class SlowCallee:
             await self.release.wait()
         except asyncio.CancelledError:
             self.interrupted.set()
-            await self.release.wait()  # acknowledge the INTERRUPT only when the test says so
+            # acknowledge the INTERRUPT only when the test says so (bounded, so that a
+            # failing test's event loop can still shut down)
+            try:
+                await asyncio.wait_for(self.release.wait(), 3.0)
+            except asyncio.TimeoutError:
+                pass
             raise
         self.finished_normally = True
         return "finished"
@@ -204,11 +209,13 @@ async def test_cancel_call_with_autobahn_api(url, serializer):
         await wait(slow.interrupted.wait(), "the callee's handler to be interrupted (INTERRUPT)")
         slow.release.set()
 
-        async def canceled_error():
-            while not any(m.error == "wamp.error.canceled" for m in caller.errors_received()):
+        async def call_error():
+            while not caller.errors_received():
                 await asyncio.sleep(0.01)
 
-        await wait(canceled_error(), "ERROR wamp.error.canceled for the CALL")
+        await wait(call_error(), "an ERROR for the canceled CALL")
+        errors = [(m.error, m.args) for m in caller.errors_received()]
+        assert [e for (e, _a) in errors] == ["wamp.error.canceled"], f"caller got ERROR(s) {errors}"
         assert not slow.finished_normally
         await check_session_still_works(callee, caller, proc)
 

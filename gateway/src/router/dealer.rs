@@ -96,6 +96,9 @@ struct PendingCall {
     callee: Arc<Peer>,
     receive_progress: bool,
     timer: Option<tokio::task::AbortHandle>,
+    /// The caller canceled in `kill` mode: whatever the callee answers, the caller gets
+    /// `wamp.error.canceled`.
+    killed: bool,
 }
 
 /// Key of a call in flight: (callee session, INVOCATION request id).
@@ -236,6 +239,7 @@ impl Dealer {
             callee,
             receive_progress,
             timer: None,
+            killed: false,
         };
         self.pending.insert(key, pending);
         Ok(key)
@@ -264,7 +268,11 @@ impl Dealer {
     pub fn on_yield(&mut self, callee: Id, request: Id, yield_options: &Dict, payload: Payload) {
         let key = (callee, request);
         if options::flag(yield_options, "progress", false) {
-            if let Some(pending) = self.pending.get(&key).filter(|p| p.receive_progress) {
+            if let Some(pending) = self
+                .pending
+                .get(&key)
+                .filter(|p| p.receive_progress && !p.killed)
+            {
                 let mut details = Dict::new();
                 details.insert("progress".into(), Value::Bool(true));
                 let result = Message::Result {
@@ -277,6 +285,9 @@ impl Dealer {
             return;
         }
         if let Some(pending) = self.finish(key) {
+            if pending.killed {
+                return fail_call(&pending, "the call was canceled");
+            }
             let result = Message::Result {
                 request: pending.call_request,
                 details: Dict::new(),
@@ -286,7 +297,8 @@ impl Dealer {
         }
     }
 
-    /// A callee's ERROR for an invocation: goes to the caller as the call's ERROR.
+    /// A callee's ERROR for an invocation: goes to the caller as the call's ERROR (as
+    /// `wamp.error.canceled` once the caller canceled in `kill` mode).
     pub fn on_error(
         &mut self,
         callee: Id,
@@ -296,6 +308,9 @@ impl Dealer {
         payload: Payload,
     ) {
         if let Some(pending) = self.finish((callee, request)) {
+            if pending.killed {
+                return fail_call(&pending, "the call was canceled");
+            }
             let message = Message::Error {
                 request_type: code::CALL,
                 request: pending.call_request,
@@ -322,6 +337,11 @@ impl Dealer {
         };
         if mode != CancelMode::Skip {
             interrupt(&pending.callee, key.1, mode, CANCELED);
+        }
+        if mode == CancelMode::Kill {
+            if let Some(pending) = self.pending.get_mut(&key) {
+                pending.killed = true;
+            }
         }
         if mode != CancelMode::Kill {
             if let Some(pending) = self.finish(key) {
