@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Runs the BENCHMARKS.md scenarios against a release gateway pinned to CPU 0, with the generator on CPU 1.
+# Each scenario runs RUNS times (default 3) on a freshly started gateway; every run prints one JSON line.
+#
+#   bench/scripts/run-benchmarks.sh [fanout|idle|latency|all]
+#
+# Environment: PORT (default 28080), RUNS (3), OUT (target/bench-results), GATEWAY_BIN (a prebuilt
+# gateway to measure instead of building target/release/switchboard from this tree).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PORT=${PORT:-28080}
+RUNS=${RUNS:-3}
+OUT=${OUT:-target/bench-results}
+WHAT=${1:-all}
+BIN=${GATEWAY_BIN:-target/release/switchboard}
+BENCH=target/release/switchboard-bench
+URL="ws://127.0.0.1:$PORT/ws"
+mkdir -p "$OUT"
+
+if [ -n "${GATEWAY_BIN:-}" ]; then
+    cargo build --release -p switchboard-bench
+else
+    cargo build --release -p switchboard-gateway -p switchboard-bench
+fi
+
+cat > "$OUT/bench.toml" <<TOML
+[gateway]
+listen = "127.0.0.1:$PORT"
+outbound_queue = 4096
+[[realms]]
+name = "realm1"
+anonymous_role = "anonymous"
+[[realms.roles]]
+name = "anonymous"
+permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish = true, call = true, register = true } }]
+TOML
+
+GATEWAY_PID=
+start_gateway() {
+    if ss -ltn | grep -q "127.0.0.1:$PORT "; then
+        echo "port $PORT is already in use; set PORT" >&2
+        exit 1
+    fi
+    RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$OUT/bench.toml" 2>>"$OUT/gateway.log" &
+    GATEWAY_PID=$!
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return 0
+        sleep 0.1
+    done
+    echo "gateway did not become healthy" >&2
+    exit 1
+}
+stop_gateway() {
+    if [ -n "$GATEWAY_PID" ]; then
+        kill "$GATEWAY_PID" 2>/dev/null || true
+        wait "$GATEWAY_PID" 2>/dev/null || true
+        GATEWAY_PID=
+    fi
+}
+trap stop_gateway EXIT
+
+run() {
+    local name=$1
+    shift
+    rm -f "$OUT/$name.jsonl"
+    for i in $(seq "$RUNS"); do
+        start_gateway
+        echo "# $name run $i, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+        taskset -c 1 "$BENCH" --json "$@" | tee -a "$OUT/$name.jsonl"
+        stop_gateway
+    done
+}
+
+wants() { [ "$WHAT" = all ] || [ "$WHAT" = "$1" ]; }
+
+if wants fanout; then
+    run fanout fanout --url "$URL" --subscribers 5000 --events 1000 --size 200
+fi
+if wants latency; then
+    run latency latency --url "$URL" --subscribers 1000 --rate 500 --duration-s 10 --size 200
+fi
+if wants idle; then
+    rm -f "$OUT/idle.jsonl"
+    for i in $(seq "$RUNS"); do
+        start_gateway
+        echo "# idle run $i, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+        taskset -c 1 "$BENCH" --json idle --url "$URL" --connections 10000 --pid "$GATEWAY_PID" |
+            tee -a "$OUT/idle.jsonl"
+        stop_gateway
+    done
+fi
+
+# Medians of the runs (what BENCHMARKS.md records).
+if command -v python3 >/dev/null; then
+    python3 - "$OUT" <<'PY'
+import json, os, statistics, sys
+out = sys.argv[1]
+def median(name, key):
+    path = os.path.join(out, name + ".jsonl")
+    if not os.path.exists(path):
+        return None
+    runs = [json.loads(line) for line in open(path) if line.strip()]
+    values = [key(r) for r in runs]
+    return statistics.median(values), values
+for name, label, key in [
+    ("fanout", "fanout deliveries/s", lambda r: r["deliveries_per_s"]),
+    ("fanout", "fanout lost", lambda r: r["lost"]),
+    ("idle", "idle bytes/connection", lambda r: r["bytes_per_connection"]),
+    ("latency", "latency p50 ms", lambda r: r["latency"]["p50_us"] / 1000),
+    ("latency", "latency p99 ms", lambda r: r["latency"]["p99_us"] / 1000),
+    ("latency", "latency lost", lambda r: r["lost"]),
+]:
+    result = median(name, key)
+    if result:
+        print(f"{label:24} median {result[0]:.3f}  runs {[round(v, 3) for v in result[1]]}")
+PY
+fi

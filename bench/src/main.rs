@@ -1,0 +1,229 @@
+//! `switchboard-bench`: load scenarios against a running Switchboard gateway.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use switchboard_bench::{fanout, idle, latency, smoke, FanoutOptions, IdleOptions};
+use switchboard_bench::{LatencyOptions, Serializer};
+
+/// Load generator for the Switchboard gateway (WAMP v2 over WebSocket).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Print one JSON line instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Runtime worker threads (default: the CPUs this process may run on; 1 = single-threaded).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Settings shared by the scenarios that publish.
+#[derive(Args)]
+struct Common {
+    /// Gateway WebSocket URL (127.0.0.x only).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// EVENT frame size in bytes.
+    #[arg(long, default_value_t = 200)]
+    size: usize,
+    /// WAMP serializer: json or msgpack.
+    #[arg(long, default_value = "json")]
+    serializer: Serializer,
+    /// Every K-th subscriber (and the first) decodes events and measures latency.
+    #[arg(long, default_value_t = 100)]
+    sample: usize,
+    /// Topic to publish on.
+    #[arg(long, default_value = "com.switchboard.bench")]
+    topic: String,
+    /// Seconds deliveries may take after the first publish.
+    #[arg(long, default_value_t = 60)]
+    timeout_s: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// N subscribers on one topic, E events from one publisher: deliveries/s, losses, latency.
+    Fanout {
+        #[command(flatten)]
+        common: Common,
+        /// Subscriber connections.
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Events to publish.
+        #[arg(long, default_value_t = 1000)]
+        events: u64,
+        /// Events per second (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Connections opened at once.
+        #[arg(long, default_value_t = 256)]
+        connect_concurrency: usize,
+        /// Connections per source address (127.0.0.1, then .2, ...) once there are more than this.
+        #[arg(long, default_value_t = 20_000)]
+        per_source: usize,
+    },
+    /// A fixed publish rate for a fixed time: publish-to-delivery latency percentiles.
+    Latency {
+        #[command(flatten)]
+        common: Common,
+        /// Subscriber connections.
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Events per second.
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
+        /// Seconds of publishing.
+        #[arg(long, default_value_t = 10.0)]
+        duration_s: f64,
+    },
+    /// N joined, subscribed, idle connections: the gateway's resident memory per connection.
+    Idle {
+        /// Gateway WebSocket URL (127.0.0.x only).
+        #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+        url: String,
+        /// Connections to open.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// The gateway's process id (its /proc/PID/status is read).
+        #[arg(long)]
+        pid: u32,
+        /// Subscribe each connection to its own topic.
+        #[arg(long)]
+        distinct_topics: bool,
+        /// Connections per source address (127.0.0.1, then .2, ...) once there are more than this.
+        #[arg(long, default_value_t = 20_000)]
+        per_source: usize,
+        /// WAMP serializer: json or msgpack.
+        #[arg(long, default_value = "json")]
+        serializer: Serializer,
+    },
+    /// 10 subscribers, 10 events; exits non-zero on any loss.
+    Smoke {
+        /// Gateway WebSocket URL (127.0.0.x only).
+        #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+        url: String,
+        /// WAMP serializer: json or msgpack.
+        #[arg(long, default_value = "json")]
+        serializer: Serializer,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchboard-bench: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.json;
+    match runtime.block_on(run(cli.command, json)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("switchboard-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print(json: bool, table: String, report: &impl Serialize) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{table}");
+    }
+    Ok(())
+}
+
+async fn run(command: Command, json: bool) -> anyhow::Result<()> {
+    match command {
+        Command::Fanout {
+            common,
+            subscribers,
+            events,
+            rate,
+            connect_concurrency,
+            per_source,
+        } => {
+            let options = FanoutOptions {
+                url: common.url,
+                subscribers,
+                events,
+                size: common.size,
+                serializer: common.serializer,
+                rate,
+                sample_every: common.sample,
+                topic: common.topic,
+                timeout: Duration::from_secs(common.timeout_s),
+                connect_concurrency,
+                per_source,
+                ..FanoutOptions::default()
+            };
+            let report = fanout::run(&options).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Latency {
+            common,
+            subscribers,
+            rate,
+            duration_s,
+        } => {
+            let options = LatencyOptions {
+                url: common.url,
+                subscribers,
+                rate,
+                duration_s,
+                size: common.size,
+                serializer: common.serializer,
+                sample_every: common.sample,
+                topic: common.topic,
+                timeout: Duration::from_secs(common.timeout_s),
+            };
+            let report = latency::run(&options).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Idle {
+            url,
+            connections,
+            pid,
+            distinct_topics,
+            serializer,
+            per_source,
+        } => {
+            let options = IdleOptions {
+                url,
+                connections,
+                pid,
+                distinct_topics,
+                serializer,
+                per_source,
+                ..IdleOptions::default()
+            };
+            let report = idle::run(&options).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Smoke { url, serializer } => {
+            let report = smoke::run(&url, serializer).await?;
+            print(json, report.table(), &report)
+        }
+    }
+}

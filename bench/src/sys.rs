@@ -1,0 +1,57 @@
+//! Process facts the scenarios need: the open-file limit and another process's resident memory.
+
+use anyhow::{anyhow, Context};
+
+/// Raises this process's open-file limit to at least `needed` where allowed (root may also raise the
+/// hard limit); returns the soft limit now in force.
+pub fn raise_fd_limit(needed: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur >= needed {
+            return limit.rlim_cur;
+        }
+        let wanted = libc::rlimit {
+            rlim_cur: needed,
+            rlim_max: limit.rlim_max.max(needed),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+            return needed;
+        }
+        let capped = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &capped) == 0 {
+            return limit.rlim_max;
+        }
+        limit.rlim_cur
+    }
+}
+
+/// VmRSS of process `pid`, in KiB, from /proc/PID/status.
+pub fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow!("{path} has no VmRSS line"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_rss() {
+        assert!(vm_rss_kib(std::process::id()).expect("own status") > 0);
+    }
+}

@@ -1,0 +1,131 @@
+//! Builds nothing: starts the gateway binary (`SWITCHBOARD_BIN`, else `target/debug/switchboard`, which
+//! the test runner builds first) on a free port and runs the smoke scenario against it through the
+//! library. Asserts no loss; no timing assertions.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchboard_bench::Serializer;
+
+const CONFIG: &str = r#"
+outbound_queue = 4096
+
+[[realms]]
+name = "realm1"
+anonymous_role = "anonymous"
+[[realms.roles]]
+name = "anonymous"
+permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish = true, call = true, register = true } }]
+"#;
+
+/// The gateway process and its scratch directory, both cleaned up on drop.
+struct Gateway {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn gateway_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SWITCHBOARD_BIN") {
+        return PathBuf::from(path);
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf();
+    workspace.join("target/debug/switchboard")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+fn healthz(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn start_gateway() -> Gateway {
+    let binary = gateway_binary();
+    assert!(
+        binary.exists(),
+        "gateway binary {} is missing: build it first with `cargo build -p switchboard-gateway` \
+         (or point SWITCHBOARD_BIN at one)",
+        binary.display()
+    );
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-bench-smoke-{}-{port}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("bench.toml");
+    let text = format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\n{CONFIG}");
+    std::fs::write(&config, text).expect("config written");
+    let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
+    let child = Command::new(&binary)
+        .args(["gateway", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let mut gateway = Gateway { child, port, dir };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if healthz(port) == Some(200) {
+            return gateway;
+        }
+        if let Ok(Some(status)) = gateway.child.try_wait() {
+            let log = std::fs::read_to_string(gateway.dir.join("gateway.log")).unwrap_or_default();
+            panic!("gateway exited with {status}:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("gateway did not answer /healthz on port {port} within 20 s");
+}
+
+async fn smoke(serializer: Serializer) {
+    let gateway = start_gateway();
+    let url = format!("ws://127.0.0.1:{}/ws", gateway.port);
+    let report = switchboard_bench::smoke::run(&url, serializer)
+        .await
+        .unwrap_or_else(|e| panic!("smoke run failed: {e:#}"));
+    assert_eq!(report.expected, 100);
+    assert_eq!(report.delivered, report.expected);
+    assert_eq!(report.lost, 0);
+    assert_eq!(report.misordered, 0);
+    assert!(report.latency.is_some_and(|l| l.samples == 100));
+}
+
+#[tokio::test]
+async fn smoke_json_loses_nothing() {
+    smoke(Serializer::Json).await;
+}
+
+#[tokio::test]
+async fn smoke_msgpack_loses_nothing() {
+    smoke(Serializer::Msgpack).await;
+}
