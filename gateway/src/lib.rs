@@ -2,7 +2,9 @@
 //!
 //! The flow is transport -> codec -> session -> router: [`transport`] moves frames, [`wamp`] encodes and
 //! decodes them, [`router::Session`] runs one client's protocol, and [`router`] routes between sessions.
+//! [`ingest`] turns events from web apps (JSON-RPC, ZeroMQ, AMQP) into publications on the router.
 
+pub mod ingest;
 pub mod router;
 pub mod transport;
 pub mod wamp;

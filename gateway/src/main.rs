@@ -1,4 +1,4 @@
-//! The `switchboard` command: runs the gateway and checks configuration files.
+//! The `switchboard` command: runs the gateway, emits events to one, and checks configuration files.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,9 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rand::distr::{Alphanumeric, SampleString};
+use serde_json::Value;
 use switchboard_config::Config;
+use switchboard_emitter::{EmitterBuilder, Event, ModelChange, Receipt, DEFAULT_MODEL_PREFIX};
+use switchboard_gateway::ingest::Ingestion;
 use switchboard_gateway::router::Router;
 use switchboard_gateway::transport::http::Server;
+use tokio_util::sync::CancellationToken;
 
 /// Switchboard: a real-time event gateway (WAMP v2 over WebSocket).
 #[derive(Parser)]
@@ -28,11 +32,48 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Emit one event (or model change) to a gateway, over the transport of `[emitter].transport`.
+    Emit(EmitArgs),
     /// Validate a configuration file; exits non-zero with FILE:LINE and the reason on any error.
     CheckConfig {
         /// Configuration file to check.
         file: PathBuf,
     },
+}
+
+/// `switchboard emit`: either `--topic` (with `--args`/`--kwargs`) or `--model` with `--action`/`--pk`.
+#[derive(clap::Args)]
+struct EmitArgs {
+    /// Configuration file (switchboard.toml): secret, transport and the gateway's ingestion address.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Topic URI of a custom event.
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    topic: Option<String>,
+    /// Positional payload, a JSON array.
+    #[arg(long, requires = "topic")]
+    args: Option<String>,
+    /// Keyword payload, a JSON object.
+    #[arg(long, requires = "topic")]
+    kwargs: Option<String>,
+    /// Model of a model-change event, `<app>.<model>` (topic `models.<app>.<model>`).
+    #[arg(long, requires_all = ["action", "pk"])]
+    model: Option<String>,
+    /// What happened to the row.
+    #[arg(long, value_parser = ["created", "updated", "deleted"], requires = "model")]
+    action: Option<String>,
+    /// Primary key: JSON (`42`, `"a-1"`, `{"id": 1}`); anything that is not JSON is taken as a string.
+    #[arg(long, requires = "model")]
+    pk: Option<String>,
+    /// The row's fields, a JSON object.
+    #[arg(long, requires = "model")]
+    data: Option<String>,
+    /// Fields that changed (`a,b`), for `--action updated`.
+    #[arg(long, requires = "model", value_delimiter = ',')]
+    changed: Vec<String>,
+    /// Seconds to wait for the gateway's confirmation.
+    #[arg(long, default_value_t = 10)]
+    timeout_s: u64,
 }
 
 /// How long shutdown waits for sessions to say goodbye before the process exits.
@@ -48,6 +89,17 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Emit(args) => match emit(args) {
+            Ok(receipt) => {
+                let publication = receipt.publication.map_or(Value::Null, Value::from);
+                println!("{}", serde_json::json!({ "publication": publication }));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("switchboard emit: {error:#}");
                 ExitCode::FAILURE
             }
         },
@@ -70,6 +122,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -78,12 +131,18 @@ fn run_gateway(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::load_default_with_env()?,
     };
-    if config.security.resolve_secret()?.is_none() {
-        // Emitters need the secret to sign; without one configured, make one for this run and show it.
-        let secret = Alphanumeric.sample_string(&mut rand::rng(), 32);
-        eprintln!("switchboard: no [security] secret configured; this run's secret is: {secret}");
-        config.security.secret = Some(secret);
-    }
+    let secret = match config.security.resolve_secret()? {
+        Some(secret) => secret,
+        None => {
+            // Emitters need the secret to sign; without one configured, make one for this run and show it.
+            let secret = Alphanumeric.sample_string(&mut rand::rng(), 32);
+            eprintln!(
+                "switchboard: no [security] secret configured; this run's secret is: {secret}"
+            );
+            config.security.secret = Some(secret.clone());
+            secret
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -103,9 +162,76 @@ fn run_gateway(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             "listening on http://{addr} (WebSocket ws://{addr}/ws, realms: {})",
             realms.join(", ")
         );
-        server.run(shutdown_signal(), SHUTDOWN_DRAIN).await?;
+        let ingestion = Ingestion::start(&config, Arc::clone(&router), &secret).await?;
+        // One signal stops both: the WebSocket side says GOODBYE while ingestion drains.
+        let stop = CancellationToken::new();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                shutdown_signal().await;
+                stop.cancel();
+            }
+        });
+        let (served, ()) = tokio::join!(
+            server.run(stop.clone().cancelled_owned(), SHUTDOWN_DRAIN),
+            async {
+                stop.cancelled().await;
+                ingestion.stop().await;
+            }
+        );
+        served?;
         tracing::info!("stopped");
         Ok(())
+    })
+}
+
+/// Parses `--NAME` as JSON.
+fn json_arg(name: &str, text: Option<&str>) -> anyhow::Result<Option<Value>> {
+    text.map(|t| serde_json::from_str(t).with_context(|| format!("--{name} is not valid JSON")))
+        .transpose()
+}
+
+fn emit(args: EmitArgs) -> anyhow::Result<Receipt> {
+    let event = match &args.model {
+        Some(model) => {
+            let pk_text = args.pk.as_deref().unwrap_or_default();
+            let pk = serde_json::from_str(pk_text).unwrap_or_else(|_| Value::from(pk_text));
+            let data =
+                json_arg("data", args.data.as_deref())?.unwrap_or_else(|| serde_json::json!({}));
+            let change = match args.action.as_deref() {
+                Some("created") => ModelChange::created(model, pk, &data)?,
+                Some("updated") => ModelChange::updated(model, pk, &data, &args.changed)?,
+                _ => ModelChange::deleted(model, pk)?,
+            };
+            change.to_event(DEFAULT_MODEL_PREFIX)
+        }
+        None => {
+            let mut event = Event::new(args.topic.clone().unwrap_or_default());
+            match json_arg("args", args.args.as_deref())? {
+                Some(Value::Array(items)) => event.args = items,
+                Some(_) => anyhow::bail!("--args must be a JSON array"),
+                None => {}
+            }
+            match json_arg("kwargs", args.kwargs.as_deref())? {
+                Some(Value::Object(map)) => event.kwargs = map,
+                Some(_) => anyhow::bail!("--kwargs must be a JSON object"),
+                None => {}
+            }
+            event
+        }
+    };
+    let config = Config::load(&args.config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let emitter = EmitterBuilder::from_config(&config)?
+            .timeout(Duration::from_secs(args.timeout_s))
+            .build()?;
+        let receipt = emitter.emit(event).await?;
+        emitter.close().await?;
+        Ok(receipt)
     })
 }
 

@@ -164,6 +164,26 @@ impl Broker {
             .map_or(0, |s| s.subscribers.len())
     }
 
+    /// Number of subscriptions (topics and patterns with at least one subscriber); lets AMQP ingestion
+    /// hold a backlog until somebody listens.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    /// Sessions an event on `topic` would reach, ignoring audience options (management "subscribers of a
+    /// topic"); each session once, even when several of its subscriptions match.
+    pub fn subscriber_sessions(&self, topic: &str) -> Vec<Id> {
+        let mut sessions: Vec<Id> = self
+            .subscriptions
+            .values()
+            .filter(|s| s.policy.matches(&s.topic, topic))
+            .flat_map(|s| s.subscribers.iter().map(|p| p.id))
+            .collect();
+        sessions.sort_unstable();
+        sessions.dedup();
+        sessions
+    }
+
     /// Delivers an event to every matching, admitted subscriber.
     pub fn publish(&self, publication: &Publication<'_>) -> Fanout {
         let mut fanout = Fanout::default();

@@ -56,6 +56,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Router {
     realms: HashMap<String, Arc<Realm>>,
+    /// The first configured realm: where ingested events without a `realm` go.
+    default_realm: Option<String>,
     /// Limits every session gets.
     pub limits: Limits,
 }
@@ -70,6 +72,7 @@ impl Router {
                 .iter()
                 .map(|r| (r.name.clone(), Arc::new(Realm::from_config(r))))
                 .collect(),
+            default_realm: config.realms.first().map(|r| r.name.clone()),
             limits: Limits {
                 max_message_bytes: gateway.max_message_bytes,
                 outbound_queue: gateway.outbound_queue,
@@ -84,8 +87,20 @@ impl Router {
         self.realms.get(name)
     }
 
+    /// The first configured realm, where ingestion publishes events that name no realm.
+    pub fn default_realm(&self) -> Option<&Arc<Realm>> {
+        self.default_realm
+            .as_deref()
+            .and_then(|name| self.realm(name))
+    }
+
     /// Number of joined sessions across realms.
     pub fn session_count(&self) -> usize {
         self.realms.values().map(|r| r.session_count()).sum()
+    }
+
+    /// Every realm (for management calls that span realms).
+    pub fn realms(&self) -> impl Iterator<Item = &Arc<Realm>> {
+        self.realms.values()
     }
 }

@@ -9,6 +9,7 @@ use switchboard_config::RealmConfig;
 use super::authorize::Grants;
 use super::broker::Broker;
 use super::dealer::Dealer;
+use super::outbox::Closing;
 use super::peer::Peer;
 use crate::wamp::ids::random_id;
 use crate::wamp::Id;
@@ -94,6 +95,29 @@ impl Realm {
     /// Every joined session (for shutdown and management).
     pub fn peers(&self) -> Vec<Arc<Peer>> {
         read(&self.sessions).values().cloned().collect()
+    }
+
+    /// Joined sessions authenticated as `authid` (management: "is alice online, and where").
+    pub fn peers_by_authid(&self, authid: &str) -> Vec<Arc<Peer>> {
+        read(&self.sessions)
+            .values()
+            .filter(|p| p.authid == authid)
+            .cloned()
+            .collect()
+    }
+
+    /// Closes every session of `authid` with GOODBYE `reason` (management "kick"); returns how many. The
+    /// transport sends the GOODBYE and the session leaves the realm as it closes.
+    pub fn kick(&self, authid: &str, reason: &str, message: &str) -> usize {
+        self.peers_by_authid(authid)
+            .iter()
+            .filter(|peer| {
+                peer.outbox.close(Closing::Goodbye {
+                    reason: reason.to_string(),
+                    message: message.to_string(),
+                })
+            })
+            .count()
     }
 
     /// Shared access to the broker, for publishing.

@@ -1,0 +1,431 @@
+//! The emitter: what web-app code holds to publish events. `emit` validates the event, puts it in a
+//! bounded buffer and waits for the gateway's confirmation; one background task drains the buffer in
+//! batches through the configured transport, retrying while the gateway is unreachable. A full buffer
+//! is an immediate, explicit error: memory stays bounded and nothing is dropped silently.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use switchboard_config::{Config, EmitterTransport};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::event::Event;
+use crate::model::{ModelChange, DEFAULT_MODEL_PREFIX};
+use crate::signing::Signer;
+use crate::transport::amqp::AmqpTransport;
+use crate::transport::jsonrpc::JsonRpcTransport;
+use crate::transport::zmq::ZmqTransport;
+use crate::transport::{Receipt, Transport};
+use crate::worker::{run, Job, LastError};
+use crate::EmitError;
+
+/// Events an emitter buffers by default while waiting to send them.
+pub const DEFAULT_BUFFER: usize = 10_000;
+/// How long `emit` waits for the gateway's confirmation by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where an emitter sends: the transport and its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// JSON-RPC over HTTP at this URL.
+    JsonRpc(String),
+    /// ZeroMQ PUSH to this endpoint.
+    Zmq(String),
+    /// AMQP to the broker at `url`, exchange `exchange`, for the gateway's queue `queue`.
+    Amqp {
+        /// Broker URL.
+        url: String,
+        /// Topic exchange.
+        exchange: String,
+        /// The gateway's queue (declared with its dead-letter queue).
+        queue: String,
+    },
+}
+
+/// Builds an [`Emitter`]: target, secret, buffer size, timeout and model-topic prefix.
+#[derive(Debug, Clone)]
+pub struct EmitterBuilder {
+    target: Option<Target>,
+    secret: Option<String>,
+    buffer: usize,
+    timeout: Duration,
+    model_prefix: String,
+    auto_id: bool,
+}
+
+impl Default for EmitterBuilder {
+    fn default() -> Self {
+        EmitterBuilder {
+            target: None,
+            secret: None,
+            buffer: DEFAULT_BUFFER,
+            timeout: DEFAULT_TIMEOUT,
+            model_prefix: DEFAULT_MODEL_PREFIX.to_string(),
+            auto_id: true,
+        }
+    }
+}
+
+impl EmitterBuilder {
+    /// A builder set from the shared configuration: `[emitter].transport`, the address of that
+    /// transport's `[ingest.*]` section and the `[security]` secret.
+    pub fn from_config(config: &Config) -> Result<Self, EmitError> {
+        let secret = config
+            .security
+            .resolve_secret()?
+            .ok_or(EmitError::NoSecret)?;
+        let target = match config.emitter.transport {
+            EmitterTransport::Jsonrpc => {
+                let jsonrpc = config
+                    .ingest
+                    .jsonrpc
+                    .as_ref()
+                    .ok_or(EmitError::NoIngestSection {
+                        transport: "jsonrpc",
+                    })?;
+                Target::JsonRpc(format!("http://{}", jsonrpc.listen))
+            }
+            EmitterTransport::Zmq => {
+                let zmq = config
+                    .ingest
+                    .zmq
+                    .as_ref()
+                    .ok_or(EmitError::NoIngestSection { transport: "zmq" })?;
+                Target::Zmq(zmq.endpoint.clone())
+            }
+            EmitterTransport::Amqp => {
+                let amqp = config
+                    .ingest
+                    .amqp
+                    .as_ref()
+                    .ok_or(EmitError::NoIngestSection { transport: "amqp" })?;
+                Target::Amqp {
+                    url: amqp.url.clone(),
+                    exchange: amqp.exchange.clone(),
+                    queue: amqp.queue.clone(),
+                }
+            }
+        };
+        Ok(EmitterBuilder::default().target(target).secret(secret))
+    }
+
+    /// Sends to `target`.
+    pub fn target(mut self, target: Target) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    /// Sends over JSON-RPC to `url` (e.g. `http://127.0.0.1:8081`).
+    pub fn jsonrpc(self, url: impl Into<String>) -> Self {
+        self.target(Target::JsonRpc(url.into()))
+    }
+
+    /// Sends over ZeroMQ PUSH to `endpoint` (e.g. `tcp://127.0.0.1:5560`).
+    pub fn zmq(self, endpoint: impl Into<String>) -> Self {
+        self.target(Target::Zmq(endpoint.into()))
+    }
+
+    /// Sends over AMQP to the broker at `url`, exchange `exchange`, for the gateway's queue `queue`.
+    pub fn amqp(
+        self,
+        url: impl Into<String>,
+        exchange: impl Into<String>,
+        queue: impl Into<String>,
+    ) -> Self {
+        self.target(Target::Amqp {
+            url: url.into(),
+            exchange: exchange.into(),
+            queue: queue.into(),
+        })
+    }
+
+    /// Signs with `secret` (the gateway's `[security]` secret).
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Buffers at most `events` events waiting to be sent (at least 1).
+    pub fn buffer(mut self, events: usize) -> Self {
+        self.buffer = events.max(1);
+        self
+    }
+
+    /// Waits at most `timeout` for the gateway to confirm an event.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Whether events without an idempotency key get a random one (default: yes), so that the gateway
+    /// drops the duplicates a retry can cause (a JSON-RPC answer lost after the gateway published, an
+    /// AMQP confirm lost after RabbitMQ stored the event).
+    pub fn auto_id(mut self, auto_id: bool) -> Self {
+        self.auto_id = auto_id;
+        self
+    }
+
+    /// Puts model-change events under `prefix` instead of `models.`.
+    pub fn model_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.model_prefix = prefix.into();
+        self
+    }
+
+    /// Builds the emitter and starts its background task; must run inside a tokio runtime.
+    pub fn build(self) -> Result<Emitter, EmitError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| EmitError::NoRuntime)?;
+        let secret = self.secret.ok_or(EmitError::NoSecret)?;
+        let signer = Signer::new(secret);
+        let transport = match self.target {
+            Some(Target::JsonRpc(url)) => Transport::JsonRpc(JsonRpcTransport::new(&url, signer)?),
+            Some(Target::Zmq(endpoint)) => Transport::Zmq(ZmqTransport::new(&endpoint, signer)?),
+            Some(Target::Amqp {
+                url,
+                exchange,
+                queue,
+            }) => Transport::Amqp(Box::new(AmqpTransport::new(
+                &url, &exchange, &queue, signer,
+            ))),
+            None => {
+                return Err(EmitError::Setup {
+                    transport: "none",
+                    reason: "no target set (EmitterBuilder::jsonrpc, or from_config)".into(),
+                })
+            }
+        };
+        let (jobs, receiver) = mpsc::channel(self.buffer);
+        let last_error = LastError::default();
+        let last_error_worker = last_error.clone();
+        let (closed_tx, closed) = watch::channel(false);
+        runtime.spawn(async move {
+            run(transport, receiver, last_error_worker).await;
+            let _ = closed_tx.send(true);
+        });
+        Ok(Emitter {
+            jobs,
+            closed,
+            last_error,
+            capacity: self.buffer,
+            timeout: self.timeout,
+            model_prefix: Arc::from(self.model_prefix),
+            auto_id: self.auto_id,
+        })
+    }
+}
+
+/// Publishes events to the gateway. Cheap to clone; clones share one buffer and background task, which
+/// ends once every clone is dropped and the buffer is empty.
+#[derive(Debug, Clone)]
+pub struct Emitter {
+    jobs: mpsc::Sender<Job>,
+    /// Becomes true once the background task has sent everything and closed the transport.
+    closed: watch::Receiver<bool>,
+    last_error: LastError,
+    capacity: usize,
+    timeout: Duration,
+    model_prefix: Arc<str>,
+    auto_id: bool,
+}
+
+impl Emitter {
+    /// A builder for an emitter configured in code.
+    pub fn builder() -> EmitterBuilder {
+        EmitterBuilder::default()
+    }
+
+    /// An emitter configured by the shared `switchboard.toml` at `path`.
+    pub fn from_config(path: impl AsRef<Path>) -> Result<Emitter, EmitError> {
+        let config = Config::load(path.as_ref())?;
+        EmitterBuilder::from_config(&config)?.build()
+    }
+
+    /// Emits one event and waits until the gateway took it (or the timeout passes).
+    pub async fn emit(&self, event: Event) -> Result<Receipt, EmitError> {
+        event.validate()?;
+        let event = self.with_id(event);
+        let (reply, outcome) = oneshot::channel();
+        self.jobs
+            .try_send(Job { event, reply })
+            .map_err(|error| self.queue_error(error))?;
+        self.wait(outcome).await
+    }
+
+    /// Emits several events; they are buffered together (all or none) and confirmed one by one. The
+    /// outer error means nothing was sent; the inner results are per event, in order.
+    pub async fn emit_batch(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<Vec<Result<Receipt, EmitError>>, EmitError> {
+        for event in &events {
+            event.validate()?;
+        }
+        let events: Vec<Event> = events.into_iter().map(|e| self.with_id(e)).collect();
+        let permits = match self.jobs.try_reserve_many(events.len()) {
+            Ok(permits) => permits,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                return Err(EmitError::BufferFull {
+                    capacity: self.capacity,
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => return Err(EmitError::Closed),
+        };
+        let mut outcomes = Vec::with_capacity(events.len());
+        for (permit, event) in permits.zip(events) {
+            let (reply, outcome) = oneshot::channel();
+            permit.send(Job { event, reply });
+            outcomes.push(outcome);
+        }
+        let mut results = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            results.push(self.wait(outcome).await);
+        }
+        Ok(results)
+    }
+
+    /// Sends what is still buffered, closes the transport (ZeroMQ lingers briefly so that queued
+    /// messages reach the wire) and returns; waits at most the emitter's timeout. The background task
+    /// ends only once every clone of this emitter is gone, so drop the others first.
+    pub async fn close(self) -> Result<(), EmitError> {
+        let Emitter {
+            jobs,
+            mut closed,
+            timeout,
+            last_error,
+            ..
+        } = self;
+        drop(jobs);
+        let finished = tokio::time::timeout(timeout, closed.wait_for(|done| *done))
+            .await
+            .is_ok();
+        if finished {
+            Ok(())
+        } else {
+            Err(EmitError::Timeout {
+                waited: timeout,
+                last_error: last_error.get(),
+            })
+        }
+    }
+
+    /// Model-change events for `model` (`<app>.<model>`, e.g. `shop.order`).
+    pub fn model(&self, model: impl Into<String>) -> ModelEmitter<'_> {
+        ModelEmitter {
+            emitter: self,
+            model: model.into(),
+            eligible_authid: None,
+        }
+    }
+
+    /// The topic prefix of model-change events.
+    pub fn model_prefix(&self) -> &str {
+        &self.model_prefix
+    }
+
+    /// Events waiting to be sent right now.
+    pub fn buffered(&self) -> usize {
+        self.capacity - self.jobs.capacity()
+    }
+
+    /// The event with a random idempotency key when it has none and auto ids are on.
+    fn with_id(&self, mut event: Event) -> Event {
+        if self.auto_id && event.id.is_none() {
+            event.id = Some(format!("e-{}", hex::encode(rand::random::<[u8; 16]>())));
+        }
+        event
+    }
+
+    fn queue_error(&self, error: mpsc::error::TrySendError<Job>) -> EmitError {
+        match error {
+            mpsc::error::TrySendError::Full(_) => EmitError::BufferFull {
+                capacity: self.capacity,
+            },
+            mpsc::error::TrySendError::Closed(_) => EmitError::Closed,
+        }
+    }
+
+    async fn wait(
+        &self,
+        outcome: oneshot::Receiver<Result<Receipt, EmitError>>,
+    ) -> Result<Receipt, EmitError> {
+        match tokio::time::timeout(self.timeout, outcome).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(EmitError::Closed),
+            Err(_) => Err(EmitError::Timeout {
+                waited: self.timeout,
+                last_error: self.last_error.get(),
+            }),
+        }
+    }
+}
+
+/// Model-change events for one model: `emitter.model("shop.order").updated(42, &order, &["status"])`.
+#[derive(Debug)]
+pub struct ModelEmitter<'a> {
+    emitter: &'a Emitter,
+    model: String,
+    eligible_authid: Option<Vec<String>>,
+}
+
+impl ModelEmitter<'_> {
+    /// Delivers the change only to sessions of these authids (e.g. the row's owner).
+    pub fn eligible_authids<S: Into<String>>(
+        mut self,
+        authids: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.eligible_authid = Some(authids.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// A row was created.
+    pub async fn created(
+        &self,
+        pk: impl Serialize,
+        data: &impl Serialize,
+    ) -> Result<Receipt, EmitError> {
+        self.emit(ModelChange::created(&self.model, pk, data)?)
+            .await
+    }
+
+    /// A row was updated; `changed` names the fields that changed.
+    pub async fn updated<S: AsRef<str>>(
+        &self,
+        pk: impl Serialize,
+        data: &impl Serialize,
+        changed: &[S],
+    ) -> Result<Receipt, EmitError> {
+        self.emit(ModelChange::updated(&self.model, pk, data, changed)?)
+            .await
+    }
+
+    /// A row was deleted.
+    pub async fn deleted(&self, pk: impl Serialize) -> Result<Receipt, EmitError> {
+        self.emit(ModelChange::deleted(&self.model, pk)?).await
+    }
+
+    async fn emit(&self, change: ModelChange) -> Result<Receipt, EmitError> {
+        let mut event = change.to_event(&self.emitter.model_prefix);
+        event.options.eligible_authid = self.eligible_authid.clone();
+        self.emitter.emit(event).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_get_a_random_idempotency_key_unless_they_have_one_or_it_is_off() {
+        let builder = Emitter::builder().jsonrpc("http://127.0.0.1:1").secret("s");
+        let emitter = builder.clone().build().expect("emitter");
+        let first = emitter.with_id(Event::new("a.b")).id.expect("an id");
+        let second = emitter.with_id(Event::new("a.b")).id.expect("an id");
+        assert!(first.starts_with("e-") && first.len() == 34, "{first}");
+        assert_ne!(first, second);
+        let own = emitter.with_id(Event::new("a.b").with_id("mine")).id;
+        assert_eq!(own.as_deref(), Some("mine"));
+        let off = builder.auto_id(false).build().expect("emitter");
+        assert_eq!(off.with_id(Event::new("a.b")).id, None);
+    }
+}

@@ -1,0 +1,49 @@
+//! The JSON-RPC errors ingestion answers with: the standard codes, plus `-32001` for signatures. Every
+//! error names what was wrong (the field, or which signature check failed) in its message and `data`.
+
+use jsonrpsee::types::ErrorObjectOwned;
+use serde_json::json;
+use switchboard_emitter::{EventError, SignatureError};
+
+use crate::ingest::publish::PublishError;
+
+/// Invalid method parameters (JSON-RPC 2.0 standard code).
+pub const INVALID_PARAMS: i32 = -32602;
+/// Signature missing, malformed, invalid, expired or replayed (Switchboard's server error).
+pub const SIGNATURE_REJECTED: i32 = -32001;
+
+/// `-32602` naming `field`.
+pub fn invalid_params(field: &str, reason: &str) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        INVALID_PARAMS,
+        format!("invalid params: {field}: {reason}"),
+        Some(json!({"field": field})),
+    )
+}
+
+/// `-32602` for an event that failed validation.
+pub fn invalid_event(error: &EventError) -> ErrorObjectOwned {
+    invalid_params(&error.field, &error.reason)
+}
+
+/// `-32602` for an event the router could not place (unknown realm); `prefix` locates it in a batch.
+pub fn unpublishable(error: &PublishError, prefix: Option<&str>) -> ErrorObjectOwned {
+    let field = match prefix {
+        Some(prefix) => format!("{prefix}.{}", error.field()),
+        None => error.field().to_string(),
+    };
+    let reason = error.to_string();
+    let reason = reason
+        .strip_prefix(&format!("{}: ", error.field()))
+        .unwrap_or(&reason);
+    invalid_params(&field, reason)
+}
+
+/// `-32001` saying which signature check failed.
+pub fn signature(error: &SignatureError) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        SIGNATURE_REJECTED,
+        error.to_string(),
+        Some(json!({"reason": error.which()})),
+    )
+}

@@ -1,0 +1,265 @@
+//! The JSON-RPC methods (DESIGN.md section 5): `publish`, `publish_batch`, and the management calls a web
+//! app needs: `session_count`, `sessions`, `kick`, `subscribers`. Every call must carry a valid
+//! signature; every refusal is logged as a warning and answered with a precise error.
+
+use std::sync::Arc;
+
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::{Extensions, RpcModule};
+use serde_json::{json, Map, Value};
+use switchboard_config::{uri, MatchPolicy};
+use switchboard_emitter::{Event, SignatureError};
+
+use super::errors::{invalid_event, invalid_params, signature, unpublishable};
+use super::signature::SignatureCheck;
+use crate::ingest::publish::Publisher;
+use crate::router::Realm;
+
+/// Every method this server answers (also used to log calls to unknown methods).
+pub const METHODS: [&str; 6] = [
+    "publish",
+    "publish_batch",
+    "session_count",
+    "sessions",
+    "kick",
+    "subscribers",
+];
+
+/// Most events one `publish_batch` call may carry.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+
+/// GOODBYE reason `kick` sends unless the caller names one (the WAMP meta API's reason for killed sessions).
+pub const DEFAULT_KICK_REASON: &str = "wamp.close.killed";
+
+type Answer = Result<Value, ErrorObjectOwned>;
+type Method = fn(&Params<'_>, &Publisher) -> Answer;
+
+/// The methods, bound to `publisher`.
+pub fn module(
+    publisher: Publisher,
+) -> Result<RpcModule<Publisher>, jsonrpsee::core::RegisterMethodError> {
+    let mut module = RpcModule::new(publisher);
+    let methods: [(&'static str, Method); 6] = [
+        ("publish", publish),
+        ("publish_batch", publish_batch),
+        ("session_count", session_count),
+        ("sessions", sessions),
+        ("kick", kick),
+        ("subscribers", subscribers),
+    ];
+    for (name, method) in methods {
+        module.register_method(name, move |params, publisher, extensions| {
+            let answer = signed(extensions).and_then(|()| method(&params, publisher));
+            if let Err(error) = &answer {
+                // Signature refusals were logged once per HTTP request by the middleware.
+                if error.code() != super::errors::SIGNATURE_REJECTED {
+                    tracing::warn!(
+                        method = name,
+                        code = error.code(),
+                        message = error.message(),
+                        "JSON-RPC call refused"
+                    );
+                }
+            }
+            answer
+        })?;
+    }
+    Ok(module)
+}
+
+fn signed(extensions: &Extensions) -> Result<(), ErrorObjectOwned> {
+    match extensions.get::<SignatureCheck>() {
+        Some(SignatureCheck(Ok(()))) => Ok(()),
+        Some(SignatureCheck(Err(error))) => Err(signature(error)),
+        None => Err(signature(&SignatureError::Missing)),
+    }
+}
+
+/// The call's params as JSON (None when absent). jsonrpsee has already checked that they are JSON.
+fn params_value(params: &Params<'_>) -> Option<Value> {
+    params
+        .as_str()
+        .and_then(|text| serde_json::from_str(text).ok())
+}
+
+/// `publish(event) -> {"publication": id}`; the event is the params object (or the only positional param).
+fn publish(params: &Params<'_>, publisher: &Publisher) -> Answer {
+    let value = match params_value(params) {
+        Some(Value::Array(mut items)) if items.len() == 1 => items.remove(0),
+        Some(Value::Array(_)) => {
+            return Err(invalid_params(
+                "params",
+                "expected the event as an object (or an array holding just the event)",
+            ))
+        }
+        Some(value) => value,
+        None => return Err(invalid_params("params", "missing: expected the event")),
+    };
+    let event = Event::from_value(value).map_err(|e| invalid_event(&e))?;
+    let publication = publisher
+        .publish(&event)
+        .map_err(|e| unpublishable(&e, None))?;
+    Ok(json!({"publication": publication}))
+}
+
+/// `publish_batch({"events": [...]}) -> [{"publication": id} | {"error": {...}}]`, one entry per event in
+/// order; a bad event does not stop the others.
+fn publish_batch(params: &Params<'_>, publisher: &Publisher) -> Answer {
+    let events = match params_value(params) {
+        Some(Value::Array(mut items)) if items.len() == 1 => items.remove(0),
+        Some(Value::Object(mut object)) => {
+            if let Some(unknown) = object.keys().find(|k| *k != "events") {
+                return Err(invalid_params(
+                    unknown,
+                    "unknown key; expected only `events`",
+                ));
+            }
+            object.remove("events").unwrap_or(Value::Null)
+        }
+        _ => return Err(invalid_params("params", "expected {\"events\": [...]}")),
+    };
+    let Value::Array(events) = events else {
+        return Err(invalid_params("events", "expected an array of events"));
+    };
+    if events.len() > MAX_BATCH_EVENTS {
+        return Err(invalid_params(
+            "events",
+            &format!(
+                "{} events; at most {MAX_BATCH_EVENTS} per call",
+                events.len()
+            ),
+        ));
+    }
+    let results = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let at = format!("events[{i}]");
+            let outcome = Event::from_value(value)
+                .map_err(|e| invalid_event(&e.within(&at)))
+                .and_then(|event| {
+                    publisher
+                        .publish(&event)
+                        .map_err(|e| unpublishable(&e, Some(&at)))
+                });
+            match outcome {
+                Ok(publication) => json!({"publication": publication}),
+                Err(error) => {
+                    tracing::warn!(
+                        method = "publish_batch",
+                        code = error.code(),
+                        message = error.message(),
+                        "batched event refused"
+                    );
+                    json!({"error": error})
+                }
+            }
+        })
+        .collect();
+    Ok(Value::Array(results))
+}
+
+/// Named params as a map, refusing keys outside `known` (a misspelt key must not go unnoticed).
+fn fields(params: &Params<'_>, known: &[&str]) -> Result<Map<String, Value>, ErrorObjectOwned> {
+    match params_value(params) {
+        None => Ok(Map::new()),
+        Some(Value::Object(object)) => {
+            if let Some(unknown) = object.keys().find(|k| !known.contains(&k.as_str())) {
+                let reason = format!("unknown key; known keys are {}", known.join(", "));
+                return Err(invalid_params(unknown, &reason));
+            }
+            Ok(object)
+        }
+        Some(_) => Err(invalid_params(
+            "params",
+            &format!("expected named params ({})", known.join(", ")),
+        )),
+    }
+}
+
+fn text<'a>(
+    fields: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a str>, ErrorObjectOwned> {
+    match fields.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(invalid_params(key, "expected a string")),
+    }
+}
+
+fn required<'a>(fields: &'a Map<String, Value>, key: &str) -> Result<&'a str, ErrorObjectOwned> {
+    text(fields, key)?.ok_or_else(|| invalid_params(key, "missing"))
+}
+
+/// The realm named by the optional `realm` param, or every realm.
+fn realms(
+    publisher: &Publisher,
+    fields: &Map<String, Value>,
+) -> Result<Vec<Arc<Realm>>, ErrorObjectOwned> {
+    match text(fields, "realm")? {
+        Some(name) => publisher
+            .router()
+            .realm(name)
+            .map(|realm| vec![Arc::clone(realm)])
+            .ok_or_else(|| invalid_params("realm", &format!("no realm named {name:?}"))),
+        None => Ok(publisher.router().realms().cloned().collect()),
+    }
+}
+
+/// `session_count({"realm"?}) -> n`: joined sessions in the realm, or in all realms.
+fn session_count(params: &Params<'_>, publisher: &Publisher) -> Answer {
+    let fields = fields(params, &["realm"])?;
+    let count: usize = realms(publisher, &fields)?
+        .iter()
+        .map(|realm| realm.session_count())
+        .sum();
+    Ok(json!(count))
+}
+
+/// `sessions({"authid", "realm"?}) -> [{"session", "authid", "authrole", "realm"}]`: is this user online?
+fn sessions(params: &Params<'_>, publisher: &Publisher) -> Answer {
+    let fields = fields(params, &["authid", "realm"])?;
+    let authid = required(&fields, "authid")?;
+    let mut list = Vec::new();
+    for realm in realms(publisher, &fields)? {
+        for peer in realm.peers_by_authid(authid) {
+            list.push(json!({
+                "session": peer.id,
+                "authid": peer.authid,
+                "authrole": peer.authrole,
+                "realm": realm.name,
+            }));
+        }
+    }
+    Ok(Value::Array(list))
+}
+
+/// `kick({"authid", "reason"?, "message"?, "realm"?}) -> {"kicked": n}`: GOODBYE to every session of the
+/// user (after a logout or a ban).
+fn kick(params: &Params<'_>, publisher: &Publisher) -> Answer {
+    let fields = fields(params, &["authid", "reason", "message", "realm"])?;
+    let authid = required(&fields, "authid")?;
+    let reason = text(&fields, "reason")?.unwrap_or(DEFAULT_KICK_REASON);
+    uri::validate(reason, MatchPolicy::Exact).map_err(|r| invalid_params("reason", &r))?;
+    let message = text(&fields, "message")?.unwrap_or("closed by the web app");
+    let kicked: usize = realms(publisher, &fields)?
+        .iter()
+        .map(|realm| realm.kick(authid, reason, message))
+        .sum();
+    tracing::info!(authid, reason, kicked, "sessions kicked");
+    Ok(json!({"kicked": kicked}))
+}
+
+/// `subscribers({"topic", "realm"?}) -> {"count": n, "sessions": [...]}`: who would receive an event on
+/// `topic` (before any per-event audience options).
+fn subscribers(params: &Params<'_>, publisher: &Publisher) -> Answer {
+    let fields = fields(params, &["topic", "realm"])?;
+    let topic = required(&fields, "topic")?;
+    uri::validate(topic, MatchPolicy::Exact).map_err(|r| invalid_params("topic", &r))?;
+    let mut sessions = Vec::new();
+    for realm in realms(publisher, &fields)? {
+        sessions.extend(realm.broker().subscriber_sessions(topic));
+    }
+    Ok(json!({"count": sessions.len(), "sessions": sessions}))
+}

@@ -1,0 +1,121 @@
+//! The one router call all ingestion transports share: a validated [`Event`] becomes a WAMP publication
+//! in its realm, with its options read as a WAMP PUBLISH's black/white lists. Ingestion has no publisher
+//! session, so nobody is excluded as "the publisher". Events with an idempotency key seen recently are
+//! answered with the first publication's id and not published twice (see [`super::dedup`]).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use switchboard_emitter::Event;
+
+use super::dedup::RecentKeys;
+use crate::router::broker::{Audience, Publication};
+use crate::router::{Realm, Router};
+use crate::wamp::ids::random_id;
+use crate::wamp::{Dict, Id, Payload};
+
+/// Why an event could not be published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The event names a realm the gateway does not serve.
+    #[error("realm: no realm named {0:?}")]
+    UnknownRealm(String),
+    /// The event names no realm and the gateway has none configured.
+    #[error("realm: the gateway has no realm configured")]
+    NoRealm,
+    /// The event is larger than a WAMP message may be (`[gateway].max_message_bytes`): subscribers
+    /// would refuse or choke on it.
+    #[error("event: {size} bytes exceeds the gateway's max_message_bytes of {limit}")]
+    TooLarge {
+        /// The event's size as JSON.
+        size: usize,
+        /// `[gateway].max_message_bytes`.
+        limit: usize,
+    },
+}
+
+impl PublishError {
+    /// The event field at fault, for a JSON-RPC `-32602` answer.
+    pub fn field(&self) -> &'static str {
+        match self {
+            PublishError::UnknownRealm(_) | PublishError::NoRealm => "realm",
+            PublishError::TooLarge { .. } => "event",
+        }
+    }
+}
+
+/// Publishes ingested events into the router.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    router: Arc<Router>,
+    recent_keys: Arc<Mutex<RecentKeys>>,
+}
+
+impl Publisher {
+    /// A publisher into `router`.
+    pub fn new(router: Arc<Router>) -> Self {
+        Publisher {
+            router,
+            recent_keys: Arc::default(),
+        }
+    }
+
+    /// The router, for management calls.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
+
+    /// The realm an event goes to: the one it names, else the first configured realm.
+    pub fn realm_for(&self, event: &Event) -> Result<&Arc<Realm>, PublishError> {
+        match &event.realm {
+            Some(name) => self
+                .router
+                .realm(name)
+                .ok_or_else(|| PublishError::UnknownRealm(name.clone())),
+            None => self.router.default_realm().ok_or(PublishError::NoRealm),
+        }
+    }
+
+    /// Hands `event` to the broker of its realm; returns the publication id. Once this returns, every
+    /// matching subscriber's outbox has the event (or was found full), so transports may acknowledge.
+    pub fn publish(&self, event: &Event) -> Result<Id, PublishError> {
+        let realm = self.realm_for(event)?;
+        let limit = self.router.limits.max_message_bytes;
+        let size = event.json_len();
+        if size > limit {
+            return Err(PublishError::TooLarge { size, limit });
+        }
+        let id = random_id();
+        if let Some(key) = &event.id {
+            // Claim the key with this publication's id before publishing (and outside the broker's
+            // lock): a copy racing in on another transport then gets the same id and is not published.
+            let mut keys = self.recent_keys.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if let Some(publication) = keys.get(&realm.name, key, now) {
+                tracing::debug!(realm = %realm.name, key, publication, "duplicate event not published again");
+                return Ok(publication);
+            }
+            keys.insert(&realm.name, key, id, now);
+        }
+        let options: Dict = event.options.to_dict();
+        let audience = Audience::from_options(&options, None);
+        let payload = Payload::from_parts(event.args.clone(), event.kwargs.clone());
+        let publication = Publication {
+            id,
+            topic: &event.topic,
+            payload: &payload,
+            publisher_details: Dict::new(),
+            audience: &audience,
+        };
+        let fanout = realm.broker().publish(&publication);
+        tracing::debug!(
+            realm = %realm.name,
+            topic = %event.topic,
+            publication = publication.id,
+            delivered = fanout.delivered,
+            dropped = fanout.dropped,
+            "ingested event published"
+        );
+        Ok(publication.id)
+    }
+}

@@ -1,0 +1,140 @@
+"""ZeroMQ ingestion from a foreign publisher: pyzmq (libzmq) PUSH with a few lines of HMAC, and the Rust
+emitter (`switchboard emit` with [emitter] transport = "zmq"), to an unmodified Autobahn subscriber."""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import pytest
+import zmq
+
+import support
+from support import Clients, Gateway, Inbox, free_port, uid, wamp_test
+
+SECRET = "python-zmq-secret"
+
+
+def sign(body: bytes, secret: str = SECRET, t: int | None = None) -> bytes:
+    t = int(time.time()) if t is None else t
+    n = uuid.uuid4().hex
+    mac = hmac.new(secret.encode(), f"{t}.{n}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},n={n},s={mac}".encode()
+
+
+class ZmqGateway(Gateway):
+    """The suite's gateway with a secret and `[ingest.zmq]` on a free port."""
+
+    def __init__(self):
+        super().__init__()
+        self.zmq_port = free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.zmq_port}"
+
+    def start(self):
+        extra = f'\n[security]\nsecret = "{SECRET}"\n\n[ingest.zmq]\nendpoint = "{self.endpoint}"\n'
+        template = support.CONFIG_TEMPLATE
+        # support.Gateway writes support.CONFIG_TEMPLATE; add our sections for this start only.
+        support.CONFIG_TEMPLATE = template + extra.replace("{", "{{").replace("}", "}}")
+        try:
+            return super().start()
+        finally:
+            support.CONFIG_TEMPLATE = template
+
+
+@pytest.fixture(scope="module")
+def gw():
+    gateway = ZmqGateway().start()
+    try:
+        yield gateway
+    finally:
+        gateway.close()
+
+
+@pytest.fixture
+def push(gw):
+    context = zmq.Context.instance()
+    socket = context.socket(zmq.PUSH)
+    socket.setsockopt(zmq.LINGER, 1000)
+    socket.setsockopt(zmq.SNDTIMEO, 5000)
+    socket.connect(gw.endpoint)
+    try:
+        yield socket
+    finally:
+        socket.close()
+
+
+def collector(inbox: Inbox):
+    def on_event(*args, **kwargs):
+        kwargs.pop("details", None)
+        inbox.put((list(args), kwargs))
+
+    return on_event
+
+
+async def subscribed(session, topic: str) -> Inbox:
+    from autobahn.wamp.types import SubscribeOptions
+
+    inbox = Inbox()
+    await session.subscribe(collector(inbox), topic, options=SubscribeOptions(details_arg="details"))
+    return inbox
+
+
+def event_bytes(event: dict) -> bytes:
+    return json.dumps(event).encode()
+
+
+@wamp_test()
+async def test_pyzmq_push_reaches_autobahn_with_exact_kwargs(gw, push, serializer):
+    async with Clients(gw.url, serializer) as clients:
+        session = await clients.connect()
+        app = f"shop{uid()}"
+        topic = f"models.{app}.order"
+        inbox = await subscribed(session, topic)
+        kwargs = {"action": "created", "model": f"{app}.order", "pk": "a-1",
+                  "data": {"n": 1, "s": "ü"}, "changed": ["n", "s"]}
+        body = event_bytes({"topic": topic, "kwargs": kwargs})
+        push.send_multipart([sign(body), body])
+        assert await inbox.count(1, "the pyzmq event") == [([], kwargs)]
+
+
+@wamp_test()
+async def test_refused_messages_are_not_delivered(gw, push):
+    async with Clients(gw.url, "json") as clients:
+        session = await clients.connect()
+        topic = f"com.example.zmq.{uid()}"
+        inbox = await subscribed(session, topic)
+        body = event_bytes({"topic": topic, "args": ["refused"]})
+        push.send_multipart([body])  # one frame
+        push.send_multipart([b"", body])  # no signature
+        push.send_multipart([sign(body, secret="wrong"), body])
+        push.send_multipart([sign(body, t=int(time.time()) - 3600), body])
+        bad = event_bytes({"topic": topic, "args": 5})
+        push.send_multipart([sign(bad), bad])
+        marker = event_bytes({"topic": topic, "args": ["marker"]})
+        push.send_multipart([sign(marker), marker])
+        assert await inbox.count(1, "the marker") == [(["marker"], {})]
+
+
+@wamp_test(timeout=30)
+async def test_rust_emitter_cli_over_zmq_reaches_autobahn(gw, serializer):
+    config = gw.dir / "emitter-zmq.toml"
+    config.write_text(
+        f'[security]\nsecret = "{SECRET}"\n[ingest.zmq]\nendpoint = "{gw.endpoint}"\n'
+        '[emitter]\ntransport = "zmq"\n'
+    )
+    async with Clients(gw.url, serializer) as clients:
+        session = await clients.connect()
+        app = f"shop{uid()}"
+        inbox = await subscribed(session, f"models.{app}.order")
+        proc = await asyncio.create_subprocess_exec(
+            support.gateway_binary(), "emit", "--config", str(config), "--model", f"{app}.order",
+            "--action", "deleted", "--pk", "42",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+        assert proc.returncode == 0, err.decode()
+        assert json.loads(out) == {"publication": None}
+        items = await inbox.count(1, "the model change")
+        assert items == [([], {"action": "deleted", "model": f"{app}.order", "pk": 42, "data": {}, "changed": []})]
