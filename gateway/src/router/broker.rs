@@ -17,7 +17,29 @@ use crate::wamp::{options, Dict, Frame, Id, Message, Payload, Serializer};
 struct Subscription {
     topic: String,
     policy: MatchPolicy,
+    /// Kept in a vector for fast fan-out, with `positions` so that joins and leaves are O(1).
     subscribers: Vec<Arc<Peer>>,
+    positions: HashMap<Id, usize>,
+}
+
+impl Subscription {
+    fn add(&mut self, peer: &Arc<Peer>) {
+        if !self.positions.contains_key(&peer.id) {
+            self.positions.insert(peer.id, self.subscribers.len());
+            self.subscribers.push(Arc::clone(peer));
+        }
+    }
+
+    fn remove(&mut self, session: Id) -> bool {
+        let Some(position) = self.positions.remove(&session) else {
+            return false;
+        };
+        self.subscribers.swap_remove(position);
+        if let Some(moved) = self.subscribers.get(position) {
+            self.positions.insert(moved.id, position);
+        }
+        true
+    }
 }
 
 /// Who may receive an event, from PUBLISH options (black/white listing) and publisher exclusion.
@@ -125,14 +147,13 @@ impl Broker {
                 topic: topic.to_string(),
                 policy,
                 subscribers: Vec::new(),
+                positions: HashMap::new(),
             };
             self.subscriptions.insert(id, subscription);
             id
         });
         if let Some(subscription) = self.subscriptions.get_mut(&id) {
-            if !subscription.subscribers.iter().any(|p| p.id == peer.id) {
-                subscription.subscribers.push(Arc::clone(peer));
-            }
+            subscription.add(peer);
         }
         id
     }
@@ -143,9 +164,7 @@ impl Broker {
         let Some(subscription) = self.subscriptions.get_mut(&id) else {
             return false;
         };
-        let before = subscription.subscribers.len();
-        subscription.subscribers.retain(|p| p.id != session);
-        let removed = subscription.subscribers.len() != before;
+        let removed = subscription.remove(session);
         if subscription.subscribers.is_empty() {
             if let Some(subscription) = self.subscriptions.remove(&id) {
                 match subscription.policy {
@@ -232,5 +251,66 @@ impl Broker {
                 fanout.dropped += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::router::outbox::{Outbox, OutboxReceiver};
+    use crate::router::peer::ClientFeatures;
+    use crate::wamp::ids::IdSequence;
+
+    fn peer(id: Id) -> (Arc<Peer>, OutboxReceiver) {
+        let (outbox, receiver) = Outbox::new(Serializer::Json, 8, Duration::from_secs(1));
+        let peer = Peer {
+            id,
+            authid: format!("user{id}"),
+            authrole: "member".into(),
+            grants: Default::default(),
+            features: ClientFeatures::default(),
+            outbox: Arc::new(outbox),
+            invocation_ids: IdSequence::default(),
+        };
+        (Arc::new(peer), receiver)
+    }
+
+    #[test]
+    fn leaving_in_any_order_keeps_the_others_subscribed() {
+        let mut broker = Broker::default();
+        let peers: Vec<_> = (1..=4).map(peer).collect();
+        let id = peers
+            .iter()
+            .map(|(p, _)| broker.subscribe(p, "t.x", MatchPolicy::Exact))
+            .last()
+            .unwrap_or_default();
+        assert_eq!(broker.subscribe(&peers[0].0, "t.x", MatchPolicy::Exact), id);
+        assert_eq!(
+            broker.subscriber_count(id),
+            4,
+            "subscribing twice adds nobody"
+        );
+        assert!(broker.unsubscribe(2, id));
+        assert!(!broker.unsubscribe(2, id), "already gone");
+        assert!(broker.unsubscribe(4, id));
+        let payload = Payload::Empty;
+        let audience = Audience::default();
+        let publication = Publication {
+            id: 99,
+            topic: "t.x",
+            payload: &payload,
+            publisher_details: Dict::new(),
+            audience: &audience,
+        };
+        assert_eq!(broker.publish(&publication).delivered, 2);
+        for (peer, receiver) in &peers {
+            let got = receiver.frames.try_recv().is_some();
+            assert_eq!(got, peer.id == 1 || peer.id == 3, "session {}", peer.id);
+        }
+        assert!(broker.unsubscribe(1, id) && broker.unsubscribe(3, id));
+        assert_eq!(broker.subscriber_count(id), 0);
+        assert_eq!(broker.publish(&publication).delivered, 0);
     }
 }

@@ -2,11 +2,12 @@
 //! without ever waiting; the transport drains it. A peer that stops reading fills its queue and, past the
 //! configured time, is closed, so one slow browser never grows the gateway's memory or stalls publishers.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{watch, Notify};
 
 use crate::wamp::{Frame, Message, Serializer};
 
@@ -22,19 +23,69 @@ pub enum Closing {
     Silent,
 }
 
+/// The queue both sides share. A plain deque under a short lock: it allocates nothing while a session is
+/// idle, and the writer takes everything queued in one step.
+#[derive(Debug, Default)]
+struct Queue {
+    frames: Mutex<VecDeque<Frame>>,
+    /// Signalled when the queue goes from empty to non-empty.
+    ready: Notify,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Frame>> {
+        self.frames.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// What the transport receives: the frames to write and the close request to watch.
 pub struct OutboxReceiver {
-    /// Frames in order.
-    pub frames: mpsc::Receiver<Frame>,
+    /// The queued frames.
+    pub frames: FrameReceiver,
     /// Becomes `Some` once the session must close.
     pub closing: watch::Receiver<Option<Closing>>,
+}
+
+/// The reading end of an outbox's frame queue.
+pub struct FrameReceiver {
+    queue: Arc<Queue>,
+}
+
+impl FrameReceiver {
+    /// Moves every queued frame into `batch` (which should be empty), without waiting; false when there
+    /// was none.
+    pub fn take_batch(&self, batch: &mut VecDeque<Frame>) -> bool {
+        let mut frames = self.queue.lock();
+        if frames.is_empty() {
+            return false;
+        }
+        std::mem::swap(&mut *frames, batch);
+        true
+    }
+
+    /// Waits until frames are queued, then moves them all into `batch` (which should be empty).
+    pub async fn next_batch(&self, batch: &mut VecDeque<Frame>) {
+        loop {
+            let notified = self.queue.ready.notified();
+            if self.take_batch(batch) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The next queued frame, without waiting (for tests and tools).
+    pub fn try_recv(&self) -> Option<Frame> {
+        self.queue.lock().pop_front()
+    }
 }
 
 /// The sending side of one session's bounded outbound queue, shared by the router and the session.
 #[derive(Debug)]
 pub struct Outbox {
     serializer: Serializer,
-    frames: mpsc::Sender<Frame>,
+    queue: Arc<Queue>,
+    capacity: usize,
     closing: watch::Sender<Option<Closing>>,
     /// Milliseconds since [`epoch`] (plus one) when the queue was first found full; 0 while not full.
     full_since: AtomicU64,
@@ -60,23 +111,22 @@ impl Outbox {
         capacity: usize,
         slow_consumer_limit: Duration,
     ) -> (Self, OutboxReceiver) {
-        let (frames_tx, frames_rx) = mpsc::channel(capacity.max(1));
+        let queue = Arc::new(Queue::default());
         let (closing_tx, closing_rx) = watch::channel(None);
         let outbox = Outbox {
             serializer,
-            frames: frames_tx,
+            queue: Arc::clone(&queue),
+            capacity: capacity.max(1),
             closing: closing_tx,
             full_since: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             slow_consumer_limit,
         };
-        (
-            outbox,
-            OutboxReceiver {
-                frames: frames_rx,
-                closing: closing_rx,
-            },
-        )
+        let receiver = OutboxReceiver {
+            frames: FrameReceiver { queue },
+            closing: closing_rx,
+        };
+        (outbox, receiver)
     }
 
     /// The serializer the peer negotiated; frames pushed here must be encoded with it.
@@ -89,43 +139,52 @@ impl Outbox {
         self.send(self.serializer.encode(message))
     }
 
-    /// Queues an already encoded frame without waiting. Returns false when the frame was not queued: the
-    /// session is closing, or its queue is full (the frame is dropped for this peer and counted; once the
+    /// Queues an already encoded frame without waiting. Returns false when the frame was not queued: its
+    /// queue is full (the frame is dropped for this peer and counted; once the
     /// queue has been full longer than the limit, the session is closed).
     pub fn send(&self, frame: Frame) -> bool {
-        match self.frames.try_send(frame) {
-            Ok(()) => {
-                if self.full_since.load(Ordering::Relaxed) != 0 {
-                    self.full_since.store(0, Ordering::Relaxed);
-                }
-                true
+        let was_empty = {
+            let mut frames = self.queue.lock();
+            if frames.len() >= self.capacity {
+                drop(frames);
+                self.overflow();
+                return false;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                let now = now_ms();
-                let since = match self.full_since.compare_exchange(
-                    0,
-                    now,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => now,
-                    Err(since) => since,
-                };
-                if Duration::from_millis(now - since) >= self.slow_consumer_limit {
-                    let message = format!(
-                        "outbound queue full for more than {} ms; {dropped} messages dropped",
-                        self.slow_consumer_limit.as_millis()
-                    );
-                    if self.close(Closing::Abort {
-                        reason: "switchboard.error.slow_consumer".into(),
-                        message,
-                    }) {
-                        tracing::warn!(dropped, "closing slow consumer");
-                    }
-                }
-                false
+            frames.push_back(frame);
+            frames.len() == 1
+        };
+        if self.full_since.load(Ordering::Relaxed) != 0 {
+            self.full_since.store(0, Ordering::Relaxed);
+        }
+        if was_empty {
+            self.queue.ready.notify_one();
+        }
+        true
+    }
+
+    /// A frame did not fit: count it, and close the session once the queue has been full too long.
+    fn overflow(&self) {
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = now_ms();
+        let since =
+            match self
+                .full_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => now,
+                Err(since) => since,
+            };
+        if Duration::from_millis(now - since) >= self.slow_consumer_limit {
+            let message = format!(
+                "outbound queue full for more than {} ms; {dropped} messages dropped",
+                self.slow_consumer_limit.as_millis()
+            );
+            let closing = Closing::Abort {
+                reason: "switchboard.error.slow_consumer".into(),
+                message,
+            };
+            if self.close(closing) {
+                tracing::warn!(dropped, "closing slow consumer");
             }
         }
     }
@@ -172,17 +231,17 @@ mod tests {
             }
             other => panic!("expected a slow-consumer abort, got {other:?}"),
         }
-        assert!(rx.frames.try_recv().is_ok());
+        assert!(rx.frames.try_recv().is_some());
     }
 
     #[test]
     fn a_queue_that_drains_in_time_stays_open() {
-        let (outbox, mut rx) = Outbox::new(Serializer::Json, 1, Duration::from_secs(60));
+        let (outbox, rx) = Outbox::new(Serializer::Json, 1, Duration::from_secs(60));
         let frame = Serializer::Json.encode(&Message::abort("x", "y"));
         assert!(outbox.send(frame.clone()));
         assert!(!outbox.send(frame.clone()));
         assert!(!outbox.is_closing());
-        rx.frames.try_recv().expect("queued frame");
+        assert!(rx.frames.try_recv().is_some(), "queued frame");
         assert!(outbox.send(frame));
         assert!(!outbox.is_closing());
     }

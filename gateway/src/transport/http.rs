@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
@@ -18,6 +19,10 @@ use super::websocket;
 use crate::router::Router;
 use crate::wamp::codec::SUBPROTOCOLS;
 use crate::wamp::Serializer;
+
+/// Initial WebSocket read buffer per connection (tungstenite's default, 128 KiB, would dominate the
+/// memory of an idle connection).
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// What every HTTP handler shares.
 #[derive(Clone)]
@@ -72,7 +77,13 @@ impl Server {
                 let _ = shutdown_tx.send(true);
             }
         };
-        axum::serve(self.listener, app)
+        // Small WAMP messages must not wait for the peer's delayed ACK (Nagle): events go out at once.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .await?;
         sessions.close();
@@ -111,7 +122,8 @@ async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
         shutdown,
         sessions,
     } = state;
-    ws.read_buffer_size(4 * 1024)
+    // Buffers sized for many mostly idle connections: the read buffer grows for large messages.
+    ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(frame_limit.saturating_mul(2))
         .max_message_size(frame_limit)

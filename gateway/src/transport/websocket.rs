@@ -1,6 +1,7 @@
 //! WAMP over WebSocket: one task reads frames into the session, one writes the session's outbox to the
 //! socket in batches (many queued frames, one flush).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +13,8 @@ use tokio::sync::watch;
 use crate::router::{Closing, Outbox, OutboxReceiver, Router, Session};
 use crate::wamp::{Frame, Message, Serializer};
 
-/// Most frames written before one flush; bounds the latency a long queue adds to its first frame.
-const WRITE_BATCH: usize = 256;
+/// Frames a writer keeps room for between bursts; more is given back after a burst.
+const IDLE_BATCH_CAPACITY: usize = 16;
 /// How long a closing session gets to flush what is queued and say goodbye.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -118,12 +119,12 @@ async fn write_loop(
     mut receiver: OutboxReceiver,
     serializer: Serializer,
 ) {
+    let mut batch = VecDeque::new();
     loop {
         tokio::select! {
             biased;
-            frame = receiver.frames.recv() => {
-                let Some(frame) = frame else { break };
-                if write_batch(&mut sink, &mut receiver, frame).await.is_err() {
+            _ = receiver.frames.next_batch(&mut batch) => {
+                if write_batch(&mut sink, &mut batch).await.is_err() {
                     return;
                 }
             }
@@ -131,24 +132,20 @@ async fn write_loop(
         }
     }
     let closing = receiver.closing.borrow().clone();
-    let _ = tokio::time::timeout(
-        CLOSE_GRACE,
-        say_goodbye(&mut sink, &mut receiver, serializer, closing),
-    )
-    .await;
+    let goodbye = say_goodbye(&mut sink, &mut receiver, serializer, closing);
+    let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
 }
 
+/// Writes every frame of `batch` with one flush, then gives back memory a burst left behind.
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, WsMessage>,
-    receiver: &mut OutboxReceiver,
-    first: Frame,
+    batch: &mut VecDeque<Frame>,
 ) -> Result<(), axum::Error> {
-    sink.feed(to_ws(first)).await?;
-    for _ in 1..WRITE_BATCH {
-        match receiver.frames.try_recv() {
-            Ok(frame) => sink.feed(to_ws(frame)).await?,
-            Err(_) => break,
-        }
+    while let Some(frame) = batch.pop_front() {
+        sink.feed(to_ws(frame)).await?;
+    }
+    if batch.capacity() > IDLE_BATCH_CAPACITY {
+        batch.shrink_to(IDLE_BATCH_CAPACITY);
     }
     sink.flush().await
 }
@@ -179,7 +176,9 @@ async fn say_goodbye(
         Some(Closing::Silent) | None => (None, String::new()),
     };
     if message.is_none() {
-        while let Ok(frame) = receiver.frames.try_recv() {
+        let mut batch = VecDeque::new();
+        receiver.frames.take_batch(&mut batch);
+        for frame in batch {
             sink.feed(to_ws(frame)).await?;
         }
     }

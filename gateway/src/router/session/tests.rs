@@ -52,7 +52,7 @@ impl Client {
     }
 
     fn next(&mut self) -> Option<Message> {
-        let frame = self.receiver.frames.try_recv().ok()?;
+        let frame = self.receiver.frames.try_recv()?;
         let bytes = match &frame {
             Frame::Text(text) => text.as_bytes().to_vec(),
             Frame::Binary(bytes) => bytes.to_vec(),
