@@ -1,0 +1,58 @@
+//! `switchboard check-config` as a user runs it: exit status and the FILE:LINE message.
+
+use std::process::Command;
+
+fn check(name: &str, text: &str) -> (bool, String) {
+    let dir = std::env::temp_dir().join(format!("switchboard-check-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("switchboard.toml");
+    std::fs::write(&file, text).expect("config written");
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .expect("switchboard runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (output.status.success(), stderr)
+}
+
+#[test]
+fn a_misspelled_key_is_reported_with_its_line() {
+    let (ok, stderr) = check(
+        "misspelled",
+        "[gateway]\nlisten = \"127.0.0.1:8080\"\nmax_mesage_bytes = 4096\n",
+    );
+    assert!(!ok, "check-config must fail");
+    assert!(stderr.contains("switchboard.toml:3:"), "{stderr}");
+    assert!(stderr.contains("max_mesage_bytes"), "{stderr}");
+    assert!(
+        stderr.contains("max_message_bytes"),
+        "names the known key: {stderr}"
+    );
+}
+
+#[test]
+fn a_bad_uri_pattern_and_a_bad_address_are_reported_with_their_lines() {
+    let (ok, stderr) = check(
+        "pattern",
+        "[[realms]]\nname = \"r\"\n[[realms.roles]]\nname = \"a\"\n\
+         permissions = [{ uri = \"com.my app\", match = \"exact\" }]\n",
+    );
+    assert!(!ok);
+    assert!(stderr.contains("switchboard.toml:5:"), "{stderr}");
+    let (ok, stderr) = check("address", "[gateway]\nlisten = \"127.0.0.1:99999\"\n");
+    assert!(!ok);
+    assert!(stderr.contains("switchboard.toml:2:"), "{stderr}");
+}
+
+#[test]
+fn the_example_file_is_valid() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared-config/switchboard.example.toml"
+    );
+    let text = std::fs::read_to_string(example).expect("example config");
+    let (ok, stderr) = check("example", &text);
+    assert!(ok, "{stderr}");
+}
