@@ -7,6 +7,7 @@ real `switchboard gateway` process:
   `/healthz` with a deadline and stops it with SIGTERM. Env: SWITCHBOARD_BIN (binary,
   default <repo>/target/debug/switchboard), SWITCHBOARD_TEST_GATEWAY_LOG=1 (print the
   gateway's whole log to stderr when it stops; a failed test always shows its tail).
+  `Gateway(extra_config=TOML)` appends more sections (`[security]`, `[ingest.*]`, ...).
 * `wamp_test` turns an `async def` test into a plain pytest test that runs in a
   fresh event loop under a hard per-test timeout.
 * `Clients.connect()` opens one WebSocket + WAMP session (realm1, anonymous) with
@@ -86,10 +87,14 @@ def gateway_binary() -> str:
 
 
 class Gateway:
-    """One `switchboard gateway --config FILE` process on 127.0.0.1:<free port>."""
+    """One `switchboard gateway --config FILE` process on 127.0.0.1:<free port>.
 
-    def __init__(self, ready_timeout: float = 30.0):
+    `extra_config` is TOML text appended as is to the config written from CONFIG_TEMPLATE.
+    """
+
+    def __init__(self, ready_timeout: float = 30.0, extra_config: str = ""):
         self.ready_timeout = ready_timeout
+        self.extra_config = extra_config
         self.port = free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="switchboard-pytest-")
         self.dir = Path(self.tmp.name)
@@ -120,7 +125,7 @@ class Gateway:
                 f"gateway binary not found at {binary}; run `cargo build -p switchboard-gateway` "
                 "or set SWITCHBOARD_BIN"
             )
-        self.config.write_text(CONFIG_TEMPLATE.format(port=self.port))
+        self.config.write_text(CONFIG_TEMPLATE.format(port=self.port) + self.extra_config)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD__")}
         # The config file already says this; the env override wins over anything else.
         env["SWITCHBOARD__GATEWAY__LISTEN"] = f"127.0.0.1:{self.port}"

@@ -3,8 +3,6 @@
 RabbitMQ at 127.0.0.1:5672."""
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -13,40 +11,23 @@ import pika
 import pytest
 
 import support
-from support import Clients, Gateway, Inbox, uid, wamp_test
+from ingest_support import SECURITY_CONFIG, sign, subscribed
+from support import Clients, Gateway, uid, wamp_test
 
-SECRET = "python-amqp-secret"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2f"
-
-
-def sign(body: bytes, secret: str = SECRET, t: int | None = None) -> str:
-    t = int(time.time()) if t is None else t
-    n = uuid.uuid4().hex
-    mac = hmac.new(secret.encode(), f"{t}.{n}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},n={n},s={mac}"
 
 
 class AmqpGateway(Gateway):
     """The suite's gateway with a secret and `[ingest.amqp]` on this run's own exchange and queue."""
 
     def __init__(self):
-        super().__init__()
         unique = uuid.uuid4().hex[:12]
         self.exchange = f"sbtest.py.{unique}.events"
         self.queue = f"sbtest.py.{unique}.ingest"
-
-    def start(self):
-        extra = (
-            f'\n[security]\nsecret = "{SECRET}"\n'
-            f'\n[ingest.amqp]\nurl = "{AMQP_URL}"\nexchange = "{self.exchange}"\nqueue = "{self.queue}"\n'
+        super().__init__(
+            extra_config=SECURITY_CONFIG
+            + f'\n[ingest.amqp]\nurl = "{AMQP_URL}"\nexchange = "{self.exchange}"\nqueue = "{self.queue}"\n'
         )
-        template = support.CONFIG_TEMPLATE
-        # support.Gateway writes support.CONFIG_TEMPLATE; add our sections for this start only.
-        support.CONFIG_TEMPLATE = template + extra.replace("{", "{{").replace("}", "}}")
-        try:
-            return super().start()
-        finally:
-            support.CONFIG_TEMPLATE = template
 
 
 def channel():
@@ -117,22 +98,6 @@ def publish(gw, topic: str, body: bytes, signature: str | None):
         connection.close()
 
 
-def collector(inbox: Inbox):
-    def on_event(*args, **kwargs):
-        kwargs.pop("details", None)
-        inbox.put((list(args), kwargs))
-
-    return on_event
-
-
-async def subscribed(session, topic: str) -> Inbox:
-    from autobahn.wamp.types import SubscribeOptions
-
-    inbox = Inbox()
-    await session.subscribe(collector(inbox), topic, options=SubscribeOptions(details_arg="details"))
-    return inbox
-
-
 @wamp_test(timeout=20)
 async def test_pika_publish_reaches_autobahn_and_refusals_are_dead_lettered(gw, serializer):
     async with Clients(gw.url, serializer) as clients:
@@ -157,8 +122,8 @@ async def test_pika_publish_reaches_autobahn_and_refusals_are_dead_lettered(gw, 
 async def test_rust_emitter_cli_over_amqp_reaches_autobahn(gw, serializer):
     config = gw.dir / "emitter-amqp.toml"
     config.write_text(
-        f'[security]\nsecret = "{SECRET}"\n'
-        f'[ingest.amqp]\nurl = "{AMQP_URL}"\nexchange = "{gw.exchange}"\nqueue = "{gw.queue}"\n'
+        SECURITY_CONFIG
+        + f'[ingest.amqp]\nurl = "{AMQP_URL}"\nexchange = "{gw.exchange}"\nqueue = "{gw.queue}"\n'
         '[emitter]\ntransport = "amqp"\n'
     )
     async with Clients(gw.url, serializer) as clients:

@@ -2,49 +2,26 @@
 unmodified Autobahn|Python subscriber (DESIGN.md section 5 wire format only)."""
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
-import uuid
 
 import pytest
 import requests
 
 import support
-from support import Clients, Gateway, Inbox, free_port, uid, wamp_test
-
-SECRET = "python-ingest-secret"
-
-
-def sign(body: bytes, secret: str = SECRET, t: int | None = None, nonce: str | None = None) -> str:
-    """X-Switchboard-Signature: t=<unix>,n=<nonce>,s=<hex HMAC-SHA256(secret, "<t>.<n>.<body>")>."""
-    t = int(time.time()) if t is None else t
-    n = nonce or uuid.uuid4().hex
-    mac = hmac.new(secret.encode(), f"{t}.{n}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},n={n},s={mac}"
+from ingest_support import SECURITY_CONFIG, sign, subscribed
+from support import Clients, Gateway, free_port, uid, wamp_test
 
 
 class IngestGateway(Gateway):
     """The suite's gateway with a secret and `[ingest.jsonrpc]` on its own free port."""
 
     def __init__(self):
-        super().__init__()
         self.rpc_port = free_port()
         self.rpc_url = f"http://127.0.0.1:{self.rpc_port}/"
-
-    def start(self):
-        extra = (
-            f'\n[security]\nsecret = "{SECRET}"\n'
-            f'\n[ingest.jsonrpc]\nlisten = "127.0.0.1:{self.rpc_port}"\n'
+        super().__init__(
+            extra_config=SECURITY_CONFIG + f'\n[ingest.jsonrpc]\nlisten = "127.0.0.1:{self.rpc_port}"\n'
         )
-        template = support.CONFIG_TEMPLATE
-        # support.Gateway writes support.CONFIG_TEMPLATE; add our sections for this start only.
-        support.CONFIG_TEMPLATE = template + extra.replace("{", "{{").replace("}", "}}")
-        try:
-            return super().start()
-        finally:
-            support.CONFIG_TEMPLATE = template
 
 
 @pytest.fixture(scope="module")
@@ -83,22 +60,6 @@ async def result(gw, method: str, params):
     answer = await call(gw, method, params)
     assert "error" not in answer, answer
     return answer["result"]
-
-
-def collector(inbox: Inbox):
-    def on_event(*args, **kwargs):
-        kwargs.pop("details", None)
-        inbox.put((list(args), kwargs))
-
-    return on_event
-
-
-async def subscribed(session, topic: str) -> Inbox:
-    from autobahn.wamp.types import SubscribeOptions
-
-    inbox = Inbox()
-    await session.subscribe(collector(inbox), topic, options=SubscribeOptions(details_arg="details"))
-    return inbox
 
 
 @wamp_test()
@@ -212,8 +173,8 @@ async def test_rust_emitter_cli_reaches_autobahn_with_exact_kwargs(gw, serialize
     """`switchboard emit` (the Rust emitter, transport from [emitter]) to an Autobahn subscriber."""
     config = gw.dir / "emitter.toml"
     config.write_text(
-        f'[security]\nsecret = "{SECRET}"\n'
-        f'[ingest.jsonrpc]\nlisten = "127.0.0.1:{gw.rpc_port}"\n'
+        SECURITY_CONFIG
+        + f'[ingest.jsonrpc]\nlisten = "127.0.0.1:{gw.rpc_port}"\n'
         '[emitter]\ntransport = "jsonrpc"\n'
     )
     async with Clients(gw.url, serializer) as clients:

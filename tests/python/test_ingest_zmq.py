@@ -2,45 +2,24 @@
 emitter (`switchboard emit` with [emitter] transport = "zmq"), to an unmodified Autobahn subscriber."""
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
-import uuid
 
 import pytest
 import zmq
 
 import support
-from support import Clients, Gateway, Inbox, free_port, uid, wamp_test
-
-SECRET = "python-zmq-secret"
-
-
-def sign(body: bytes, secret: str = SECRET, t: int | None = None) -> bytes:
-    t = int(time.time()) if t is None else t
-    n = uuid.uuid4().hex
-    mac = hmac.new(secret.encode(), f"{t}.{n}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},n={n},s={mac}".encode()
+from ingest_support import SECURITY_CONFIG, sign, subscribed
+from support import Clients, Gateway, free_port, uid, wamp_test
 
 
 class ZmqGateway(Gateway):
     """The suite's gateway with a secret and `[ingest.zmq]` on a free port."""
 
     def __init__(self):
-        super().__init__()
         self.zmq_port = free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.zmq_port}"
-
-    def start(self):
-        extra = f'\n[security]\nsecret = "{SECRET}"\n\n[ingest.zmq]\nendpoint = "{self.endpoint}"\n'
-        template = support.CONFIG_TEMPLATE
-        # support.Gateway writes support.CONFIG_TEMPLATE; add our sections for this start only.
-        support.CONFIG_TEMPLATE = template + extra.replace("{", "{{").replace("}", "}}")
-        try:
-            return super().start()
-        finally:
-            support.CONFIG_TEMPLATE = template
+        super().__init__(extra_config=SECURITY_CONFIG + f'\n[ingest.zmq]\nendpoint = "{self.endpoint}"\n')
 
 
 @pytest.fixture(scope="module")
@@ -65,22 +44,6 @@ def push(gw):
         socket.close()
 
 
-def collector(inbox: Inbox):
-    def on_event(*args, **kwargs):
-        kwargs.pop("details", None)
-        inbox.put((list(args), kwargs))
-
-    return on_event
-
-
-async def subscribed(session, topic: str) -> Inbox:
-    from autobahn.wamp.types import SubscribeOptions
-
-    inbox = Inbox()
-    await session.subscribe(collector(inbox), topic, options=SubscribeOptions(details_arg="details"))
-    return inbox
-
-
 def event_bytes(event: dict) -> bytes:
     return json.dumps(event).encode()
 
@@ -95,7 +58,7 @@ async def test_pyzmq_push_reaches_autobahn_with_exact_kwargs(gw, push, serialize
         kwargs = {"action": "created", "model": f"{app}.order", "pk": "a-1",
                   "data": {"n": 1, "s": "ü"}, "changed": ["n", "s"]}
         body = event_bytes({"topic": topic, "kwargs": kwargs})
-        push.send_multipart([sign(body), body])
+        push.send_multipart([sign(body).encode(), body])
         assert await inbox.count(1, "the pyzmq event") == [([], kwargs)]
 
 
@@ -108,12 +71,12 @@ async def test_refused_messages_are_not_delivered(gw, push):
         body = event_bytes({"topic": topic, "args": ["refused"]})
         push.send_multipart([body])  # one frame
         push.send_multipart([b"", body])  # no signature
-        push.send_multipart([sign(body, secret="wrong"), body])
-        push.send_multipart([sign(body, t=int(time.time()) - 3600), body])
+        push.send_multipart([sign(body, secret="wrong").encode(), body])
+        push.send_multipart([sign(body, t=int(time.time()) - 3600).encode(), body])
         bad = event_bytes({"topic": topic, "args": 5})
-        push.send_multipart([sign(bad), bad])
+        push.send_multipart([sign(bad).encode(), bad])
         marker = event_bytes({"topic": topic, "args": ["marker"]})
-        push.send_multipart([sign(marker), marker])
+        push.send_multipart([sign(marker).encode(), marker])
         assert await inbox.count(1, "the marker") == [(["marker"], {})]
 
 
@@ -121,7 +84,7 @@ async def test_refused_messages_are_not_delivered(gw, push):
 async def test_rust_emitter_cli_over_zmq_reaches_autobahn(gw, serializer):
     config = gw.dir / "emitter-zmq.toml"
     config.write_text(
-        f'[security]\nsecret = "{SECRET}"\n[ingest.zmq]\nendpoint = "{gw.endpoint}"\n'
+        SECURITY_CONFIG + f'[ingest.zmq]\nendpoint = "{gw.endpoint}"\n'
         '[emitter]\ntransport = "zmq"\n'
     )
     async with Clients(gw.url, serializer) as clients:
