@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::event::Event;
 use crate::model::{ModelChange, DEFAULT_MODEL_PREFIX};
 use crate::signing::Signer;
+use crate::ticket::TicketKey;
 use crate::transport::amqp::AmqpTransport;
 use crate::transport::jsonrpc::JsonRpcTransport;
 use crate::transport::zmq::ZmqTransport;
@@ -177,7 +178,8 @@ impl EmitterBuilder {
     pub fn build(self) -> Result<Emitter, EmitError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| EmitError::NoRuntime)?;
         let secret = self.secret.ok_or(EmitError::NoSecret)?;
-        let signer = Signer::new(secret);
+        let signer = Signer::new(&secret);
+        let tickets = TicketKey::new(&secret);
         let transport = match self.target {
             Some(Target::JsonRpc(url)) => Transport::JsonRpc(JsonRpcTransport::new(&url, signer)?),
             Some(Target::Zmq(endpoint)) => Transport::Zmq(ZmqTransport::new(&endpoint, signer)?),
@@ -211,6 +213,7 @@ impl EmitterBuilder {
             timeout: self.timeout,
             model_prefix: Arc::from(self.model_prefix),
             auto_id: self.auto_id,
+            tickets,
         })
     }
 }
@@ -227,6 +230,7 @@ pub struct Emitter {
     timeout: Duration,
     model_prefix: Arc<str>,
     auto_id: bool,
+    tickets: TicketKey,
 }
 
 impl Emitter {
@@ -316,6 +320,18 @@ impl Emitter {
             model: model.into(),
             eligible_authid: None,
         }
+    }
+
+    /// Mints a connection ticket for `authid` with `roles`, valid for `ttl`: hand it to the browser,
+    /// which joins with WAMP ticket authentication (authmethods `["ticket"]`, this authid). The ticket
+    /// is signed with the shared secret and holds no secret itself.
+    pub fn ticket<S: Into<String>>(
+        &self,
+        authid: impl Into<String>,
+        roles: impl IntoIterator<Item = S>,
+        ttl: Duration,
+    ) -> Result<String, EmitError> {
+        Ok(self.tickets.mint(authid, roles, ttl)?)
     }
 
     /// The topic prefix of model-change events.
@@ -425,6 +441,9 @@ mod tests {
         assert_ne!(first, second);
         let own = emitter.with_id(Event::new("a.b").with_id("mine")).id;
         assert_eq!(own.as_deref(), Some("mine"));
+        let ticket = emitter.ticket("alice", ["member"], Duration::from_secs(60));
+        let claims = TicketKey::new("s").verify(&ticket.expect("ticket"), Some("alice"));
+        assert_eq!(claims.expect("valid").roles, vec!["member".to_string()]);
         let off = builder.auto_id(false).build().expect("emitter");
         assert_eq!(off.with_id(Event::new("a.b")).id, None);
     }

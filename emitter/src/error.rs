@@ -60,6 +60,9 @@ pub enum EmitError {
         /// The transport's latest failure.
         last_error: Option<String>,
     },
+    /// A ticket could not be minted.
+    #[error(transparent)]
+    Ticket(#[from] crate::ticket::TicketError),
     /// The emitter's background task has stopped.
     #[error("the emitter is closed")]
     Closed,

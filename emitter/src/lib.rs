@@ -3,7 +3,8 @@
 //!
 //! [`Event`] is the one wire shape of DESIGN.md section 5; [`ModelChange`] builds the model-change events;
 //! [`Emitter`] (async) and [`BlockingEmitter`] send them over the transport named in the shared
-//! configuration; [`Signer`] signs every message and [`Verifier`] (used by the gateway) checks signatures.
+//! configuration; [`Signer`] signs every message and [`Verifier`] (used by the gateway) checks signatures;
+//! [`Emitter::ticket`] (or [`TicketKey`]) mints the connection tickets browsers authenticate with.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), switchboard_emitter::EmitError> {
@@ -23,6 +24,7 @@ pub mod event;
 pub mod model;
 mod replay;
 pub mod signing;
+pub mod ticket;
 pub mod transport;
 mod worker;
 
@@ -32,4 +34,5 @@ pub use error::EmitError;
 pub use event::{Event, EventError, EventOptions};
 pub use model::{Action, ModelChange, ModelError, DEFAULT_MODEL_PREFIX};
 pub use signing::{SignatureError, Signer, Verifier, AMQP_SIGNATURE_HEADER, SIGNATURE_HEADER};
+pub use ticket::{TicketClaims, TicketError, TicketKey};
 pub use transport::Receipt;

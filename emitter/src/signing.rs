@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use crate::replay::ReplayCache;
 
-type HmacSha256 = hmac::Hmac<Sha256>;
+pub(crate) type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// Name of the HTTP header (JSON-RPC) carrying the signature.
 pub const SIGNATURE_HEADER: &str = "X-Switchboard-Signature";
@@ -71,10 +71,19 @@ impl SignatureError {
     }
 }
 
-fn mac(secret: &[u8], timestamp: u64, nonce: &str, body: &[u8]) -> HmacSha256 {
+/// An HMAC-SHA256 keyed with `secret`, fed `parts` in order (shared by signatures and tickets).
+pub(crate) fn keyed_mac(secret: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac =
         <HmacSha256 as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
+
+fn mac(secret: &[u8], timestamp: u64, nonce: &str, body: &[u8]) -> HmacSha256 {
+    let mut mac = keyed_mac(secret, &[]);
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(nonce.as_bytes());
@@ -83,7 +92,7 @@ fn mac(secret: &[u8], timestamp: u64, nonce: &str, body: &[u8]) -> HmacSha256 {
     mac
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)

@@ -2,8 +2,10 @@
 //!
 //! The flow is transport -> codec -> session -> router: [`transport`] moves frames, [`wamp`] encodes and
 //! decodes them, [`router::Session`] runs one client's protocol, and [`router`] routes between sessions.
+//! [`auth`] authenticates sessions at HELLO (anonymous, ticket, WAMP-CRA).
 //! [`ingest`] turns events from web apps (JSON-RPC, ZeroMQ, AMQP) into publications on the router.
 
+pub mod auth;
 pub mod ingest;
 pub mod router;
 pub mod transport;

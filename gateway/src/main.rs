@@ -1,4 +1,5 @@
-//! The `switchboard` command: runs the gateway, emits events to one, and checks configuration files.
+//! The `switchboard` command: runs the gateway, emits events to one, mints connection tickets, and checks
+//! configuration files.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,9 @@ use clap::{Parser, Subcommand};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 use switchboard_config::Config;
-use switchboard_emitter::{EmitterBuilder, Event, ModelChange, Receipt, DEFAULT_MODEL_PREFIX};
+use switchboard_emitter::{
+    EmitterBuilder, Event, ModelChange, Receipt, TicketKey, DEFAULT_MODEL_PREFIX,
+};
 use switchboard_gateway::ingest::Ingestion;
 use switchboard_gateway::router::Router;
 use switchboard_gateway::transport::http::Server;
@@ -34,6 +37,8 @@ enum Command {
     },
     /// Emit one event (or model change) to a gateway, over the transport of `[emitter].transport`.
     Emit(EmitArgs),
+    /// Mint a connection ticket (printed on the last line of stdout) for WAMP ticket authentication.
+    Ticket(TicketArgs),
     /// Validate a configuration file; exits non-zero with FILE:LINE and the reason on any error.
     CheckConfig {
         /// Configuration file to check.
@@ -76,6 +81,23 @@ struct EmitArgs {
     timeout_s: u64,
 }
 
+/// `switchboard ticket`: signs with the configuration's `[security]` secret.
+#[derive(clap::Args)]
+struct TicketArgs {
+    /// Configuration file (switchboard.toml) holding the shared secret.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The user's authid.
+    #[arg(long)]
+    authid: String,
+    /// Role to grant (repeat for several; the first is the session's authrole).
+    #[arg(long = "role", required = true)]
+    roles: Vec<String>,
+    /// Seconds the ticket stays valid.
+    #[arg(long)]
+    ttl: u64,
+}
+
 /// How long shutdown waits for sessions to say goodbye before the process exits.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 
@@ -100,6 +122,16 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!("switchboard emit: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Ticket(args) => match ticket(&args) {
+            Ok(ticket) => {
+                println!("{ticket}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("switchboard ticket: {error:#}");
                 ExitCode::FAILURE
             }
         },
@@ -183,6 +215,16 @@ fn run_gateway(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+fn ticket(args: &TicketArgs) -> anyhow::Result<String> {
+    let config = Config::load(&args.config)?;
+    let secret = config
+        .security
+        .resolve_secret()?
+        .context("the configuration has no [security] secret to sign tickets with")?;
+    let ttl = Duration::from_secs(args.ttl);
+    Ok(TicketKey::new(secret).mint(&args.authid, &args.roles, ttl)?)
 }
 
 /// Parses `--NAME` as JSON.

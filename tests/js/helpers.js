@@ -191,7 +191,8 @@ function httpGetStatus(url, ms) {
   });
 }
 
-function gatewayConfig(port) {
+/** The gateway's config: realm1 open to anonymous sessions, then `extraConfig` (TOML) as is. */
+function gatewayConfig(port, extraConfig = '') {
   return [
     '[gateway]',
     `listen = "127.0.0.1:${port}"`,
@@ -205,6 +206,7 @@ function gatewayConfig(port) {
     'name = "anonymous"',
     'permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish = true, call = true, register = true } }]',
     '',
+    extraConfig,
   ].join('\n');
 }
 
@@ -219,8 +221,11 @@ process.on('exit', () => {
   }
 });
 
-/** Spawn the gateway with a fresh config on a free port and wait until /healthz answers 200. */
-async function startGateway({ readyTimeoutMs = 30000 } = {}) {
+/**
+ * Spawn the gateway with a fresh config on a free port and wait until /healthz answers 200.
+ * `extraConfig` is TOML appended to the config (more realms, `[security]`, ...).
+ */
+async function startGateway({ readyTimeoutMs = 30000, extraConfig = '' } = {}) {
   if (process.env.SWITCHBOARD_TEST_WS_URL) {
     return {
       url: process.env.SWITCHBOARD_TEST_WS_URL, external: true, exited: new Promise(() => {}), logTail: () => '', stop: async () => {},
@@ -234,17 +239,17 @@ async function startGateway({ readyTimeoutMs = 30000 } = {}) {
   // the free port can be taken by someone else before the gateway binds it: try a few ports
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await spawnGateway(bin, await freePort(), readyTimeoutMs);
+      return await spawnGateway(bin, await freePort(), readyTimeoutMs, extraConfig);
     } catch (e) {
       if (!e.exitedEarly || attempt >= 3 || !/address (already )?in use/i.test(e.message)) throw e;
     }
   }
 }
 
-async function spawnGateway(bin, port, readyTimeoutMs) {
+async function spawnGateway(bin, port, readyTimeoutMs, extraConfig) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-js-'));
   const configPath = path.join(dir, 'switchboard.toml');
-  fs.writeFileSync(configPath, gatewayConfig(port));
+  fs.writeFileSync(configPath, gatewayConfig(port, extraConfig));
 
   // keep the config hermetic: no SWITCHBOARD__SECTION__KEY overrides from the caller's environment
   const env = { ...process.env, RUST_BACKTRACE: '1' };
@@ -296,7 +301,7 @@ async function spawnGateway(bin, port, readyTimeoutMs) {
     if (hasExited()) {
       const how = spawnError ? `failed to spawn: ${spawnError.message}` : `exited (code=${child.exitCode}, signal=${child.signalCode})`;
       fs.rmSync(dir, { recursive: true, force: true });
-      const err = new Error(`gateway ${how} before /healthz answered\nconfig:\n${gatewayConfig(port)}\noutput:\n${logTail()}`);
+      const err = new Error(`gateway ${how} before /healthz answered\nconfig:\n${gatewayConfig(port, extraConfig)}\noutput:\n${logTail()}`);
       err.exitedEarly = true;
       throw err;
     }
@@ -314,6 +319,8 @@ async function spawnGateway(bin, port, readyTimeoutMs) {
   return {
     url: `ws://127.0.0.1:${port}/ws`,
     base,
+    bin,
+    configPath,
     port,
     external: false,
     exited,
@@ -346,10 +353,10 @@ async function spawnGateway(bin, port, readyTimeoutMs) {
  * Register file-level before/after hooks that run one gateway for the whole test file.
  * Returns an object that holds `url` etc. once the `before` hook has run.
  */
-function useGateway() {
+function useGateway(options = {}) {
   const gw = {};
   before(async () => {
-    Object.assign(gw, await startGateway());
+    Object.assign(gw, await startGateway(options));
   }, { timeout: 40000 });
   after(async () => {
     if (gw.stop) await gw.stop();

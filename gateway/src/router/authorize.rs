@@ -1,13 +1,15 @@
 //! Role permissions: which actions a session may take on which URIs. Deny by default; when several rules
 //! match a URI, the most specific one decides (an exact rule beats any pattern, a longer pattern beats a
-//! shorter one).
+//! shorter one). A session holding several roles may do what any of them allows. Each session keeps its
+//! decisions in a small bounded [`DecisionCache`], so a repeated request does not walk the rules again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use switchboard_config::{Allow, MatchPolicy, RoleConfig};
 
 /// The four WAMP actions that permissions govern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// SUBSCRIBE to a topic or pattern.
     Subscribe,
@@ -26,6 +28,15 @@ impl Action {
             Action::Publish => allow.publish,
             Action::Call => allow.call,
             Action::Register => allow.register,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Action::Subscribe => 0,
+            Action::Publish => 1,
+            Action::Call => 2,
+            Action::Register => 3,
         }
     }
 
@@ -54,10 +65,11 @@ impl Rule {
     }
 }
 
-/// The compiled permissions of one role, shared by every session holding it.
+/// The compiled permissions of one role (or several), shared by every session holding it.
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
-    rules: Arc<[Rule]>,
+    /// One rule list per role.
+    roles: Arc<[Arc<[Rule]>]>,
 }
 
 impl Grants {
@@ -73,17 +85,73 @@ impl Grants {
             })
             .collect();
         Grants {
-            rules: rules.into(),
+            roles: Arc::from([Arc::from(rules)]),
         }
     }
 
-    /// Does the most specific rule matching `uri` allow `action`? No matching rule means no.
+    /// The union of several roles' grants: allowed when any role allows.
+    pub fn any_of(grants: impl IntoIterator<Item = Grants>) -> Self {
+        let roles: Vec<Arc<[Rule]>> = grants
+            .into_iter()
+            .flat_map(|g| g.roles.iter().cloned().collect::<Vec<_>>())
+            .collect();
+        Grants {
+            roles: roles.into(),
+        }
+    }
+
+    /// Does the most specific rule matching `uri` (in any role) allow `action`? No matching rule means no.
     pub fn allows(&self, action: Action, uri: &str) -> bool {
-        self.rules
-            .iter()
-            .filter(|rule| rule.policy.matches(&rule.uri, uri))
-            .max_by_key(|rule| rule.specificity())
-            .is_some_and(|rule| action.allowed_by(&rule.allow))
+        self.roles.iter().any(|rules| {
+            rules
+                .iter()
+                .filter(|rule| rule.policy.matches(&rule.uri, uri))
+                .max_by_key(|rule| rule.specificity())
+                .is_some_and(|rule| action.allowed_by(&rule.allow))
+        })
+    }
+}
+
+/// URIs a session remembers decisions for at most; past that its decisions are forgotten and taken
+/// again (bounded memory whatever URIs a client tries).
+pub const DECISION_CACHE_CAPACITY: usize = 128;
+
+/// One session's authorization decisions: URI -> (action -> allowed), computed once from its grants.
+/// Session-local, so no lock; empty until used, so idle sessions pay nothing.
+#[derive(Debug, Default)]
+pub struct DecisionCache {
+    decisions: HashMap<Box<str>, [Option<bool>; 4]>,
+    walks: u64,
+}
+
+impl DecisionCache {
+    /// Does `grants` allow `action` on `uri`? Cached after the first time.
+    pub fn allows(&mut self, grants: &Grants, action: Action, uri: &str) -> bool {
+        if let Some(allowed) = self.decisions.get(uri).and_then(|d| d[action.index()]) {
+            return allowed;
+        }
+        self.walks += 1;
+        let allowed = grants.allows(action, uri);
+        if !self.decisions.contains_key(uri) && self.decisions.len() >= DECISION_CACHE_CAPACITY {
+            self.decisions.clear();
+        }
+        self.decisions.entry(uri.into()).or_default()[action.index()] = Some(allowed);
+        allowed
+    }
+
+    /// URIs with decisions remembered now.
+    pub fn len(&self) -> usize {
+        self.decisions.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.decisions.is_empty()
+    }
+
+    /// How many times the rules were walked (cache misses).
+    pub fn walks(&self) -> u64 {
+        self.walks
     }
 }
 
@@ -123,5 +191,48 @@ mod tests {
         assert!(!grants.allows(Action::Subscribe, "app.rpc.add"));
         assert!(!grants.allows(Action::Subscribe, "other.topic"));
         assert!(!Grants::default().allows(Action::Call, "anything"));
+    }
+
+    fn member_and_publisher() -> (Grants, Grants) {
+        let member = Grants::for_role(&RoleConfig {
+            name: "member".into(),
+            permissions: vec![rule("app.public", MatchPolicy::Prefix, true, false)],
+        });
+        let mut publisher = rule("app.news", MatchPolicy::Exact, false, false);
+        publisher.allow.publish = true;
+        let publisher = Grants::for_role(&RoleConfig {
+            name: "publisher".into(),
+            permissions: vec![publisher],
+        });
+        (member, publisher)
+    }
+
+    #[test]
+    fn several_roles_allow_what_any_of_them_allows() {
+        let (member, publisher) = member_and_publisher();
+        let both = Grants::any_of([member, publisher]);
+        assert!(both.allows(Action::Subscribe, "app.public.x"));
+        assert!(both.allows(Action::Publish, "app.news"));
+        assert!(!both.allows(Action::Publish, "app.public.x"));
+        assert!(!Grants::any_of([]).allows(Action::Subscribe, "app.public.x"));
+    }
+
+    #[test]
+    fn decisions_are_cached_per_action_and_uri_and_bounded() {
+        let (member, _) = member_and_publisher();
+        let mut cache = DecisionCache::default();
+        assert!(cache.is_empty());
+        for _ in 0..10 {
+            assert!(cache.allows(&member, Action::Subscribe, "app.public.a"));
+            assert!(!cache.allows(&member, Action::Publish, "app.public.a"));
+        }
+        assert_eq!(cache.walks(), 2, "one walk per distinct (action, uri)");
+        assert_eq!(cache.len(), 1);
+        for i in 0..(3 * DECISION_CACHE_CAPACITY) {
+            let uri = format!("app.public.t{i}");
+            assert!(cache.allows(&member, Action::Subscribe, &uri));
+            assert!(cache.len() <= DECISION_CACHE_CAPACITY);
+        }
+        assert!(!cache.allows(&member, Action::Subscribe, "other"));
     }
 }

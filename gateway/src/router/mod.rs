@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_config::Config;
+use switchboard_emitter::TicketKey;
 
 pub use outbox::{Closing, Outbox, OutboxReceiver};
 pub use realm::Realm;
@@ -60,6 +61,8 @@ pub struct Router {
     default_realm: Option<String>,
     /// Limits every session gets.
     pub limits: Limits,
+    /// Checks connection tickets (the `[security]` secret); None disables ticket authentication.
+    pub tickets: Option<TicketKey>,
 }
 
 impl Router {
@@ -73,6 +76,13 @@ impl Router {
                 .map(|r| (r.name.clone(), Arc::new(Realm::from_config(r))))
                 .collect(),
             default_realm: config.realms.first().map(|r| r.name.clone()),
+            // An unreadable secret_file was already reported by whoever resolved the secret to start.
+            tickets: config
+                .security
+                .resolve_secret()
+                .ok()
+                .flatten()
+                .map(TicketKey::new),
             limits: Limits {
                 max_message_bytes: gateway.max_message_bytes,
                 outbound_queue: gateway.outbound_queue,

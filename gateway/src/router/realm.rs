@@ -11,6 +11,7 @@ use super::broker::Broker;
 use super::dealer::Dealer;
 use super::outbox::Closing;
 use super::peer::Peer;
+use crate::auth::RealmAuth;
 use crate::wamp::ids::random_id;
 use crate::wamp::Id;
 
@@ -21,6 +22,8 @@ pub struct Realm {
     pub name: String,
     /// Role of sessions that join without authenticating; `None` forbids anonymous sessions.
     pub anonymous_role: Option<String>,
+    /// How sessions authenticate here (anonymous role, role names, WAMP-CRA users).
+    pub auth: RealmAuth,
     roles: HashMap<String, Grants>,
     sessions: RwLock<HashMap<Id, Arc<Peer>>>,
     broker: RwLock<Broker>,
@@ -42,6 +45,7 @@ impl Realm {
         Realm {
             name: config.name.clone(),
             anonymous_role: config.anonymous_role.clone(),
+            auth: RealmAuth::from_config(config),
             roles: config
                 .roles
                 .iter()
@@ -58,10 +62,16 @@ impl Realm {
         self.roles.get(role).cloned().unwrap_or_default()
     }
 
-    /// Adds a session, choosing a random session id unused in this realm; `make` builds the peer for it.
-    pub fn join(&self, make: impl FnOnce(Id) -> Peer) -> Arc<Peer> {
+    /// The combined permissions of `roles`: an action is allowed when any of them allows it.
+    pub fn grants_of(&self, roles: &[String]) -> Grants {
+        Grants::any_of(roles.iter().map(|role| self.grants(role)))
+    }
+
+    /// Adds a session with id `preferred` (e.g. the one announced in a WAMP-CRA challenge) unless it
+    /// is taken, else a random unused one; `make` builds the peer for it.
+    pub fn join(&self, preferred: Option<Id>, make: impl FnOnce(Id) -> Peer) -> Arc<Peer> {
         let mut sessions = write(&self.sessions);
-        let mut id = random_id();
+        let mut id = preferred.unwrap_or_else(random_id);
         while sessions.contains_key(&id) {
             id = random_id();
         }

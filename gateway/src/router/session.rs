@@ -1,5 +1,6 @@
-//! One client session's protocol state machine: HELLO/WELCOME, then requests routed to the broker and
-//! dealer, until GOODBYE, ABORT or the transport goes away. Transports hand it raw frames; it answers
+//! One client session's protocol state machine: HELLO (then CHALLENGE/AUTHENTICATE when authenticating,
+//! see [`crate::auth`]) and WELCOME, then requests routed to the broker and dealer, until GOODBYE, ABORT or
+//! the transport goes away. Transports hand it raw frames; it answers
 //! through the session's outbox and never blocks.
 
 mod pubsub;
@@ -8,15 +9,15 @@ mod rpc;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 use switchboard_config::{uri, MatchPolicy};
 
-use super::authorize::Action;
+use super::authorize::{Action, DecisionCache};
 use super::outbox::{Closing, Outbox};
 use super::peer::{ClientFeatures, Peer};
 use super::{welcome, Realm, Refusal, Router};
-use crate::wamp::ids::IdSequence;
+use crate::auth::{self, HelloOutcome, Identity, Pending};
+use crate::wamp::ids::{random_id, IdSequence};
 use crate::wamp::{code, Dict, Id, Message};
 
 const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
@@ -27,11 +28,25 @@ struct Joined {
     peer: Arc<Peer>,
     subscriptions: HashSet<Id>,
     registrations: HashSet<Id>,
+    /// Authorization decisions already taken for this session.
+    permissions: DecisionCache,
+}
+
+/// HELLO answered with CHALLENGE; waiting for AUTHENTICATE.
+struct Challenged {
+    realm: Arc<Realm>,
+    pending: Pending,
+    /// HELLO.Details, for the client's features at join.
+    hello: Dict,
+    /// The session id announced in the challenge.
+    session: Id,
 }
 
 enum State {
     /// Waiting for HELLO (also after a GOODBYE, when the client may join again).
     Establishing,
+    /// Waiting for AUTHENTICATE.
+    Challenged(Box<Challenged>),
     Joined(Joined),
 }
 
@@ -64,7 +79,7 @@ impl Session {
     pub fn id(&self) -> Option<Id> {
         match &self.state {
             State::Joined(joined) => Some(joined.peer.id),
-            State::Establishing => None,
+            State::Establishing | State::Challenged(_) => None,
         }
     }
 
@@ -157,6 +172,9 @@ impl Session {
                 self.outbox.close(Closing::Silent);
             }
             Message::Hello { .. } => self.abort(PROTOCOL_VIOLATION, "HELLO received in an established session".into()),
+            Message::Authenticate { .. } => {
+                self.abort(PROTOCOL_VIOLATION, "AUTHENTICATE received in an established session".into())
+            }
             Message::Error { request_type, .. } => self.abort(
                 PROTOCOL_VIOLATION,
                 format!("a client may send ERROR only for INVOCATION (68), not for request type {request_type}"),
@@ -169,11 +187,18 @@ impl Session {
     }
 
     fn on_message_before_join(&mut self, message: Message) {
+        let challenged = matches!(self.state, State::Challenged(_));
         match message {
-            Message::Hello { realm, details } => self.hello(realm, &details),
+            Message::Hello { realm, details } if !challenged => self.hello(realm, details),
+            Message::Authenticate { signature, .. } if challenged => self.authenticate(&signature),
             Message::Abort { .. } => {
+                self.state = State::Establishing;
                 self.outbox.close(Closing::Silent);
             }
+            other if challenged => self.abort(
+                PROTOCOL_VIOLATION,
+                format!("received {} while waiting for AUTHENTICATE", other.name()),
+            ),
             other => self.abort(
                 PROTOCOL_VIOLATION,
                 format!("received {} before HELLO", other.name()),
@@ -181,7 +206,7 @@ impl Session {
         }
     }
 
-    fn hello(&mut self, realm_name: String, details: &Dict) {
+    fn hello(&mut self, realm_name: String, details: Dict) {
         if let Err(reason) = uri::validate(&realm_name, MatchPolicy::Exact) {
             return self.abort("wamp.error.invalid_uri", format!("invalid realm: {reason}"));
         }
@@ -195,107 +220,115 @@ impl Session {
                 "HELLO.Details.roles must be a dict naming at least one role".into(),
             );
         }
-        let authmethods = match details.get("authmethods") {
-            None => None,
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect::<Vec<_>>(),
-            ),
-            Some(other) => {
-                return self.abort(
-                    PROTOCOL_VIOLATION,
-                    format!("HELLO.Details.authmethods must be a list of strings, got {other}"),
-                )
-            }
-        };
         let Some(realm) = self.router.realm(&realm_name).cloned() else {
             return self.abort(
                 "wamp.error.no_such_realm",
                 format!("no realm named {realm_name}"),
             );
         };
-        let wants_anonymous = authmethods
-            .as_ref()
-            .is_none_or(|m| m.iter().any(|m| m == "anonymous"));
-        let Some(role) = realm.anonymous_role.clone() else {
-            return self.abort(
-                "wamp.error.not_authorized",
-                format!("realm {realm_name} does not admit anonymous sessions"),
-            );
-        };
-        if !wants_anonymous {
-            let methods = authmethods.unwrap_or_default().join(", ");
-            return self.abort(
-                "wamp.error.no_auth_method",
-                format!("none of the offered authmethods ({methods}) is available"),
-            );
+        let session = random_id();
+        match auth::hello(&realm.auth, self.router.tickets.as_ref(), &details, session) {
+            HelloOutcome::Welcome(identity) => self.join(realm, identity, &details, None),
+            HelloOutcome::Challenge {
+                authmethod,
+                extra,
+                pending,
+            } => {
+                self.send(&Message::Challenge {
+                    authmethod: authmethod.to_string(),
+                    extra,
+                });
+                self.state = State::Challenged(Box::new(Challenged {
+                    realm,
+                    pending,
+                    hello: details,
+                    session,
+                }));
+            }
+            HelloOutcome::Abort(refusal) => self.abort(refusal.uri, refusal.message),
         }
-        let authid = format!(
-            "anonymous-{}",
-            Alphanumeric.sample_string(&mut rand::rng(), 12)
-        );
-        self.join(realm, authid, role, "anonymous", details);
     }
 
-    fn join(
-        &mut self,
-        realm: Arc<Realm>,
-        authid: String,
-        authrole: String,
-        authmethod: &str,
-        hello: &Dict,
-    ) {
-        let grants = realm.grants(&authrole);
+    fn authenticate(&mut self, signature: &str) {
+        let State::Challenged(challenged) = std::mem::replace(&mut self.state, State::Establishing)
+        else {
+            return;
+        };
+        let Challenged {
+            realm,
+            pending,
+            hello,
+            session,
+        } = *challenged;
+        match pending.authenticate(&realm.auth, self.router.tickets.as_ref(), signature) {
+            Ok(identity) => self.join(realm, identity, &hello, Some(session)),
+            Err(refusal) => self.abort(refusal.uri, refusal.message),
+        }
+    }
+
+    fn join(&mut self, realm: Arc<Realm>, identity: Identity, hello: &Dict, id: Option<Id>) {
+        let grants = realm.grants_of(&identity.roles);
         let outbox = Arc::clone(&self.outbox);
-        let peer = realm.join(|id| Peer {
+        let authrole = identity.authrole().to_string();
+        let peer = realm.join(id, |id| Peer {
             id,
-            authid,
+            authid: identity.authid,
             authrole,
             grants,
             features: ClientFeatures::from_hello(hello),
             outbox,
             invocation_ids: IdSequence::default(),
         });
-        let details = welcome::details(&realm.name, &peer.authid, &peer.authrole, authmethod);
+        let details = welcome::details(
+            &realm.name,
+            &peer.authid,
+            &peer.authrole,
+            identity.authmethod,
+        );
         self.send(&Message::Welcome {
             session: peer.id,
             details,
         });
-        tracing::debug!(session = peer.id, realm = %realm.name, authid = %peer.authid, authrole = %peer.authrole, "session joined");
+        tracing::debug!(session = peer.id, realm = %realm.name, authid = %peer.authid, authrole = %peer.authrole, authmethod = identity.authmethod, "session joined");
         self.goodbye_sent = false;
         self.state = State::Joined(Joined {
             realm,
             peer,
             subscriptions: HashSet::new(),
             registrations: HashSet::new(),
+            permissions: DecisionCache::default(),
         });
     }
 
     fn joined(&self) -> Option<&Joined> {
         match &self.state {
             State::Joined(joined) => Some(joined),
-            State::Establishing => None,
+            State::Establishing | State::Challenged(_) => None,
         }
     }
 
     fn joined_mut(&mut self) -> Option<&mut Joined> {
         match &mut self.state {
             State::Joined(joined) => Some(joined),
-            State::Establishing => None,
+            State::Establishing | State::Challenged(_) => None,
         }
     }
 
     /// Checks a URI and the session's permission for an action on it.
-    fn check(&self, action: Action, uri_text: &str, policy: MatchPolicy) -> Result<(), Refusal> {
+    /// Decisions are cached per session (see [`DecisionCache`]).
+    fn check(
+        &mut self,
+        action: Action,
+        uri_text: &str,
+        policy: MatchPolicy,
+    ) -> Result<(), Refusal> {
         uri::validate(uri_text, policy)
             .map_err(|reason| Refusal::new("wamp.error.invalid_uri", reason))?;
         let joined = self
-            .joined()
+            .joined_mut()
             .ok_or_else(|| Refusal::new(PROTOCOL_VIOLATION, "not joined"))?;
-        if joined.peer.grants.allows(action, uri_text) {
+        let grants = &joined.peer.grants;
+        if joined.permissions.allows(grants, action, uri_text) {
             Ok(())
         } else {
             Err(Refusal::new(

@@ -62,7 +62,10 @@ pub async fn serve(
             _ = closing.changed() => break,
             _ = shutdown.changed() => session.shutdown(),
             _ = &mut hello_deadline, if !session.is_joined() && !outbox.is_closing() => {
-                let message = format!("no HELLO within {} ms", limits.hello_timeout.as_millis());
+                let message = format!(
+                    "session not established (HELLO, then AUTHENTICATE if challenged) within {} ms",
+                    limits.hello_timeout.as_millis()
+                );
                 session.abort("wamp.error.protocol_violation", message);
             }
         }
