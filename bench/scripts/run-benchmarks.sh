@@ -2,10 +2,15 @@
 # Runs the BENCHMARKS.md scenarios against a release gateway pinned to CPU 0, with the generator on CPU 1.
 # Each scenario runs RUNS times (default 3) on a freshly started gateway; every run prints one JSON line.
 #
-#   bench/scripts/run-benchmarks.sh [fanout|idle|latency|all]
+#   bench/scripts/run-benchmarks.sh [fanout|idle|latency|ingest|all]
+#
+# `ingest` starts the gateway with [security], [ingest.jsonrpc] (PORT+1), [ingest.zmq] (PORT+2) and
+# [ingest.amqp] (RabbitMQ at AMQP_URL, exchange/queue switchboard.bench.*, deleted afterwards with
+# rabbitmqctl when present) and runs jsonrpc, jsonrpc-batch, zmq and amqp RUNS times each.
 #
 # Environment: PORT (default 28080), RUNS (3), OUT (target/bench-results), GATEWAY_BIN (a prebuilt
-# gateway to measure instead of building target/release/switchboard from this tree).
+# gateway to measure instead of building target/release/switchboard from this tree), AMQP_URL
+# (amqp://guest:guest@127.0.0.1:5672/%2f).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PORT=${PORT:-28080}
@@ -35,13 +40,42 @@ name = "anonymous"
 permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish = true, call = true, register = true } }]
 TOML
 
+SECRET="bench-secret-$RANDOM$RANDOM"
+AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+EXCHANGE=switchboard.bench.events
+QUEUE=switchboard.bench.ingest
+# One subscriber takes a burst of up to 50,000 events: its outbox must hold a burst that the ingestion
+# side produces faster than the writer sends (BENCHMARKS.md, Ingestion).
+cat > "$OUT/ingest.toml" <<TOML
+[gateway]
+listen = "127.0.0.1:$PORT"
+outbound_queue = 65536
+[security]
+secret = "$SECRET"
+[ingest.jsonrpc]
+listen = "127.0.0.1:$((PORT + 1))"
+[ingest.zmq]
+endpoint = "tcp://127.0.0.1:$((PORT + 2))"
+[ingest.amqp]
+url = "$AMQP_URL"
+exchange = "$EXCHANGE"
+queue = "$QUEUE"
+[[realms]]
+name = "realm1"
+anonymous_role = "anonymous"
+[[realms.roles]]
+name = "anonymous"
+permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish = true, call = true, register = true } }]
+TOML
+
+CONFIG="$OUT/bench.toml"
 GATEWAY_PID=
 start_gateway() {
     if ss -ltn | grep -q "127.0.0.1:$PORT "; then
         echo "port $PORT is already in use; set PORT" >&2
         exit 1
     fi
-    RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$OUT/bench.toml" 2>>"$OUT/gateway.log" &
+    RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$CONFIG" 2>>"$OUT/gateway.log" &
     GATEWAY_PID=$!
     for _ in $(seq 100); do
         curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return 0
@@ -90,6 +124,38 @@ if wants idle; then
     done
 fi
 
+if wants ingest; then
+    CONFIG="$OUT/ingest.toml"
+    for port in $((PORT + 1)) $((PORT + 2)); do
+        if ss -ltn | grep -q "127.0.0.1:$port "; then
+            echo "port $port is already in use; set PORT" >&2
+            exit 1
+        fi
+    done
+    # transport, events (fewer for the slow ones, so that a run stays well under 30 s)
+    for spec in jsonrpc:10000 jsonrpc-batch:50000 zmq:50000 amqp:20000; do
+        transport=${spec%%:*}
+        events=${spec##*:}
+        rm -f "$OUT/ingest-$transport.jsonl"
+        for i in $(seq "$RUNS"); do
+            start_gateway
+            echo "# ingest $transport run $i, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+            taskset -c 1 "$BENCH" --json ingest --url "$URL" --transport "$transport" \
+                --events "$events" --size 200 --secret "$SECRET" --pid "$GATEWAY_PID" \
+                --ingest "127.0.0.1:$((PORT + $([ "$transport" = zmq ] && echo 2 || echo 1)))" \
+                --amqp-url "$AMQP_URL" --exchange "$EXCHANGE" --queue "$QUEUE" --timeout-s 30 |
+                tee -a "$OUT/ingest-$transport.jsonl"
+            stop_gateway
+        done
+    done
+    if command -v rabbitmqctl >/dev/null; then
+        for queue in "$QUEUE" "$QUEUE.dead-letter"; do
+            timeout 60 rabbitmqctl delete_queue "$queue" >/dev/null 2>&1 || true
+        done
+    fi
+    CONFIG="$OUT/bench.toml"
+fi
+
 # Medians of the runs (what BENCHMARKS.md records).
 if command -v python3 >/dev/null; then
     python3 - "$OUT" <<'PY'
@@ -109,9 +175,20 @@ for name, label, key in [
     ("latency", "latency p50 ms", lambda r: r["latency"]["p50_us"] / 1000),
     ("latency", "latency p99 ms", lambda r: r["latency"]["p99_us"] / 1000),
     ("latency", "latency lost", lambda r: r["lost"]),
+] + [
+    (f"ingest-{t}", f"ingest {t} {label}", key)
+    for t in ["jsonrpc", "jsonrpc-batch", "zmq", "amqp"]
+    for label, key in [
+        ("events/s", lambda r: r["events_per_s"]),
+        ("lost", lambda r: r["lost"]),
+        ("p50 ms", lambda r: r["latency"]["p50_us"] / 1000 if r["latency"] else float("nan")),
+        ("p99 ms", lambda r: r["latency"]["p99_us"] / 1000 if r["latency"] else float("nan")),
+        ("gateway CPU %", lambda r: 100 * (r["gateway_cpu_s"] or 0) / max(r["elapsed_s"], 1e-9)),
+        ("bench CPU %", lambda r: 100 * r["bench_cpu_s"] / max(r["elapsed_s"], 1e-9)),
+    ]
 ]:
     result = median(name, key)
     if result:
-        print(f"{label:24} median {result[0]:.3f}  runs {[round(v, 3) for v in result[1]]}")
+        print(f"{label:34} median {result[0]:.3f}  runs {[round(v, 3) for v in result[1]]}")
 PY
 fi

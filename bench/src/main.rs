@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use switchboard_bench::{fanout, idle, latency, smoke, FanoutOptions, IdleOptions};
-use switchboard_bench::{LatencyOptions, Serializer};
+use switchboard_bench::{ingest, IngestOptions, IngestTransport, LatencyOptions, Serializer};
 
 /// Load generator for the Switchboard gateway (WAMP v2 over WebSocket).
 #[derive(Parser)]
@@ -102,6 +102,8 @@ enum Command {
         #[arg(long, default_value = "json")]
         serializer: Serializer,
     },
+    /// One subscriber, E events emitted through switchboard-emitter: events/s, losses, latency.
+    Ingest(IngestArgs),
     /// 10 subscribers, 10 events; exits non-zero on any loss.
     Smoke {
         /// Gateway WebSocket URL (127.0.0.x only).
@@ -111,6 +113,74 @@ enum Command {
         #[arg(long, default_value = "json")]
         serializer: Serializer,
     },
+}
+
+/// Settings of the ingest scenario.
+#[derive(Args)]
+struct IngestArgs {
+    /// Gateway WebSocket URL, for the subscriber (127.0.0.x only).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// jsonrpc (one publish per event), jsonrpc-batch, zmq or amqp.
+    #[arg(long)]
+    transport: IngestTransport,
+    /// Events to emit.
+    #[arg(long, default_value_t = 50_000)]
+    events: u64,
+    /// EVENT frame size at the subscriber, in bytes.
+    #[arg(long, default_value_t = 200)]
+    size: usize,
+    /// Events per emit_batch call (jsonrpc-batch, zmq, amqp).
+    #[arg(long, default_value_t = ingest::DEFAULT_BATCH)]
+    batch: usize,
+    /// Emitter calls in flight (default 1 for jsonrpc, 4 otherwise).
+    #[arg(long)]
+    window: Option<usize>,
+    /// JSON-RPC address (127.0.0.1:PORT) or ZeroMQ endpoint (tcp://127.0.0.1:PORT).
+    #[arg(long)]
+    ingest: Option<String>,
+    /// The gateway's [security] secret.
+    #[arg(long, env = "SWITCHBOARD_SECRET")]
+    secret: String,
+    /// RabbitMQ URL (amqp).
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp_url: String,
+    /// The gateway's [ingest.amqp].exchange.
+    #[arg(long, default_value = "switchboard.events")]
+    exchange: String,
+    /// The gateway's [ingest.amqp].queue.
+    #[arg(long, default_value = "switchboard.ingest")]
+    queue: String,
+    /// Topic prefix (a unique suffix is added per run).
+    #[arg(long, default_value = "com.switchboard.bench.ingest")]
+    topic: String,
+    /// Seconds the run may take from the first emit.
+    #[arg(long, default_value_t = 60)]
+    timeout_s: u64,
+    /// The gateway's process id, to report its CPU time during the run.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+impl From<IngestArgs> for IngestOptions {
+    fn from(args: IngestArgs) -> Self {
+        IngestOptions {
+            url: args.url,
+            transport: args.transport,
+            events: args.events,
+            size: args.size,
+            batch: args.batch,
+            window: args.window,
+            ingest: args.ingest,
+            secret: args.secret,
+            amqp_url: args.amqp_url,
+            exchange: args.exchange,
+            queue: args.queue,
+            topic: args.topic,
+            timeout: Duration::from_secs(args.timeout_s),
+            pid: args.pid,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -219,6 +289,10 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
                 ..IdleOptions::default()
             };
             let report = idle::run(&options).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Ingest(args) => {
+            let report = ingest::run(&args.into()).await?;
             print(json, report.table(), &report)
         }
         Command::Smoke { url, serializer } => {

@@ -46,6 +46,32 @@ pub fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow!("{path} has no VmRSS line"))
 }
 
+/// CPU time (user + system) a process has used so far, in seconds, from /proc/PID/stat (`None` reads
+/// this process).
+pub fn cpu_seconds(pid: Option<u32>) -> anyhow::Result<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    // Fields after the command name (which may contain spaces) start at "state"; utime and stime are
+    // fields 14 and 15 of the whole line, so 12 and 13 of the rest.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow!("{path}: no command name"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| -> anyhow::Result<u64> {
+        fields
+            .get(index)
+            .and_then(|field| field.parse().ok())
+            .ok_or_else(|| anyhow!("{path}: field {} missing", index + 3))
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((ticks(11)? + ticks(12)?) as f64 / per_second)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +79,12 @@ mod tests {
     #[test]
     fn reads_own_rss() {
         assert!(vm_rss_kib(std::process::id()).expect("own status") > 0);
+    }
+
+    #[test]
+    fn reads_own_cpu_time() {
+        let mine = cpu_seconds(None).expect("own stat");
+        let by_pid = cpu_seconds(Some(std::process::id())).expect("own stat by pid");
+        assert!(mine >= 0.0 && by_pid >= mine);
     }
 }

@@ -170,6 +170,11 @@ impl EventPayload {
         }
     }
 
+    /// The padding string that brings the EVENT frame to the asked size (the third argument).
+    pub fn padding(&self) -> &str {
+        &self.padding
+    }
+
     /// The PUBLISH for event `sequence`, stamped now; `acknowledge` asks for PUBLISHED.
     pub fn publish(&self, sequence: u64, acknowledge: bool) -> Value {
         let options = if acknowledge {
