@@ -1,6 +1,11 @@
 //! The verifier's memory of recent nonces. A nonce only needs remembering while a signature carrying it
 //! could still pass the skew check (until its timestamp plus `max_skew_s`), so entries expire then, and
 //! the number of entries is capped: memory stays bounded whatever the senders do.
+//!
+//! When the cap is reached under sustained load, the nonces that expire first are forgotten early and the
+//! acceptance window shrinks with them: a message whose expiry is not later than that of a forgotten nonce
+//! is refused as stale, because the cache can no longer tell whether it is a replay. Legitimate senders
+//! sign just before sending, so they stay far inside the shrunken window; replay protection stays exact.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::RandomState;
@@ -18,6 +23,9 @@ pub(crate) struct ReplayCache {
     /// (expiry in unix seconds, nonce hash), earliest expiry first.
     expiries: BinaryHeap<Reverse<(u64, u64)>>,
     capacity: usize,
+    /// The latest expiry among nonces forgotten before their time; messages expiring at or before it are
+    /// refused.
+    floor: u64,
 }
 
 impl ReplayCache {
@@ -27,12 +35,13 @@ impl ReplayCache {
             hasher: RandomState::new(),
             seen: HashSet::new(),
             expiries: BinaryHeap::new(),
-            capacity,
+            capacity: capacity.max(1),
+            floor: 0,
         }
     }
 
-    /// Remembers `nonce` until `expiry` (unix seconds); refuses it when already remembered, or when the
-    /// cache is full of nonces that have not expired yet at `now`.
+    /// Remembers `nonce` until `expiry` (unix seconds); refuses it when already remembered, or when it
+    /// expires no later than a nonce the cache had to forget early (see the module documentation).
     pub(crate) fn insert(
         &mut self,
         nonce: &str,
@@ -46,12 +55,28 @@ impl ReplayCache {
             self.expiries.pop();
             self.seen.remove(&hash);
         }
+        if expiry <= self.floor {
+            return Err(SignatureError::Stale {
+                expiry,
+                floor: self.floor,
+            });
+        }
         let hash = self.hasher.hash_one(nonce);
         if self.seen.contains(&hash) {
             return Err(SignatureError::Replayed(nonce.to_string()));
         }
-        if self.seen.len() >= self.capacity {
-            return Err(SignatureError::ReplayCacheFull(self.capacity));
+        while self.seen.len() >= self.capacity {
+            let Some(Reverse((when, oldest))) = self.expiries.pop() else {
+                break;
+            };
+            self.seen.remove(&oldest);
+            self.floor = self.floor.max(when);
+        }
+        if expiry <= self.floor {
+            return Err(SignatureError::Stale {
+                expiry,
+                floor: self.floor,
+            });
         }
         self.seen.insert(hash);
         self.expiries.push(Reverse((expiry, hash)));
@@ -80,6 +105,39 @@ mod tests {
             "`late` still remembered"
         );
         assert!(cache.insert("early", 400, 150).is_ok(), "`early` forgotten");
+    }
+
+    #[test]
+    fn a_full_cache_forgets_the_oldest_and_refuses_what_it_can_no_longer_judge() {
+        let mut cache = ReplayCache::new(2);
+        cache.insert("a", 100, 0).expect("new");
+        cache.insert("b", 101, 0).expect("new");
+        cache
+            .insert("c", 102, 0)
+            .expect("new: `a` is forgotten early");
+        assert_eq!(cache.len(), 2);
+        assert!(
+            matches!(
+                cache.insert("a", 100, 0),
+                Err(SignatureError::Stale { floor: 100, .. })
+            ),
+            "a replay of `a` is refused as stale, not accepted"
+        );
+        assert!(matches!(
+            cache.insert("b", 101, 0),
+            Err(SignatureError::Replayed(_))
+        ));
+        cache
+            .insert("d", 103, 0)
+            .expect("new: `b` is forgotten early");
+        assert!(matches!(
+            cache.insert("x", 101, 0),
+            Err(SignatureError::Stale { .. })
+        ));
+        assert!(matches!(
+            cache.insert("c", 102, 0),
+            Err(SignatureError::Replayed(_))
+        ));
     }
 
     #[test]

@@ -52,9 +52,18 @@ pub enum SignatureError {
     /// The nonce was already used within the skew window.
     #[error("signature replayed: nonce {0:?} was already used")]
     Replayed(String),
-    /// Too many recent nonces to remember another one; the sender should slow down.
-    #[error("signature not checked: the replay cache is full ({0} recent nonces)")]
-    ReplayCacheFull(usize),
+    /// Under sustained load the replay cache forgot nonces early and shrank its window; this signature
+    /// is older than what it can still judge (see the replay module). Senders that sign just before
+    /// sending never see this.
+    #[error(
+        "signature stale: it expires at {expiry}, within the replay window the gateway had to shrink under load (up to {floor})"
+    )]
+    Stale {
+        /// The signature's timestamp plus the allowed skew.
+        expiry: u64,
+        /// The latest expiry among nonces forgotten early.
+        floor: u64,
+    },
 }
 
 impl SignatureError {
@@ -66,7 +75,7 @@ impl SignatureError {
             SignatureError::Invalid => "invalid",
             SignatureError::Expired { .. } => "expired",
             SignatureError::Replayed(_) => "replayed",
-            SignatureError::ReplayCacheFull(_) => "replay_cache_full",
+            SignatureError::Stale { .. } => "stale",
         }
     }
 }
@@ -355,17 +364,28 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_refuses_instead_of_forgetting() {
+    fn a_full_cache_keeps_accepting_fresh_signatures_and_refusing_replays() {
         let signer = Signer::new("k");
         let verifier = Verifier::with_capacity("k", 300, 2);
-        for nonce in ["nonce-aaaa", "nonce-bbbb"] {
-            let header = signer.sign_with(BODY, NOW, nonce);
-            verifier.verify_at(Some(&header), BODY, NOW).expect("fresh");
+        let headers: Vec<String> = (0..5u64)
+            .map(|i| signer.sign_with(BODY, NOW - 4 + i, &format!("nonce-{i:04}")))
+            .collect();
+        for header in &headers {
+            verifier.verify_at(Some(header), BODY, NOW).expect("fresh");
         }
-        let third = signer.sign_with(BODY, NOW, "nonce-cccc");
-        assert_eq!(
-            verifier.verify_at(Some(&third), BODY, NOW),
-            Err(SignatureError::ReplayCacheFull(2))
-        );
+        for (i, header) in headers.iter().enumerate() {
+            let verdict = verifier.verify_at(Some(header), BODY, NOW);
+            assert!(
+                matches!(
+                    verdict,
+                    Err(SignatureError::Replayed(_) | SignatureError::Stale { .. })
+                ),
+                "replay {i} must be refused, got {verdict:?}"
+            );
+        }
+        let fresh = signer.sign_with(BODY, NOW, "nonce-new");
+        verifier
+            .verify_at(Some(&fresh), BODY, NOW)
+            .expect("a new signature still passes");
     }
 }
