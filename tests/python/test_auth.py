@@ -23,7 +23,7 @@ from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer
 from autobahn.asyncio.websocket import WampWebSocketClientFactory
 from autobahn.wamp.types import ComponentConfig, PublishOptions
 
-from support import Gateway, TestSession, _opened, gateway_binary, uid, wait, wamp_test
+from support import Gateway, Inbox, TestSession, _opened, gateway_binary, uid, wait, wamp_test
 
 SECRET = "py-ticket-secret-0123456789"
 REALM = "secure"
@@ -273,4 +273,40 @@ async def test_member_may_subscribe_under_app_public_and_call_under_app_rpc_only
         assert await wait(events.get(), "EVENT") == ("hello",)
     finally:
         await member.close()
+        await backend.close()
+
+
+@wamp_test()
+async def test_private_delivery_reaches_every_tab_of_its_user_and_nobody_else(gateway, serializer):
+    """alice has two sessions (two tabs), bob one; the backend publishes with eligible_authid and
+    exclude_authid, resolved against the authids the tickets proved."""
+    url = gateway.url
+    topic = f"app.public.inbox.{uid()}"
+    backend = await join(url, serializer, ["wampcra"], "backend", wampcra_answer(BACKEND_SECRET))
+    tabs = {
+        "alice-1": await join(url, serializer, ["ticket"], "alice", ticket_answer(mint(gateway, "alice"))),
+        "alice-2": await join(url, serializer, ["ticket"], "alice", ticket_answer(mint(gateway, "alice"))),
+        "bob": await join(url, serializer, ["ticket"], "bob", ticket_answer(mint(gateway, "bob"))),
+    }
+    try:
+        inboxes = {name: Inbox() for name in tabs}
+        for name, session in tabs.items():
+            await wait(session.subscribe(lambda *a, inbox=inboxes[name]: inbox.put(a), topic), "SUBSCRIBED")
+
+        def publish(text, **options):
+            return wait(
+                backend.publish(topic, text, options=PublishOptions(acknowledge=True, **options)), "PUBLISHED"
+            )
+
+        await publish("for alice", eligible_authid=["alice"])
+        await publish("not for bob", exclude_authid=["bob"])
+        await publish("for everyone")
+        for name in ("alice-1", "alice-2"):
+            got = await inboxes[name].count(3, f"{name}'s three events")
+            assert got == [("for alice",), ("not for bob",), ("for everyone",)], name
+        # Events from one publisher arrive in order: once bob has the last one, he had all his.
+        assert await inboxes["bob"].count(1, "bob's event") == [("for everyone",)]
+    finally:
+        for session in tabs.values():
+            await session.close()
         await backend.close()
