@@ -3,7 +3,8 @@
 #
 #   setup:  Python venv tests/.venv (from tests/requirements.txt), node deps in tests/js (npm ci),
 #           debug build of the gateway (cargo build -p switchboard-gateway)
-#   tests:  cargo test --workspace, pytest tests/python (Autobahn|Python), npm test in tests/js (Autobahn|JS)
+#   tests:  cargo test --workspace, pytest tests/python (Autobahn|Python), npm test in tests/js (Autobahn|JS),
+#           npm ci && npm test in js-client (switchboard.js against the gateway, and in headless Chromium)
 #
 # Setup failures stop the run; test stages all run and the script exits non-zero if any failed.
 # Needs: cargo, python3 (>= 3.11, with venv/ensurepip), node + npm (>= 20) when tests/js exists.
@@ -106,6 +107,9 @@ run_tests "cargo test --workspace" cargo test --workspace
 run_tests "pytest tests/python" "$VENV/bin/python" -m pytest tests/python
 if [[ -f "$JS_DIR/package.json" ]]; then
     run_tests "npm test (tests/js)" bash -c 'cd "$1" && npm test' _ "$JS_DIR"
+fi
+if [[ -f "$ROOT/js-client/package.json" ]]; then
+    run_tests "npm test (js-client)" bash -c 'cd "$1" && npm ci --no-audit --no-fund --loglevel=error && npm test' _ "$ROOT/js-client"
 fi
 
 # ---------------------------------------------------------------- summary

@@ -1,5 +1,6 @@
-//! The HTTP front: one listener serving the WAMP WebSocket endpoint (`/ws`) and the health check
-//! (`/healthz`), with graceful shutdown that tells every session GOODBYE before the process exits.
+//! The HTTP front: one listener serving the WAMP WebSocket endpoint (`/ws`), the browser client
+//! (`/switchboard.js`) and the health check (`/healthz`), with graceful shutdown that tells every
+//! session GOODBYE before the process exits.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use super::websocket;
+use super::{static_js, websocket};
 use crate::router::Router;
 use crate::wamp::codec::SUBPROTOCOLS;
 use crate::wamp::Serializer;
@@ -68,6 +69,7 @@ impl Server {
         let app = axum::Router::new()
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz))
+            .route("/switchboard.js", get(static_js::serve))
             .with_state(state);
         let signal = {
             let shutdown_tx = Arc::clone(&shutdown_tx);

@@ -1,5 +1,7 @@
-//! Transports: how bytes reach a [`crate::router::Session`]. The HTTP front serves the WebSocket endpoint
-//! and health check on one listener; the WebSocket transport moves frames between a socket and a session.
+//! Transports: how bytes reach a [`crate::router::Session`]. The HTTP front serves the WebSocket endpoint,
+//! the browser client and the health check on one listener; the WebSocket transport moves frames between
+//! a socket and a session.
 
 pub mod http;
+pub mod static_js;
 pub mod websocket;

@@ -1,0 +1,164 @@
+// Types for switchboard.js, Switchboard's browser client.
+
+export type Args = unknown[];
+export type Kwargs = Record<string, unknown>;
+export type Details = Record<string, unknown>;
+export type State = 'connecting' | 'open' | 'closed';
+
+/** A `_filter` predicate over an event's kwargs (DESIGN section 7), e.g. `{"data.total": {"$lt": 100}}`. */
+export type Filter = Record<string, unknown>;
+
+/** A serializer other than the default JSON one (`wamp.2.json`). */
+export interface Serializer {
+  protocol: string;
+  binary?: boolean;
+  encode(message: unknown[]): string | ArrayBuffer | Uint8Array;
+  decode(data: string | ArrayBuffer): unknown[];
+}
+
+export interface RetryOptions {
+  /** First retry delay bound in ms (default 1000). */
+  base?: number;
+  /** Largest delay bound in ms (default 30000). */
+  cap?: number;
+  random?: () => number;
+}
+
+export interface ConnectOptions {
+  /** `ws://host:port/ws` */
+  url: string;
+  realm: string;
+  authid?: string;
+  /** A ticket minted by the web app, or a function that fetches a fresh one for every (re)join. */
+  ticket?: string | (() => string | Promise<string>);
+  /** "json" (default) or a custom serializer. */
+  serializer?: 'json' | Serializer;
+  /** A WebSocket constructor (e.g. the `ws` package in Node); default `globalThis.WebSocket`. */
+  WebSocket?: new (url: string, protocols: string[]) => WebSocket;
+  /** HELLO authmethods (default `["ticket"]` when a ticket is given). */
+  authmethods?: string[];
+  /** Answers a CHALLENGE for methods other than ticket (e.g. wampcra); returns the signature. */
+  onChallenge?: (method: string, extra: Details) => string | Promise<string>;
+  /** Reconnect schedule options, or false for no reconnect. */
+  retry?: RetryOptions | false;
+  /** Most requests that may wait for the connection (default 1000). */
+  queueLimit?: number;
+  /** How long a request waits for the connection before it fails with `switchboard.error.timeout` (ms, default 10000). */
+  queueTimeout?: number;
+}
+
+export interface SubscribeOptions {
+  match?: 'exact' | 'prefix' | 'wildcard';
+  filter?: Filter;
+  [option: string]: unknown;
+}
+
+export interface PublishOptions {
+  /** Resolve with the publication id once the router took the event. */
+  acknowledge?: boolean;
+  exclude_me?: boolean;
+  disclose_me?: boolean;
+  eligible?: number[];
+  exclude?: number[];
+  eligible_authid?: string[];
+  eligible_authrole?: string[];
+  exclude_authid?: string[];
+  [option: string]: unknown;
+}
+
+export interface CallOptions {
+  /** Router-side call timeout in ms (`wamp.error.timeout`/`wamp.error.canceled`). */
+  timeout?: number;
+  disclose_me?: boolean;
+  /** Receives progressive results. */
+  onProgress?: (args: Args, kwargs: Kwargs) => void;
+  /** Aborting cancels the call (CANCEL, mode killnowait). */
+  signal?: AbortSignal;
+  [option: string]: unknown;
+}
+
+export interface Subscription {
+  topic: string;
+  unsubscribe(): Promise<void>;
+}
+
+export interface Registration {
+  procedure: string;
+  unregister(): Promise<void>;
+}
+
+export interface CallResult {
+  args: Args;
+  kwargs: Kwargs;
+}
+
+/** A WAMP error: `uri` (also `error`), `args`, `kwargs`. Client-side failures use `switchboard.error.*` URIs. */
+export class WampError extends Error {
+  constructor(uri: string, args?: Args, kwargs?: Kwargs);
+  uri: string;
+  error: string;
+  args: Args;
+  kwargs: Kwargs;
+}
+
+/** Return this from a procedure handler to answer with several positional and/or keyword results. */
+export class Result {
+  constructor(args?: Args, kwargs?: Kwargs);
+  args: Args;
+  kwargs: Kwargs;
+}
+
+export interface ModelChange<Row> {
+  action: 'created' | 'updated' | 'deleted';
+  pk: unknown;
+  /** The row after the change (undefined when deleted). */
+  row?: Row;
+  /** The row before the change (undefined when new). */
+  previous?: Row;
+  changed: string[];
+}
+
+export interface LiveCollection<Row = Record<string, unknown>> extends Iterable<Row> {
+  /** The current rows, in arrival order. */
+  items(): IterableIterator<Row>;
+  get(pk: unknown): Row | undefined;
+  readonly size: number;
+  on(event: 'change', fn: (change: ModelChange<Row>) => void): () => void;
+  close(): Promise<void>;
+}
+
+export interface LiveOptions {
+  /** The field identifying a row, read from the event's kwargs, else from its data (default "pk"). */
+  key?: string;
+  /** Topic prefix of model events (default "models."). */
+  prefix?: string;
+}
+
+export class Client {
+  readonly state: State | null;
+  /** The joined session: id and WELCOME.Details (authid, authrole, authmethod, roles). */
+  readonly session: { id: number; details: Details } | null;
+  readonly ready: Promise<Client>;
+  subscribe(topic: string, handler: (args: Args, kwargs: Kwargs, details: Details) => void, options?: SubscribeOptions): Promise<Subscription>;
+  publish(topic: string, args?: Args, kwargs?: Kwargs, options?: PublishOptions): Promise<number | undefined>;
+  call(procedure: string, args?: Args, kwargs?: Kwargs, options?: CallOptions): Promise<CallResult>;
+  register(
+    procedure: string,
+    handler: (args: Args, kwargs: Kwargs, details: Details) => unknown,
+    options?: Record<string, unknown>,
+  ): Promise<Registration>;
+  live<Row = Record<string, unknown>>(model: string, options?: LiveOptions): Promise<LiveCollection<Row>>;
+  on(event: 'state', fn: (state: State, detail?: unknown) => void): () => void;
+  /** Re-subscribe or re-register failures after a reconnect. */
+  on(event: 'error', fn: (error: WampError) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** Connects and joins; resolves once the session is joined, rejects on ABORT (e.g. a bad ticket). */
+export function connect(options: ConnectOptions): Promise<Client>;
+
+/** Reconnect delay in ms before retry `attempt` (0-based): uniform in [0, min(cap, base * 2^attempt)). */
+export function backoff(attempt: number, options?: RetryOptions): number;
+
+/** True when `kwargs` satisfies `filter`. */
+export function matches(filter: Filter, kwargs: Kwargs): boolean;

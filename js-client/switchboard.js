@@ -1,0 +1,418 @@
+// switchboard.js: the browser client of Switchboard. WAMP v2 (JSON) over WebSocket, reconnecting with
+// backoff, and live model collections. One ES module, no dependencies. Types: switchboard.d.ts.
+const HELLO = 1, WELCOME = 2, ABORT = 3, CHALLENGE = 4, AUTHENTICATE = 5, GOODBYE = 6, ERROR = 8,
+  PUBLISH = 16, PUBLISHED = 17, SUBSCRIBE = 32, SUBSCRIBED = 33, UNSUBSCRIBE = 34, UNSUBSCRIBED = 35,
+  EVENT = 36, CALL = 48, CANCEL = 49, RESULT = 50, REGISTER = 64, REGISTERED = 65, UNREGISTER = 66,
+  UNREGISTERED = 67, INVOCATION = 68, YIELD = 70;
+const ANSWERS = new Set([PUBLISHED, SUBSCRIBED, UNSUBSCRIBED, RESULT, REGISTERED, UNREGISTERED]);
+
+const ROLES = {
+  publisher: { features: { publisher_exclusion: true, publisher_identification: true } },
+  subscriber: { features: { pattern_based_subscription: true, publisher_identification: true } },
+  caller: { features: { progressive_call_results: true, call_canceling: true, call_timeout: true } },
+  callee: { features: {} },
+};
+
+const JSON_SERIALIZER = { protocol: 'wamp.2.json', encode: JSON.stringify, decode: JSON.parse };
+
+/** An error carrying a WAMP error URI (`uri`, also as `error`), `args` and `kwargs`. */
+export class WampError extends Error {
+  constructor(uri, args = [], kwargs = {}) {
+    super(typeof args[0] === 'string' ? `${uri}: ${args[0]}` : uri);
+    this.name = 'WampError';
+    this.uri = this.error = uri;
+    this.args = args;
+    this.kwargs = kwargs;
+  }
+}
+
+/** What a procedure handler returns to answer with several positional and/or keyword results. */
+export class Result {
+  constructor(args = [], kwargs = {}) {
+    this.args = args;
+    this.kwargs = kwargs;
+  }
+}
+
+/**
+ * Reconnect delay in ms before retry number `attempt` (0-based): exponential backoff with full jitter,
+ * uniform in [0, min(cap, base * 2^attempt)), so clients dropped together do not come back together.
+ */
+export function backoff(attempt, { base = 1000, cap = 30000, random = Math.random } = {}) {
+  return Math.floor(random() * Math.min(cap, base * 2 ** attempt));
+}
+
+const payload = (args, kwargs) =>
+  kwargs && Object.keys(kwargs).length ? [args || [], kwargs] : args && args.length ? [args] : [];
+
+const norm = (pk) => (pk !== null && typeof pk === 'object' ? JSON.stringify(pk) : pk);
+
+// `_filter` predicates (DESIGN 7) over an event's kwargs, also checked here.
+const get = (obj, path) => path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), obj);
+const same = (a, b) => a === b || JSON.stringify(a) === JSON.stringify(b);
+const like = (p) => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/%/g, '.*').replace(/_/g, '.')}$`, 's');
+const OPS = {
+  $eq: same, $ne: (v, x) => !same(v, x), $gt: (v, x) => v > x, $gte: (v, x) => v >= x, $lt: (v, x) => v < x,
+  $lte: (v, x) => v <= x, $in: (v, x) => x.some((y) => same(v, y)), $exists: (v, x) => (v !== undefined) === !!x,
+  $like: (v, x) => typeof v === 'string' && like(x).test(v),
+};
+/** True when `kwargs` satisfies the filter `f`. */
+export function matches(f, kwargs) {
+  return Object.entries(f).every(([k, c]) => k === '$and' ? c.every((g) => matches(g, kwargs))
+    : k === '$or' ? c.some((g) => matches(g, kwargs))
+      : c !== null && typeof c === 'object' && !Array.isArray(c) && Object.keys(c).every((o) => o[0] === '$')
+        ? Object.entries(c).every(([o, x]) => OPS[o] && OPS[o](get(kwargs, k), x))
+        : same(get(kwargs, k), c));
+}
+
+class Emitter {
+  constructor() { this._l = {}; }
+  /** Calls `fn` on every `event`; returns a function that stops it. */
+  on(event, fn) {
+    (this._l[event] ||= new Set()).add(fn);
+    return () => this._l[event].delete(fn);
+  }
+  _emit(event, ...a) {
+    for (const fn of this._l[event] || []) {
+      try { fn(...a); } catch (e) { console.error(e); }
+    }
+  }
+}
+
+/** Connects and joins; resolves with the client once the session is joined. */
+export async function connect(options) {
+  const client = new Client(options);
+  await client.ready;
+  return client;
+}
+
+export class Client extends Emitter {
+  constructor({ url, realm, authid, ticket, serializer, WebSocket: WS, authmethods, onChallenge, retry = {},
+    queueLimit = 1000, queueTimeout = 10000 }) {
+    super();
+    Object.assign(this, { url, realm, authid, ticket, authmethods, onChallenge, retry, queueLimit, queueTimeout });
+    this.WS = WS || globalThis.WebSocket;
+    this.ser = !serializer || serializer === 'json' ? JSON_SERIALIZER : serializer;
+    if (typeof this.ser !== 'object') throw new Error(`unsupported serializer ${serializer}`);
+    this.state = null;
+    this.session = null;
+    this._req = 0;
+    this._pending = new Map(); // request id -> {resolve, reject, m, sent, keep?, done?, progress?}
+    this._subs = new Set(); // live subscription records
+    this._bySub = new Map(); // subscription id -> Set of records
+    this._regs = new Map(); // registration id -> record
+    this._regRecs = new Set();
+    this._waiting = [];
+    this._attempt = 0;
+    this.ready = new Promise((res, rej) => { this._ready = [res, rej]; });
+    this.ready.catch(() => {});
+    this._open();
+  }
+
+  _set(state, detail) {
+    if (state !== this.state) this._emit('state', (this.state = state), detail);
+  }
+
+  _open() {
+    this._set('connecting');
+    let ws;
+    try {
+      ws = new this.WS(this.url, [this.ser.protocol]);
+    } catch (e) {
+      return this._fail(new WampError('switchboard.error.connect_failed', [String(e && e.message)]));
+    }
+    this._ws = ws;
+    if (this.ser.binary) ws.binaryType = 'arraybuffer';
+    ws.onopen = () => {
+      const details = { roles: ROLES };
+      if (this.authid) details.authid = this.authid;
+      const methods = this.authmethods || (this.ticket && ['ticket']);
+      if (methods) details.authmethods = methods;
+      this._send([HELLO, this.realm, details]);
+    };
+    ws.onmessage = (e) => {
+      let m;
+      try { m = this.ser.decode(e.data); } catch { return ws.close(); }
+      this._onMessage(m, ws);
+    };
+    ws.onclose = () => this._onClose(ws);
+    ws.onerror = () => {};
+  }
+
+  _send(m) {
+    if (this._ws) this._ws.send(this.ser.encode(m));
+  }
+
+  async _onMessage(m, ws) {
+    const [type] = m;
+    if (type === WELCOME) {
+      this.session = { id: m[1], details: m[2] };
+      this._attempt = 0;
+      this.joined = true;
+      const lost = (e) => this._emit('error', e);
+      for (const rec of this._subs) this._subscribe(rec).catch(lost);
+      for (const rec of this._regRecs) this._register(rec).catch(lost);
+      for (const p of this._pending.values()) if (!p.sent) { p.sent = true; this._send(p.m); }
+      for (const w of this._waiting.splice(0)) { clearTimeout(w.timer); w.resolve(); }
+      this._set('open', this.session);
+      this._ready[0](this);
+    } else if (type === CHALLENGE) {
+      try {
+        const t = typeof this.ticket === 'function' ? await this.ticket() : this.ticket;
+        const sig = m[1] === 'ticket' && t ? t : await this.onChallenge(m[1], m[2]);
+        if (this._ws === ws) this._send([AUTHENTICATE, sig, {}]);
+      } catch (e) {
+        this._fatal = new WampError('wamp.error.authentication_failed', [`cannot answer the ${m[1]} challenge`]);
+        ws.close();
+      }
+    } else if (type === ABORT) {
+      if (!this.joined) this._fatal = new WampError(m[2], m[1] && m[1].message ? [m[1].message] : [], m[1]);
+      ws.close();
+    } else if (type === GOODBYE) {
+      if (this._bye) return this._bye();
+      this._send([GOODBYE, {}, 'wamp.close.goodbye_and_out']);
+      this.joined = false;
+      ws.close();
+    } else if (type === EVENT) {
+      for (const rec of this._bySub.get(m[1]) || []) {
+        if (rec.filter && !matches(rec.filter, m[5] || {})) continue;
+        try { rec.handler(m[4] || [], m[5] || {}, m[3]); } catch (e) { console.error(e); }
+      }
+    } else if (type === INVOCATION) {
+      this._invoke(m);
+    } else if (type === ERROR || ANSWERS.has(type)) {
+      const req = type === ERROR ? m[2] : m[1];
+      const p = this._pending.get(req);
+      if (!p) return;
+      if (type === RESULT && m[2].progress && p.progress) return p.progress(m[3] || [], m[4] || {});
+      this._pending.delete(req);
+      if (type === ERROR) p.reject(new WampError(m[4], m[5] || [], m[6] || {}));
+      else p.resolve(p.done ? p.done(m) : m);
+    }
+  }
+
+  _onClose(ws) {
+    if (this._ws !== ws) return;
+    this._ws = null;
+    this.joined = false;
+    this._bySub.clear();
+    this._regs.clear();
+    for (const [id, p] of this._pending) {
+      if (p.keep) p.sent = false;
+      else {
+        this._pending.delete(id);
+        p.reject(new WampError('switchboard.error.connection_lost', ['the connection closed before an answer']));
+      }
+    }
+    if (this._closed) return;
+    if (this._fatal) return this._fail(this._fatal);
+    if (this.retry === false) return this._fail(new WampError('switchboard.error.connection_lost', ['no retries']));
+    this._set('connecting');
+    this._timer = setTimeout(() => this._open(), backoff(this._attempt++, this.retry));
+  }
+
+  _fail(error) {
+    this._closed = true;
+    this.joined = false;
+    clearTimeout(this._timer);
+    for (const p of this._pending.values()) p.reject(error);
+    this._pending.clear();
+    for (const w of this._waiting.splice(0)) { clearTimeout(w.timer); w.reject(error); }
+    this._ready[1](error);
+    this._set('closed', error);
+  }
+
+  /** Waits (bounded queue, with a timeout) until the session is joined. */
+  _whenOpen() {
+    if (this._closed) return Promise.reject(new WampError('switchboard.error.closed', ['the client is closed']));
+    if (this.joined) return Promise.resolve();
+    if (this._waiting.length >= this.queueLimit) {
+      return Promise.reject(new WampError('switchboard.error.queue_full', [`${this.queueLimit} requests already wait for the connection`]));
+    }
+    return new Promise((resolve, reject) => {
+      const w = { resolve, reject };
+      w.timer = setTimeout(() => {
+        this._waiting.splice(this._waiting.indexOf(w), 1);
+        reject(new WampError('switchboard.error.timeout', [`not connected within ${this.queueTimeout} ms`]));
+      }, this.queueTimeout);
+      this._waiting.push(w);
+    });
+  }
+
+  /** Sends a request (message with a 0 request id) and resolves with the answer message. */
+  _request(m, extra = {}) {
+    const id = (m[1] = ++this._req);
+    return new Promise((resolve, reject) => {
+      const sent = this.joined;
+      if (!sent && !extra.keep) return reject(new WampError('switchboard.error.connection_lost', ['not connected']));
+      this._pending.set(id, { resolve, reject, m, sent, ...extra });
+      if (sent) this._send(m);
+      if (extra.signal) {
+        extra.signal.addEventListener('abort', () => {
+          if (this._pending.has(id) && this.joined) this._send([CANCEL, id, { mode: 'killnowait' }]);
+        }, { once: true });
+      }
+    });
+  }
+
+  // Bookkeeping runs as the answer arrives (`done`), before the next frame, which may use the new id.
+  _subscribe(rec) {
+    return this._request([SUBSCRIBE, 0, rec.options, rec.topic], { keep: true, done: (m) => {
+      if (!rec.active) return;
+      rec.id = m[2];
+      this._subs.add(rec);
+      if (!this._bySub.has(rec.id)) this._bySub.set(rec.id, new Set());
+      this._bySub.get(rec.id).add(rec);
+    } });
+  }
+
+  /**
+   * Subscribes `handler(args, kwargs, details)` to `topic` (`match`: exact|prefix|wildcard; `filter`: a
+   * predicate over kwargs, DESIGN 7). Kept across reconnects. Resolves with `{unsubscribe()}`.
+   */
+  async subscribe(topic, handler, { match, filter, ...rest } = {}) {
+    const options = { ...rest };
+    if (match && match !== 'exact') options.match = match;
+    if (filter) options._filter = filter;
+    const rec = { topic, handler, filter, options, active: true };
+    await this._whenOpen();
+    await this._subscribe(rec);
+    return {
+      topic,
+      unsubscribe: async () => {
+        if (!rec.active) return;
+        rec.active = false;
+        this._subs.delete(rec);
+        const set = this._bySub.get(rec.id);
+        if (!set) return;
+        set.delete(rec);
+        if (!set.size) {
+          this._bySub.delete(rec.id);
+          if (this.joined) await this._request([UNSUBSCRIBE, 0, rec.id]);
+        }
+      },
+    };
+  }
+
+  /** Publishes; with `{acknowledge: true}` resolves with the publication id once the router took it. */
+  async publish(topic, args, kwargs, options = {}) {
+    await this._whenOpen();
+    const m = [PUBLISH, 0, options, topic, ...payload(args, kwargs)];
+    if (options.acknowledge) return (await this._request(m))[2];
+    m[1] = ++this._req;
+    this._send(m);
+  }
+
+  /**
+   * Calls `procedure`; resolves with `{args, kwargs}`. Options go to CALL (e.g. `timeout` ms), plus
+   * `onProgress(args, kwargs)` for progressive results and `signal` (AbortSignal) to cancel.
+   */
+  async call(procedure, args, kwargs, options = {}) {
+    const { onProgress, signal, ...o } = options;
+    if (onProgress) o.receive_progress = true;
+    await this._whenOpen();
+    const m = await this._request([CALL, 0, o, procedure, ...payload(args, kwargs)], { progress: onProgress, signal });
+    return { args: m[3] || [], kwargs: m[4] || {} };
+  }
+
+  _register(rec) {
+    return this._request([REGISTER, 0, rec.options, rec.procedure], { keep: true, done: (m) => {
+      if (!rec.active) return;
+      rec.id = m[2];
+      this._regs.set(rec.id, rec);
+      this._regRecs.add(rec);
+    } });
+  }
+
+  /**
+   * Registers `handler(args, kwargs, details)` for `procedure`: its return value (or a Result, or a promise
+   * of either) answers; a thrown WampError answers with its URI. Kept across reconnects.
+   */
+  async register(procedure, handler, options = {}) {
+    const rec = { procedure, handler, options, active: true };
+    await this._whenOpen();
+    await this._register(rec);
+    return {
+      procedure,
+      unregister: async () => {
+        if (!rec.active) return;
+        rec.active = false;
+        this._regRecs.delete(rec);
+        if (this._regs.delete(rec.id) && this.joined) await this._request([UNREGISTER, 0, rec.id]);
+      },
+    };
+  }
+
+  async _invoke([, req, regId, details, args = [], kwargs = {}]) {
+    const rec = this._regs.get(regId);
+    const ws = this._ws;
+    let answer;
+    try {
+      if (!rec) throw new WampError('wamp.error.no_such_registration');
+      const r = await rec.handler(args, kwargs, details);
+      answer = r instanceof Result ? [YIELD, req, {}, ...payload(r.args, r.kwargs)]
+        : [YIELD, req, {}, ...(r === undefined ? [] : [[r]])];
+    } catch (e) {
+      answer = e instanceof WampError ? [ERROR, INVOCATION, req, {}, e.uri, ...payload(e.args, e.kwargs)]
+        : [ERROR, INVOCATION, req, {}, 'wamp.error.runtime_error', [String(e && e.message || e)]];
+    }
+    if (this._ws === ws && this.joined) this._send(answer);
+  }
+
+  /**
+   * A collection of `model` rows (e.g. "shop.order") kept current from the model events on
+   * `models.<model>` (`key`: the row's identity, read from the event's kwargs, else from its data).
+   */
+  async live(model, { key = 'pk', prefix = 'models.' } = {}) {
+    const live = new Live();
+    live._sub = await this.subscribe(prefix + model, (args, kw) => live._apply(kw, key));
+    return live;
+  }
+
+  /** Leaves the realm (GOODBYE) and closes for good: no reconnect, state closed. */
+  async close() {
+    if (this._closed) return;
+    this._closed = true;
+    const ws = this._ws;
+    if (ws && this.joined) {
+      let timer;
+      await new Promise((r) => {
+        this._bye = r;
+        timer = setTimeout(r, 1000);
+        this._send([GOODBYE, {}, 'wamp.close.normal']);
+      });
+      clearTimeout(timer);
+    }
+    this._ws = null;
+    if (ws) ws.close();
+    this._fail(new WampError('switchboard.error.closed', ['the client is closed']));
+  }
+}
+
+/** Rows of one model in arrival order, kept current by model events; emits "change". */
+class Live extends Emitter {
+  constructor() {
+    super();
+    this._rows = new Map();
+  }
+  _apply(kw, key) {
+    const data = kw.data || {};
+    const pk = kw[key] !== undefined ? kw[key] : data[key];
+    if (pk === undefined) return;
+    const id = norm(pk);
+    const previous = this._rows.get(id);
+    let row;
+    if (kw.action === 'deleted') this._rows.delete(id);
+    else if (kw.action === 'created' || kw.action === 'updated') this._rows.set(id, (row = { ...previous, ...data, [key]: pk }));
+    else return;
+    this._emit('change', { action: kw.action, pk, row, previous, changed: kw.changed || [] });
+  }
+  /** The current rows, in arrival order. */
+  items() { return this._rows.values(); }
+  [Symbol.iterator]() { return this._rows.values(); }
+  /** The row whose key is `pk`. */
+  get(pk) { return this._rows.get(norm(pk)); }
+  get size() { return this._rows.size; }
+  /** Stops following the model. */
+  close() { return this._sub.unsubscribe(); }
+}

@@ -1,0 +1,218 @@
+// What the js-client tests share: a real gateway process (temp config, free ports, restart on the same
+// ports), signed JSON-RPC publishes (DESIGN section 5), tickets from `switchboard ticket`, and polling.
+import { spawn, execFileSync } from 'node:child_process';
+import { createHmac, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+
+import { connect as sbConnect } from '../switchboard.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(HERE, '..', '..');
+export const SECRET = 'js-client-test-secret-0123456789';
+export const REALM = 'realm1';
+const BIN = process.env.SWITCHBOARD_BIN || path.join(REPO, 'target', 'debug', 'switchboard');
+
+export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `fn` until it returns something truthy; fail after `ms` naming `what`. */
+export async function eventually(fn, ms, what, every = 20) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await delay(every);
+  }
+}
+
+let counter = 0;
+/** A topic or procedure no other test uses. */
+export const uniqueUri = (prefix) => `${prefix}.p${process.pid}.n${++counter}`;
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function status(url) {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+}
+
+function config(port, rpcPort) {
+  return `[gateway]
+listen = "127.0.0.1:${port}"
+
+[security]
+secret = "${SECRET}"
+
+[ingest.jsonrpc]
+listen = "127.0.0.1:${rpcPort}"
+
+[[realms]]
+name = "${REALM}"
+anonymous_role = "anonymous"
+
+[[realms.roles]]
+name = "anonymous"
+permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish = true, call = true, register = true } }]
+
+[[realms.roles]]
+name = "member"
+permissions = [{ uri = "app.", match = "prefix", allow = { subscribe = true, publish = true, call = true } }]
+`;
+}
+
+const children = new Set();
+process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+
+/**
+ * A gateway on free ports (WebSocket + JSON-RPC) with a secret, an anonymous realm and a "member" role.
+ * `stop()` ends it (SIGTERM, expecting exit 0); `restart()` stops and starts it again on the same ports.
+ */
+export async function startGateway() {
+  if (!fs.existsSync(BIN)) throw new Error(`gateway binary not found at ${BIN}: run cargo build -p switchboard-gateway`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-js-client-'));
+  const gw = { dir, configPath: path.join(dir, 'switchboard.toml'), bin: BIN, log: [] };
+  gw.port = await freePort();
+  gw.rpcPort = await freePort();
+  gw.url = `ws://127.0.0.1:${gw.port}/ws`;
+  gw.base = `http://127.0.0.1:${gw.port}`;
+  gw.rpcUrl = `http://127.0.0.1:${gw.rpcPort}/`;
+  fs.writeFileSync(gw.configPath, config(gw.port, gw.rpcPort));
+
+  gw.spawn = async () => {
+    const env = { ...process.env };
+    for (const k of Object.keys(env)) if (k.startsWith('SWITCHBOARD__')) delete env[k];
+    const child = spawn(BIN, ['gateway', '--config', gw.configPath], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    for (const s of [child.stdout, child.stderr]) {
+      s.on('data', (d) => {
+        gw.log.push(d.toString());
+        if (gw.log.length > 200) gw.log.shift();
+        if (process.env.SWITCHBOARD_TEST_GATEWAY_LOG === '1') process.stderr.write(d);
+      });
+    }
+    gw.exited = new Promise((r) => child.on('exit', (code, signal) => {
+      children.delete(child);
+      r({ code, signal });
+    }));
+    gw.child = child;
+    const deadline = Date.now() + 30000;
+    while ((await status(`${gw.base}/healthz`)) !== 200) {
+      if (child.exitCode !== null) throw new Error(`gateway exited early (code ${child.exitCode}):\n${gw.log.join('')}`);
+      if (Date.now() > deadline) throw new Error(`gateway not healthy within 30 s:\n${gw.log.join('')}`);
+      await delay(50);
+    }
+  };
+  gw.stop = async ({ remove = true } = {}) => {
+    const { child } = gw;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+      const { code } = await gw.exited;
+      clearTimeout(timer);
+      if (code !== 0) throw new Error(`gateway exited with ${code} after SIGTERM:\n${gw.log.join('')}`);
+    }
+    if (remove) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  gw.restart = async () => {
+    await gw.stop({ remove: false });
+    await gw.spawn();
+  };
+  await gw.spawn();
+  return gw;
+}
+
+/** X-Switchboard-Signature for `body`. */
+export function sign(body, secret = SECRET) {
+  const t = Math.floor(Date.now() / 1000);
+  const n = randomUUID().replace(/-/g, '');
+  const s = createHmac('sha256', secret).update(`${t}.${n}.`).update(body).digest('hex');
+  return `t=${t},n=${n},s=${s}`;
+}
+
+let rpcId = 0;
+/** A signed JSON-RPC call to the gateway's ingestion endpoint; resolves with `result` or throws. */
+export async function rpc(gw, method, params) {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: ++rpcId, method, params });
+  const res = await fetch(gw.rpcUrl, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Switchboard-Signature': sign(body) },
+    body,
+  });
+  const answer = await res.json();
+  if (answer.error) throw new Error(`JSON-RPC ${method}: ${JSON.stringify(answer.error)}`);
+  return answer.result;
+}
+
+/** Emits a model change the way the emitter does (topic models.<model>). */
+export function emitModel(gw, model, action, pk, data = {}, changed = []) {
+  return rpc(gw, 'publish', { topic: `models.${model}`, kwargs: { action, model, pk, data, changed } });
+}
+
+/** A ticket minted by `switchboard ticket` (last line of stdout). */
+export function mintTicket(gw, authid, role = 'member', ttl = 60) {
+  const out = execFileSync(gw.bin, ['ticket', '--config', gw.configPath, '--authid', authid, '--role', role, '--ttl', String(ttl)], { encoding: 'utf8' });
+  return out.trim().split('\n').pop();
+}
+
+/** The library's connect() with the `ws` shim and fast retries; closed after the test `t`. */
+export async function open(t, gw, options = {}) {
+  const client = await sbConnect({ url: gw.url, realm: REALM, WebSocket, retry: { base: 100, cap: 1000 }, ...options });
+  t.after(() => client.close());
+  return client;
+}
+
+/** A FIFO whose `next()` waits (with a deadline) for the next pushed item. */
+export class Inbox {
+  constructor() {
+    this.items = [];
+    this.waiters = [];
+  }
+  push(x) {
+    const w = this.waiters.shift();
+    if (w) w(x);
+    else this.items.push(x);
+  }
+  handler() {
+    return (args, kwargs, details) => this.push({ args, kwargs, details });
+  }
+  next(ms = 5000) {
+    if (this.items.length) return Promise.resolve(this.items.shift());
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(done), 1);
+        reject(new Error(`nothing arrived within ${ms} ms`));
+      }, ms);
+      const done = (x) => {
+        clearTimeout(timer);
+        resolve(x);
+      };
+      this.waiters.push(done);
+    });
+  }
+}
