@@ -5,9 +5,9 @@
 mod ingest_support;
 mod support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use ingest_support::{amqp_config, amqp_names, Subscriber, AMQP_URL, SECRET};
+use ingest_support::{amqp_config, amqp_names, unix_now, Subscriber, AMQP_URL, SECRET};
 use lapin::options::{
     BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
@@ -181,10 +181,7 @@ async fn refused_deliveries_are_dead_lettered_and_not_delivered() {
     let body = json!({"topic": topic, "args": ["refused"]})
         .to_string()
         .into_bytes();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let now = unix_now();
     let exchange = names.exchange.as_str();
     publish_raw(&channel, exchange, topic, &body, None).await;
     publish_raw(&channel, exchange, topic, &body, Some("t=1".into())).await;

@@ -5,9 +5,9 @@
 mod ingest_support;
 mod support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use ingest_support::{free_port, jsonrpc_config, post, Rpc, Subscriber, SECRET};
+use ingest_support::{free_port, jsonrpc_config, post, unix_now, Rpc, Subscriber, SECRET};
 use serde_json::{json, Value};
 use support::Gateway;
 use switchboard_emitter::{ModelChange, Signer, DEFAULT_MODEL_PREFIX};
@@ -16,13 +16,6 @@ fn start() -> (Gateway, Rpc) {
     let port = free_port();
     let gateway = Gateway::start("", &jsonrpc_config(port));
     (gateway, Rpc::new(port))
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }
 
 #[tokio::test]
@@ -116,8 +109,8 @@ async fn every_signature_failure_is_refused_with_32001_and_not_delivered() {
         .to_string();
     let body = body.as_bytes();
     let signer = Signer::new(SECRET);
-    let stale = signer.sign_with(body, now() - 301, "stale-nonce-1");
-    let future = signer.sign_with(body, now() + 301, "future-nonce-1");
+    let stale = signer.sign_with(body, unix_now() - 301, "stale-nonce-1");
+    let future = signer.sign_with(body, unix_now() + 301, "future-nonce-1");
     let wrong_key = Signer::new("not-the-secret").sign(body);
     let tampered = signer.sign(b"{\"other\": \"body\"}");
     let replayed = signer.sign(body);

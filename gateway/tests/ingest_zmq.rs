@@ -5,10 +5,10 @@
 mod ingest_support;
 mod support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ingest_support::{free_port, zmq_config, Subscriber, SECRET};
+use ingest_support::{free_port, unix_now, zmq_config, Subscriber, SECRET};
 use serde_json::json;
 use support::Gateway;
 use switchboard_emitter::{Emitter, Event, Signer};
@@ -84,10 +84,7 @@ async fn refused_messages_are_logged_and_not_delivered() {
     let body = json!({"topic": topic, "args": ["refused"]})
         .to_string()
         .into_bytes();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let now = unix_now();
     let sign = |body: &[u8]| signer.sign(body).into_bytes();
 
     send(&mut socket, vec![body.clone()]).await;

@@ -16,6 +16,14 @@ use crate::support::{RawClient, OPEN_REALM};
 /// The secret every ingestion test gateway is configured with.
 pub const SECRET: &str = "ingest-test-secret";
 
+/// The current time in unix seconds, as signatures carry it.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
