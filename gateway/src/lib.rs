@@ -8,5 +8,6 @@
 pub mod auth;
 pub mod ingest;
 pub mod router;
+pub mod throttle;
 pub mod transport;
 pub mod wamp;
