@@ -163,8 +163,12 @@ async fn a_websocket_without_a_wamp_subprotocol_is_refused() {
     assert_eq!(gateway.healthz(), Some(200));
 }
 
+/// The promise of the outbound queue: the attentive subscriber gets every event of a burst larger than
+/// the queue's frame bound, in order, and stays open; the stalled one is closed with
+/// `switchboard.error.slow_consumer` and what it did get has no gap (sequence numbers in the payload,
+/// read on the wire).
 #[tokio::test]
-async fn a_consumer_that_stops_reading_is_closed_as_slow() {
+async fn a_consumer_that_stops_reading_is_closed_as_slow_and_never_sees_a_gap() {
     let gateway = Gateway::start("outbound_queue = 8\nslow_consumer_ms = 100", OPEN_REALM);
     let url = gateway.url();
     let (mut stalled, _) = RawClient::joined(&url).await;
@@ -180,25 +184,37 @@ async fn a_consumer_that_stops_reading_is_closed_as_slow() {
         published += 1;
         others
             .publisher
-            .send(json!([16, published, {}, "com.flood", [chunk]]))
+            .send(json!([16, published, {}, "com.flood", [chunk, published]]))
             .await;
-        // The attentive subscriber reads everything and stays connected.
-        assert_eq!(others.subscriber.recv().await.expect("EVENT")[0], 36);
+        // The attentive subscriber reads everything, in order, and stays connected.
+        let event = others.subscriber.recv().await.expect("EVENT");
+        assert_eq!(event[0], 36);
+        assert_eq!(
+            event[4][1], published,
+            "the attentive subscriber missed an event"
+        );
     }
     assert!(
         gateway.log_contains("closing slow consumer"),
         "no slow consumer closed after {published} events"
     );
-    // Reading now lets the gateway flush what it had queued, then the ABORT, then close.
+    // Reading now shows what reached the socket before the close, then the ABORT.
     let seen = stalled.recv_until_closed().await;
+    let sequence: Vec<u64> = seen
+        .iter()
+        .filter(|m| m[0] == 36)
+        .filter_map(|m| m[4][1].as_u64())
+        .collect();
     assert!(
-        (seen.len() as u64) < published,
+        (sequence.len() as u64) < published,
         "the stalled consumer got all {published} events: nothing bounded"
     );
+    let contiguous: Vec<u64> = (1..=sequence.len() as u64).collect();
+    assert_eq!(sequence, contiguous, "the stalled consumer saw a gap");
     assert_abort(
         seen.last(),
         "switchboard.error.slow_consumer",
-        "outbound queue full",
+        "not reading fast enough",
     );
     others.still_work().await;
 }

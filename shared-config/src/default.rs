@@ -1,5 +1,5 @@
 //! The config Switchboard runs with when there is no file (DESIGN.md section 6): everything on 127.0.0.1,
-//! realm `realm1` open to anonymous sessions, JSON-RPC and ZeroMQ ingestion on, AMQP off. It is also shipped
+//! realm `realm1` open to anonymous sessions (except publishing model events, which only the web app may), JSON-RPC and ZeroMQ ingestion on, AMQP off. It is also shipped
 //! as the commented `switchboard.example.toml`, which a test keeps equal to it.
 
 use crate::env::process_env_vars;
@@ -30,6 +30,16 @@ impl Config {
                 register: true,
             },
         };
+        // Model events come from the web app (signed ingestion): a browser must not be able to forge
+        // them, so anonymous sessions may read `models.` but not publish there.
+        let no_model_events = Permission {
+            uri: "models.".to_string(),
+            match_policy: MatchPolicy::Prefix,
+            allow: Allow {
+                publish: false,
+                ..allow_everything.allow
+            },
+        };
         Config {
             gateway: GatewayConfig::default(),
             security: SecurityConfig::default(),
@@ -44,7 +54,7 @@ impl Config {
                 anonymous_role: Some(DEFAULT_ANONYMOUS_ROLE.to_string()),
                 roles: vec![RoleConfig {
                     name: DEFAULT_ANONYMOUS_ROLE.to_string(),
-                    permissions: vec![allow_everything],
+                    permissions: vec![allow_everything, no_model_events],
                 }],
                 users: Vec::new(),
             }],

@@ -58,12 +58,29 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Largest WAMP message accepted from a peer, in bytes.
     pub max_message_bytes: usize,
-    /// Capacity of each session's outbound queue, in messages.
+    /// Most bytes a session's outbound queue may hold (messages queued, not yet written to its socket).
+    /// A session whose queue would pass it is closed with `switchboard.error.slow_consumer`: nothing is
+    /// ever dropped from an open session.
+    pub outbound_queue_bytes: usize,
+    /// Most messages a session's outbound queue may hold (a secondary guard beside the byte bound).
     pub outbound_queue: usize,
-    /// How long a session's outbound queue may stay full before the session is closed, in milliseconds.
+    /// How long a session's outbound queue may stay above its low-water mark (a quarter of
+    /// `outbound_queue_bytes`) before the session is closed as a slow consumer, in milliseconds.
     pub slow_consumer_ms: u64,
     /// How long a HELLO may take to arrive after the WebSocket opens, in milliseconds.
     pub hello_timeout_ms: u64,
+    /// Most subscriptions one session may hold (exact and pattern together).
+    pub max_subscriptions: usize,
+    /// Most pattern (prefix or wildcard) subscriptions one session may hold: each costs a match on
+    /// every publish.
+    pub max_pattern_subscriptions: usize,
+    /// Most requests of one session awaiting their answer (calls in flight); past it a CALL is refused.
+    pub max_pending_requests: usize,
+    /// Most sessions joined at once with the same authenticated authid (anonymous sessions each have
+    /// their own authid).
+    pub max_sessions_per_authid: usize,
+    /// Longest URI (topic, procedure, error, realm) accepted from a peer, in bytes.
+    pub max_uri_bytes: usize,
 }
 
 impl Default for GatewayConfig {
@@ -71,9 +88,15 @@ impl Default for GatewayConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_message_bytes: 1024 * 1024,
-            outbound_queue: 1024,
-            slow_consumer_ms: 2000,
+            outbound_queue_bytes: 4 * 1024 * 1024,
+            outbound_queue: 65_536,
+            slow_consumer_ms: 5000,
             hello_timeout_ms: 10_000,
+            max_subscriptions: 1024,
+            max_pattern_subscriptions: 64,
+            max_pending_requests: 1024,
+            max_sessions_per_authid: 100,
+            max_uri_bytes: 512,
         }
     }
 }

@@ -57,13 +57,53 @@ impl MatchPolicy {
     }
 }
 
+/// URI prefixes that belong to the router: its meta API and its own procedures. No client publishes or
+/// registers under them, whatever its role allows; subscribing and calling are permission-checked.
+pub const RESERVED_PREFIXES: [&str; 2] = ["wamp.", "switchboard."];
+
+/// True for a URI under one of [`RESERVED_PREFIXES`].
+pub fn is_reserved(uri: &str) -> bool {
+    RESERVED_PREFIXES
+        .iter()
+        .any(|prefix| uri.starts_with(prefix))
+}
+
+/// Characters no URI may hold: whitespace and `#` (the WAMP rules), control characters (NUL, C0, DEL,
+/// C1), and code points that print as nothing (zero-width and joiner characters, bidirectional
+/// controls, variation selectors, the byte-order mark, tags): two URIs that look the same to a person
+/// must be the same URI, or a permission written for one is crossed with the other.
+fn is_forbidden(c: char) -> bool {
+    c.is_whitespace()
+        || c == '#'
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
 /// Checks a URI or URI pattern against the loose WAMP URI rules for its match policy.
 ///
-/// Components are separated by `.` and never contain whitespace or `#`. Exact URIs have no empty
-/// component; wildcard patterns may (an empty component is the wildcard); prefix patterns may be empty or
-/// end with a dot. Returns the reason when the URI is not valid.
+/// Components are separated by `.` and never contain whitespace, `#`, control characters or
+/// non-printing code points. Exact URIs have no empty component; wildcard patterns may (an empty
+/// component is the wildcard); prefix patterns may be empty or end with a dot. Returns the reason when
+/// the URI is not valid. Length limits are the caller's (`gateway.max_uri_bytes` for peers).
 pub fn validate(uri: &str, policy: MatchPolicy) -> Result<(), String> {
-    if let Some(bad) = uri.chars().find(|c| c.is_whitespace() || *c == '#') {
+    if let Some(bad) = uri.chars().find(|c| is_forbidden(*c)) {
         return Err(format!(
             "URI {uri:?} contains the forbidden character {bad:?}"
         ));
@@ -92,6 +132,32 @@ mod tests {
         assert!(validate("com.#app", MatchPolicy::Exact).is_err());
         assert!(validate("", MatchPolicy::Exact).is_err());
         assert!(validate(".com", MatchPolicy::Exact).is_err());
+    }
+
+    #[test]
+    fn control_and_invisible_characters_are_refused() {
+        for uri in [
+            "com.a\u{0}b",
+            "com.a\u{7}b",
+            "com.a\u{7f}",
+            "com.a\u{85}",
+            "com.a\u{200B}b",
+            "com.\u{202E}terces",
+            "com.\u{FEFF}a",
+            "com.a\u{E0041}",
+        ] {
+            let error = validate(uri, MatchPolicy::Exact).unwrap_err();
+            assert!(error.contains("forbidden character"), "{uri:?}: {error}");
+        }
+        assert!(validate("com.café.ünïcode", MatchPolicy::Exact).is_ok());
+    }
+
+    #[test]
+    fn wamp_and_switchboard_are_reserved() {
+        assert!(is_reserved("wamp.session.count"));
+        assert!(is_reserved("switchboard.model.rows"));
+        assert!(!is_reserved("wampy.x"));
+        assert!(!is_reserved("com.wamp.x"));
     }
 
     #[test]

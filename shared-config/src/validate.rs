@@ -63,11 +63,30 @@ impl Config {
                 ),
             ));
         }
-        if self.gateway.outbound_queue < 1 {
-            return Some(Problem::new(
-                gateway.key("outbound_queue"),
-                "must be at least 1",
-            ));
+        let g = &self.gateway;
+        let at_least: [(&str, usize, usize); 7] = [
+            ("outbound_queue", g.outbound_queue, 1),
+            (
+                "outbound_queue_bytes",
+                g.outbound_queue_bytes,
+                2 * g.max_message_bytes,
+            ),
+            ("max_subscriptions", g.max_subscriptions, 1),
+            ("max_pattern_subscriptions", g.max_pattern_subscriptions, 0),
+            ("max_pending_requests", g.max_pending_requests, 1),
+            ("max_sessions_per_authid", g.max_sessions_per_authid, 1),
+            ("max_uri_bytes", g.max_uri_bytes, 16),
+        ];
+        for (key, value, minimum) in at_least {
+            if value < minimum {
+                let reason = match key {
+                    "outbound_queue_bytes" => format!(
+                        "must be at least twice max_message_bytes ({minimum}), so that any message fits, got {value}"
+                    ),
+                    _ => format!("must be at least {minimum}"),
+                };
+                return Some(Problem::new(gateway.key(key), reason));
+            }
         }
         None
     }

@@ -52,15 +52,20 @@ impl Action {
 }
 
 #[derive(Debug)]
-struct Rule {
-    uri: String,
-    policy: MatchPolicy,
+pub(super) struct Rule {
+    pub(super) uri: String,
+    pub(super) policy: MatchPolicy,
     allow: Allow,
 }
 
 impl Rule {
+    /// Does this rule allow `action`?
+    pub(super) fn allows(&self, action: Action) -> bool {
+        action.allowed_by(&self.allow)
+    }
+
     /// Higher is more specific: exact rules first, then by pattern length.
-    fn specificity(&self) -> (bool, usize) {
+    pub(super) fn specificity(&self) -> (bool, usize) {
         (self.policy == MatchPolicy::Exact, self.uri.len())
     }
 }
@@ -109,6 +114,52 @@ impl Grants {
                 .max_by_key(|rule| rule.specificity())
                 .is_some_and(|rule| action.allowed_by(&rule.allow))
         })
+    }
+
+    /// What these grants say about `action` on every URI that `pattern` (under `policy`) can match: all
+    /// of them allowed, none, or some (then each concrete URI must be checked when it occurs). Sound but
+    /// conservative: `All` and `None` are only answered when they are certain.
+    pub fn coverage(&self, action: Action, pattern: &str, policy: MatchPolicy) -> Coverage {
+        if policy == MatchPolicy::Exact {
+            return if self.allows(action, pattern) {
+                Coverage::All
+            } else {
+                Coverage::None
+            };
+        }
+        let per_role = self
+            .roles
+            .iter()
+            .map(|rules| super::coverage::of_rules(rules, action, pattern, policy));
+        per_role.fold(Coverage::None, Coverage::union)
+    }
+
+    /// An identity for this exact set of compiled rules: sessions holding the same role share it, so a
+    /// fan-out decides once per role, not once per session.
+    pub fn key(&self) -> usize {
+        Arc::as_ptr(&self.roles) as *const () as usize
+    }
+}
+
+/// How much of a pattern's URIs a role may act on (see [`Grants::coverage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// Every URI the pattern can match is allowed: no check is needed when an event arrives.
+    All,
+    /// Some may be allowed, some not: each event's concrete topic is checked on delivery.
+    Some,
+    /// None is allowed: the request is refused.
+    None,
+}
+
+impl Coverage {
+    /// The coverage of several roles together (allowed when any role allows).
+    pub fn union(self, other: Coverage) -> Coverage {
+        match (self, other) {
+            (Coverage::All, _) | (_, Coverage::All) => Coverage::All,
+            (Coverage::None, Coverage::None) => Coverage::None,
+            _ => Coverage::Some,
+        }
     }
 }
 

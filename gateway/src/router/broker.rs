@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use switchboard_config::MatchPolicy;
 
+use super::authorize::{Action, Coverage};
 use super::peer::Peer;
 use crate::wamp::ids::IdSequence;
 use crate::wamp::{options, Dict, Frame, Id, Message, Payload, Serializer};
@@ -18,15 +19,27 @@ struct Subscription {
     topic: String,
     policy: MatchPolicy,
     /// Kept in a vector for fast fan-out, with `positions` so that joins and leaves are O(1).
-    subscribers: Vec<Arc<Peer>>,
+    subscribers: Vec<Subscriber>,
     positions: HashMap<Id, usize>,
 }
 
+/// One session on a subscription, and whether its role must be asked about each event's topic.
+#[derive(Debug)]
+struct Subscriber {
+    peer: Arc<Peer>,
+    /// The role may subscribe to some but not all of the pattern's topics (see [`Coverage`]): each
+    /// event's concrete topic is checked before it is delivered.
+    checked: bool,
+}
+
 impl Subscription {
-    fn add(&mut self, peer: &Arc<Peer>) {
+    fn add(&mut self, peer: &Arc<Peer>, checked: bool) {
         if !self.positions.contains_key(&peer.id) {
             self.positions.insert(peer.id, self.subscribers.len());
-            self.subscribers.push(Arc::clone(peer));
+            self.subscribers.push(Subscriber {
+                peer: Arc::clone(peer),
+                checked,
+            });
         }
     }
 
@@ -36,9 +49,27 @@ impl Subscription {
         };
         self.subscribers.swap_remove(position);
         if let Some(moved) = self.subscribers.get(position) {
-            self.positions.insert(moved.id, position);
+            self.positions.insert(moved.peer.id, position);
         }
         true
+    }
+}
+
+/// Per-event memory of role decisions: subscribers holding the same role share one rule walk.
+#[derive(Default)]
+struct RoleDecisions {
+    decided: Vec<(usize, bool)>,
+}
+
+impl RoleDecisions {
+    fn may_receive(&mut self, peer: &Peer, topic: &str) -> bool {
+        let key = peer.grants.key();
+        if let Some((_, allowed)) = self.decided.iter().find(|(k, _)| *k == key) {
+            return *allowed;
+        }
+        let allowed = peer.grants.allows(Action::Subscribe, topic);
+        self.decided.push((key, allowed));
+        allowed
     }
 }
 
@@ -132,7 +163,15 @@ pub struct Broker {
 
 impl Broker {
     /// Adds `peer` to the subscription for `topic` under `policy`, creating it if needed; returns its id.
-    pub fn subscribe(&mut self, peer: &Arc<Peer>, topic: &str, policy: MatchPolicy) -> Id {
+    /// `coverage` is what the peer's role allows of the pattern (never `None`: that is refused before):
+    /// with `Some`, each event's concrete topic is checked against the role on delivery.
+    pub fn subscribe(
+        &mut self,
+        peer: &Arc<Peer>,
+        topic: &str,
+        policy: MatchPolicy,
+        coverage: Coverage,
+    ) -> Id {
         let existing = match policy {
             MatchPolicy::Exact => self.exact.get(topic).copied(),
             _ => self.patterns.get(&(policy, topic.to_string())).copied(),
@@ -153,7 +192,7 @@ impl Broker {
             id
         });
         if let Some(subscription) = self.subscriptions.get_mut(&id) {
-            subscription.add(peer);
+            subscription.add(peer, coverage != Coverage::All);
         }
         id
     }
@@ -192,32 +231,43 @@ impl Broker {
     /// Sessions an event on `topic` would reach, ignoring audience options (management "subscribers of a
     /// topic"); each session once, even when several of its subscriptions match.
     pub fn subscriber_sessions(&self, topic: &str) -> Vec<Id> {
+        let mut roles = RoleDecisions::default();
         let mut sessions: Vec<Id> = self
             .subscriptions
             .values()
             .filter(|s| s.policy.matches(&s.topic, topic))
-            .flat_map(|s| s.subscribers.iter().map(|p| p.id))
+            .flat_map(|s| s.subscribers.iter())
+            .filter(|s| !s.checked || roles.may_receive(&s.peer, topic))
+            .map(|s| s.peer.id)
             .collect();
         sessions.sort_unstable();
         sessions.dedup();
         sessions
     }
 
-    /// Delivers an event to every matching, admitted subscriber.
+    /// Delivers an event to every matching, admitted subscriber whose role may subscribe to its topic.
     pub fn publish(&self, publication: &Publication<'_>) -> Fanout {
         let mut fanout = Fanout::default();
+        let mut roles = RoleDecisions::default();
         if let Some(id) = self.exact.get(publication.topic) {
-            self.deliver(*id, publication, &mut fanout);
+            self.deliver(*id, publication, &mut roles, &mut fanout);
         }
         for ((policy, pattern), id) in &self.patterns {
             if policy.matches(pattern, publication.topic) {
-                self.deliver(*id, publication, &mut fanout);
+                self.deliver(*id, publication, &mut roles, &mut fanout);
             }
         }
+        metrics::counter!("switchboard_deliveries_total").increment(fanout.delivered as u64);
         fanout
     }
 
-    fn deliver(&self, id: Id, publication: &Publication<'_>, fanout: &mut Fanout) {
+    fn deliver(
+        &self,
+        id: Id,
+        publication: &Publication<'_>,
+        roles: &mut RoleDecisions,
+        fanout: &mut Fanout,
+    ) {
         let Some(subscription) = self.subscriptions.get(&id) else {
             return;
         };
@@ -233,8 +283,11 @@ impl Broker {
         };
         let mut json: Option<Frame> = None;
         let mut msgpack: Option<Frame> = None;
-        for peer in &subscription.subscribers {
-            if !publication.audience.admits(peer) {
+        for subscriber in &subscription.subscribers {
+            let peer = &subscriber.peer;
+            if !publication.audience.admits(peer)
+                || (subscriber.checked && !roles.may_receive(peer, publication.topic))
+            {
                 continue;
             }
             let serializer = peer.outbox.serializer();
@@ -264,7 +317,12 @@ mod tests {
     use crate::wamp::ids::IdSequence;
 
     fn peer(id: Id) -> (Arc<Peer>, OutboxReceiver) {
-        let (outbox, receiver) = Outbox::new(Serializer::Json, 8, Duration::from_secs(1));
+        let limits = crate::router::QueueLimits {
+            max_bytes: 1 << 20,
+            max_frames: 8,
+            slow_consumer: Duration::from_secs(1),
+        };
+        let (outbox, receiver) = Outbox::new(Serializer::Json, limits);
         let peer = Peer {
             id,
             authid: format!("user{id}"),
@@ -273,6 +331,7 @@ mod tests {
             features: ClientFeatures::default(),
             outbox: Arc::new(outbox),
             invocation_ids: IdSequence::default(),
+            pending_calls: Default::default(),
         };
         (Arc::new(peer), receiver)
     }
@@ -283,10 +342,13 @@ mod tests {
         let peers: Vec<_> = (1..=4).map(peer).collect();
         let id = peers
             .iter()
-            .map(|(p, _)| broker.subscribe(p, "t.x", MatchPolicy::Exact))
+            .map(|(p, _)| broker.subscribe(p, "t.x", MatchPolicy::Exact, Coverage::All))
             .last()
             .unwrap_or_default();
-        assert_eq!(broker.subscribe(&peers[0].0, "t.x", MatchPolicy::Exact), id);
+        assert_eq!(
+            broker.subscribe(&peers[0].0, "t.x", MatchPolicy::Exact, Coverage::All),
+            id
+        );
         assert_eq!(
             broker.subscriber_count(id),
             4,

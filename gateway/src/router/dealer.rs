@@ -2,6 +2,7 @@
 //! progressive results, cancellation (skip, kill, killnowait) and timeouts.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -233,6 +234,7 @@ impl Dealer {
         }
         let key = (callee.id, invocation_request);
         self.by_call.insert((caller.id, request), key);
+        caller.pending_calls.fetch_add(1, Ordering::Relaxed);
         let pending = PendingCall {
             caller: Arc::clone(caller),
             call_request: request,
@@ -257,6 +259,7 @@ impl Dealer {
         let pending = self.pending.remove(&key)?;
         self.by_call
             .remove(&(pending.caller.id, pending.call_request));
+        pending.caller.pending_calls.fetch_sub(1, Ordering::Relaxed);
         if let Some(timer) = &pending.timer {
             timer.abort();
         }

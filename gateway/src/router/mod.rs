@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod broker;
+mod coverage;
 pub mod dealer;
 pub mod outbox;
 pub mod peer;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use switchboard_config::Config;
 use switchboard_emitter::TicketKey;
 
-pub use outbox::{Closing, Outbox, OutboxReceiver};
+pub use outbox::{Closing, Outbox, OutboxReceiver, QueueLimits};
 pub use realm::Realm;
 pub use session::Session;
 
@@ -40,18 +41,29 @@ impl Refusal {
     }
 }
 
-/// Per-session limits from `[gateway]`.
+/// Per-session limits from `[gateway]`: what keeps one peer from hurting the others.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest accepted message, in bytes.
     pub max_message_bytes: usize,
-    /// Outbound queue capacity, in messages.
-    pub outbound_queue: usize,
-    /// How long an outbound queue may stay full.
-    pub slow_consumer: Duration,
+    /// Bounds of each session's outbound queue.
+    pub queue: QueueLimits,
     /// How long a connection may wait before sending HELLO.
     pub hello_timeout: Duration,
+    /// Most subscriptions per session.
+    pub max_subscriptions: usize,
+    /// Most pattern subscriptions per session.
+    pub max_pattern_subscriptions: usize,
+    /// Most calls of one session in flight.
+    pub max_pending_requests: usize,
+    /// Most sessions joined at once with one authenticated authid.
+    pub max_sessions_per_authid: usize,
+    /// Longest URI accepted from a peer, in bytes.
+    pub max_uri_bytes: usize,
 }
+
+/// ERROR (or ABORT) URI when a request would pass one of the [`Limits`].
+pub const LIMIT_EXCEEDED: &str = "switchboard.error.limit_exceeded";
 
 /// All realms of the gateway.
 #[derive(Debug)]
@@ -85,9 +97,17 @@ impl Router {
                 .map(TicketKey::new),
             limits: Limits {
                 max_message_bytes: gateway.max_message_bytes,
-                outbound_queue: gateway.outbound_queue,
-                slow_consumer: Duration::from_millis(gateway.slow_consumer_ms),
+                queue: QueueLimits {
+                    max_bytes: gateway.outbound_queue_bytes,
+                    max_frames: gateway.outbound_queue,
+                    slow_consumer: Duration::from_millis(gateway.slow_consumer_ms),
+                },
                 hello_timeout: Duration::from_millis(gateway.hello_timeout_ms),
+                max_subscriptions: gateway.max_subscriptions,
+                max_pattern_subscriptions: gateway.max_pattern_subscriptions,
+                max_pending_requests: gateway.max_pending_requests,
+                max_sessions_per_authid: gateway.max_sessions_per_authid,
+                max_uri_bytes: gateway.max_uri_bytes,
             },
         }
     }

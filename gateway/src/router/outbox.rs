@@ -1,15 +1,25 @@
-//! A session's way out: a bounded queue of encoded frames and a close signal. The router pushes into it
-//! without ever waiting; the transport drains it. A peer that stops reading fills its queue and, past the
-//! configured time, is closed, so one slow browser never grows the gateway's memory or stalls publishers.
+//! A session's way out: a queue of encoded frames, bounded in bytes and in frames, and a close signal. The
+//! router pushes into it without ever waiting; the transport drains it.
+//!
+//! The promise to a client: while its session is open, it receives every event it is eligible for, in
+//! publication order. Nothing is ever dropped from an open session's queue. When the gateway cannot keep
+//! that promise (the queue would pass its byte or frame bound, or it stayed above its low-water mark,
+//! a quarter of either bound, for longer than the slow-consumer limit) the session is closed with ABORT
+//! `switchboard.error.slow_consumer`, saying how many bytes were queued and for how long, and what was
+//! queued is discarded. The low-water timer runs on the connection's own task ([`Outbox::stalled_at`]),
+//! so a client that stops reading is closed in time whether or not anything else is published.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
 use crate::wamp::{Frame, Message, Serializer};
+
+/// ABORT reason of a session closed because it did not keep up.
+pub const SLOW_CONSUMER: &str = "switchboard.error.slow_consumer";
 
 /// Why and how a session is being closed; the transport sends the matching WAMP message, then closes the
 /// socket.
@@ -21,20 +31,76 @@ pub enum Closing {
     Goodbye { reason: String, message: String },
     /// Close the socket without a WAMP message (the session already ended cleanly).
     Silent,
+    /// The peer broke the transport's protocol: close with this WebSocket close code and reason, no
+    /// WAMP message.
+    Failed { code: u16, reason: String },
 }
 
-/// The queue both sides share. A plain deque under a short lock: it allocates nothing while a session is
-/// idle, and the writer takes everything queued in one step.
-#[derive(Debug, Default)]
-struct Queue {
+/// The bounds of one session's outbound queue (`[gateway] outbound_queue_bytes`, `outbound_queue`,
+/// `slow_consumer_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Most bytes queued and not yet written to the socket.
+    pub max_bytes: usize,
+    /// Most frames queued and not yet written.
+    pub max_frames: usize,
+    /// How long the queue may stay above its low-water mark.
+    pub slow_consumer: Duration,
+}
+
+impl QueueLimits {
+    fn above_low_water(&self, bytes: usize, frames: usize) -> bool {
+        bytes > self.max_bytes / 4 || frames > self.max_frames / 4
+    }
+}
+
+/// What the router and the transport share: the frames, what they weigh, and the signals between them.
+/// A plain deque under a short lock: it allocates nothing while a session is idle, and the writer takes
+/// everything queued in one step.
+#[derive(Debug)]
+struct Shared {
     frames: Mutex<VecDeque<Frame>>,
+    limits: QueueLimits,
+    /// Bytes and frames queued or taken by the writer and not yet written to the socket.
+    bytes: AtomicUsize,
+    count: AtomicUsize,
+    /// Milliseconds since [`epoch`] (plus one) when the queue went above its low-water mark; 0 below it.
+    above_low_since: AtomicU64,
     /// Signalled when the queue goes from empty to non-empty.
     ready: Notify,
+    /// Signalled when the queue goes above its low-water mark (the connection arms its timer).
+    pressure: Notify,
+    /// Signalled when the queue goes back below its low-water mark (the connection reads again).
+    drained: Notify,
+    /// Set once a close was requested (read on every push, so an atomic rather than the watch's lock).
+    closed: AtomicBool,
 }
 
-impl Queue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Frame>> {
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Frame>> {
         self.frames.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_above_low_water(&self) -> bool {
+        self.limits.above_low_water(
+            self.bytes.load(Ordering::Relaxed),
+            self.count.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Takes `bytes` and `frames` off the books (written, or discarded), saturating at zero.
+    fn release(&self, bytes: usize, frames: usize) {
+        let sub = |counter: &AtomicUsize, amount: usize| {
+            let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |value| {
+                Some(value.saturating_sub(amount))
+            });
+        };
+        sub(&self.bytes, bytes);
+        sub(&self.count, frames);
+        if self.above_low_since.load(Ordering::Relaxed) != 0 && !self.is_above_low_water() {
+            self.above_low_since.store(0, Ordering::Relaxed);
+            self.drained.notify_one();
+        }
     }
 }
 
@@ -48,25 +114,27 @@ pub struct OutboxReceiver {
 
 /// The reading end of an outbox's frame queue.
 pub struct FrameReceiver {
-    queue: Arc<Queue>,
+    shared: Arc<Shared>,
 }
 
 impl FrameReceiver {
     /// Moves every queued frame into `batch` (which should be empty), without waiting; false when there
-    /// was none.
+    /// was none. The frames still count against the bounds until [`FrameReceiver::written`].
     pub fn take_batch(&self, batch: &mut VecDeque<Frame>) -> bool {
-        let mut frames = self.queue.lock();
+        let mut frames = self.shared.lock();
         if frames.is_empty() {
             return false;
         }
         std::mem::swap(&mut *frames, batch);
+        drop(frames);
+        metrics::histogram!("switchboard_outbound_queue_frames").record(batch.len() as f64);
         true
     }
 
     /// Waits until frames are queued, then moves them all into `batch` (which should be empty).
     pub async fn next_batch(&self, batch: &mut VecDeque<Frame>) {
         loop {
-            let notified = self.queue.ready.notified();
+            let notified = self.shared.ready.notified();
             if self.take_batch(batch) {
                 return;
             }
@@ -74,9 +142,16 @@ impl FrameReceiver {
         }
     }
 
+    /// The writer handed a frame of `bytes` bytes to the socket: it no longer counts against the bounds.
+    pub fn written(&self, bytes: usize) {
+        self.shared.release(bytes, 1);
+    }
+
     /// The next queued frame, without waiting (for tests and tools).
     pub fn try_recv(&self) -> Option<Frame> {
-        self.queue.lock().pop_front()
+        let frame = self.shared.lock().pop_front()?;
+        self.written(frame.len());
+        Some(frame)
     }
 }
 
@@ -84,46 +159,46 @@ impl FrameReceiver {
 #[derive(Debug)]
 pub struct Outbox {
     serializer: Serializer,
-    queue: Arc<Queue>,
-    capacity: usize,
+    shared: Arc<Shared>,
     closing: watch::Sender<Option<Closing>>,
-    /// Milliseconds since [`epoch`] (plus one) when the queue was first found full; 0 while not full.
-    full_since: AtomicU64,
-    dropped: AtomicU64,
-    slow_consumer_limit: Duration,
 }
 
-/// A process-wide time origin so that "full since" fits in an atomic.
+/// A process-wide time origin so that "above low water since" fits in an atomic.
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
 }
 
 fn now_ms() -> u64 {
-    epoch().elapsed().as_millis() as u64 + 1
+    (epoch().elapsed().as_millis() as u64).saturating_add(1)
 }
 
 impl Outbox {
-    /// A new outbox holding at most `capacity` frames; a session whose queue stays full longer than
-    /// `slow_consumer_limit` is closed with `switchboard.error.slow_consumer`.
-    pub fn new(
-        serializer: Serializer,
-        capacity: usize,
-        slow_consumer_limit: Duration,
-    ) -> (Self, OutboxReceiver) {
-        let queue = Arc::new(Queue::default());
+    /// A new, empty outbox for a peer speaking `serializer`, bounded by `limits`.
+    pub fn new(serializer: Serializer, limits: QueueLimits) -> (Self, OutboxReceiver) {
+        let limits = QueueLimits {
+            max_frames: limits.max_frames.max(1),
+            ..limits
+        };
+        let shared = Arc::new(Shared {
+            frames: Mutex::default(),
+            limits,
+            bytes: AtomicUsize::new(0),
+            count: AtomicUsize::new(0),
+            above_low_since: AtomicU64::new(0),
+            ready: Notify::new(),
+            pressure: Notify::new(),
+            drained: Notify::new(),
+            closed: AtomicBool::new(false),
+        });
         let (closing_tx, closing_rx) = watch::channel(None);
         let outbox = Outbox {
             serializer,
-            queue: Arc::clone(&queue),
-            capacity: capacity.max(1),
+            shared: Arc::clone(&shared),
             closing: closing_tx,
-            full_since: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            slow_consumer_limit,
         };
         let receiver = OutboxReceiver {
-            frames: FrameReceiver { queue },
+            frames: FrameReceiver { shared },
             closing: closing_rx,
         };
         (outbox, receiver)
@@ -139,121 +214,155 @@ impl Outbox {
         self.send(self.serializer.encode(message))
     }
 
-    /// Queues an already encoded frame without waiting. Returns false when the frame was not queued: its
-    /// queue is full (the frame is dropped for this peer and counted; once the
-    /// queue has been full longer than the limit, the session is closed).
+    /// Queues an already encoded frame without waiting. Returns false when it was not queued: the session
+    /// is closing, or the frame would pass the queue's bounds, which closes the session as a slow
+    /// consumer (never a silent gap: the client sees ABORT, not a missing event).
     pub fn send(&self, frame: Frame) -> bool {
-        let was_empty = {
-            let mut frames = self.queue.lock();
-            if frames.len() >= self.capacity {
-                drop(frames);
-                self.overflow();
-                return false;
-            }
-            frames.push_back(frame);
-            frames.len() == 1
+        if self.is_closing() {
+            metrics::counter!("switchboard_dropped_total", "reason" => "session_closing")
+                .increment(1);
+            return false;
+        }
+        let len = frame.len();
+        let limits = &self.shared.limits;
+        let mut frames = self.shared.lock();
+        let bytes = self.shared.bytes.load(Ordering::Relaxed);
+        let count = self.shared.count.load(Ordering::Relaxed);
+        let over = if bytes.saturating_add(len) > limits.max_bytes {
+            Some("bytes")
+        } else if count >= limits.max_frames {
+            Some("frames")
+        } else {
+            None
         };
-        if self.full_since.load(Ordering::Relaxed) != 0 {
-            self.full_since.store(0, Ordering::Relaxed);
+        if let Some(which) = over {
+            drop(frames);
+            self.close_slow(which);
+            return false;
+        }
+        frames.push_back(frame);
+        let was_empty = frames.len() == 1;
+        self.shared.bytes.fetch_add(len, Ordering::Relaxed);
+        self.shared.count.fetch_add(1, Ordering::Relaxed);
+        drop(frames);
+        if limits.above_low_water(bytes + len, count + 1)
+            && self
+                .shared
+                .above_low_since
+                .compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.shared.pressure.notify_one();
         }
         if was_empty {
-            self.queue.ready.notify_one();
+            self.shared.ready.notify_one();
         }
         true
     }
 
-    /// A frame did not fit: count it, and close the session once the queue has been full too long.
-    fn overflow(&self) {
-        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = now_ms();
-        let since =
-            match self
-                .full_since
-                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => now,
-                Err(since) => since,
-            };
-        if Duration::from_millis(now - since) >= self.slow_consumer_limit {
-            let message = format!(
-                "outbound queue full for more than {} ms; {dropped} messages dropped",
-                self.slow_consumer_limit.as_millis()
-            );
-            let closing = Closing::Abort {
-                reason: "switchboard.error.slow_consumer".into(),
-                message,
-            };
-            if self.close(closing) {
-                tracing::warn!(dropped, "closing slow consumer");
-            }
-        }
+    /// Bytes queued for this peer and not yet written to its socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.bytes.load(Ordering::Relaxed)
     }
 
-    /// Messages dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+    /// When the session will count as stalled if its queue stays above the low-water mark: `None` while
+    /// it is below. The connection arms a timer for it and calls [`Outbox::check_stalled`] then.
+    pub fn stalled_at(&self) -> Option<tokio::time::Instant> {
+        let since = self.shared.above_low_since.load(Ordering::Relaxed);
+        (since != 0).then(|| {
+            let above = epoch() + Duration::from_millis(since - 1);
+            tokio::time::Instant::from_std(above + self.shared.limits.slow_consumer)
+        })
+    }
+
+    /// Resolves when the queue goes above its low-water mark (the time to re-read [`Outbox::stalled_at`]).
+    pub async fn pressure(&self) {
+        self.shared.pressure.notified().await
+    }
+
+    /// Closes the session as a slow consumer if its queue has been above the low-water mark for the whole
+    /// slow-consumer limit; true when it did.
+    pub fn check_stalled(&self) -> bool {
+        let since = self.shared.above_low_since.load(Ordering::Relaxed);
+        let limit = self.shared.limits.slow_consumer.as_millis() as u64;
+        if since != 0 && now_ms().saturating_sub(since) >= limit && !self.is_closing() {
+            self.close_slow("stalled");
+            return true;
+        }
+        false
+    }
+
+    /// True while the queue is above its low-water mark: the connection stops reading requests until it
+    /// drains, so that a client pipelining requests cannot push its own replies past the bounds.
+    pub fn is_backed_up(&self) -> bool {
+        self.shared.is_above_low_water()
+    }
+
+    /// Resolves when the queue goes back below its low-water mark.
+    pub async fn drained(&self) {
+        self.shared.drained.notified().await
+    }
+
+    /// Closes the session with ABORT `switchboard.error.slow_consumer` and discards what is queued.
+    fn close_slow(&self, which: &'static str) {
+        let queued = self.queued_bytes();
+        let since = self.shared.above_low_since.load(Ordering::Relaxed);
+        let for_ms = if since == 0 {
+            0
+        } else {
+            now_ms().saturating_sub(since)
+        };
+        let limits = &self.shared.limits;
+        let why = match which {
+            "bytes" => format!("it would pass the bound of {} bytes", limits.max_bytes),
+            "frames" => format!("it would pass the bound of {} messages", limits.max_frames),
+            _ => format!(
+                "it stayed above its low-water mark for more than {} ms",
+                limits.slow_consumer.as_millis()
+            ),
+        };
+        let message = format!(
+            "the client is not reading fast enough: {queued} bytes queued, above the low-water mark for \
+             {for_ms} ms; the session is closed because {why}"
+        );
+        let closing = Closing::Abort {
+            reason: SLOW_CONSUMER.into(),
+            message,
+        };
+        if self.close(closing) {
+            let discarded = std::mem::take(&mut *self.shared.lock());
+            let discarded_bytes = discarded.iter().map(Frame::len).sum();
+            self.shared.release(discarded_bytes, discarded.len());
+            metrics::counter!("switchboard_slow_consumer_closes_total", "reason" => which)
+                .increment(1);
+            metrics::histogram!("switchboard_slow_consumer_queued_bytes").record(queued as f64);
+            if let Some(suppressed) = crate::throttle::allow("slow_consumer", which) {
+                tracing::warn!(queued, for_ms, which, suppressed, "closing slow consumer");
+            }
+        }
     }
 
     /// Asks the transport to close the session; the first request wins. Returns whether this call was
     /// the first.
     pub fn close(&self, closing: Closing) -> bool {
-        self.closing.send_if_modified(|current| {
+        let first = self.closing.send_if_modified(|current| {
             if current.is_some() {
                 return false;
             }
             *current = Some(closing);
             true
-        })
+        });
+        if first {
+            self.shared.closed.store(true, Ordering::Relaxed);
+        }
+        first
     }
 
     /// True once a close was requested.
     pub fn is_closing(&self) -> bool {
-        self.closing.borrow().is_some()
+        self.shared.closed.load(Ordering::Relaxed)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_queue_drops_then_closes_after_the_limit() {
-        let (outbox, mut rx) = Outbox::new(Serializer::Json, 2, Duration::ZERO);
-        let frame = Serializer::Json.encode(&Message::abort("x", "y"));
-        assert!(outbox.send(frame.clone()));
-        assert!(outbox.send(frame.clone()));
-        assert!(!outbox.send(frame.clone()), "third frame does not fit");
-        assert_eq!(outbox.dropped(), 1);
-        let closing = rx.closing.borrow_and_update().clone();
-        match closing {
-            Some(Closing::Abort { reason, .. }) => {
-                assert_eq!(reason, "switchboard.error.slow_consumer")
-            }
-            other => panic!("expected a slow-consumer abort, got {other:?}"),
-        }
-        assert!(rx.frames.try_recv().is_some());
-    }
-
-    #[test]
-    fn a_queue_that_drains_in_time_stays_open() {
-        let (outbox, rx) = Outbox::new(Serializer::Json, 1, Duration::from_secs(60));
-        let frame = Serializer::Json.encode(&Message::abort("x", "y"));
-        assert!(outbox.send(frame.clone()));
-        assert!(!outbox.send(frame.clone()));
-        assert!(!outbox.is_closing());
-        assert!(rx.frames.try_recv().is_some(), "queued frame");
-        assert!(outbox.send(frame));
-        assert!(!outbox.is_closing());
-    }
-
-    #[test]
-    fn the_first_close_request_wins() {
-        let (outbox, rx) = Outbox::new(Serializer::Json, 1, Duration::from_secs(1));
-        assert!(outbox.close(Closing::Silent));
-        assert!(!outbox.close(Closing::Abort {
-            reason: "a".into(),
-            message: "b".into()
-        }));
-        assert_eq!(*rx.closing.borrow(), Some(Closing::Silent));
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
 //! The router's view of one joined session: who it is, what its client can do, and its outbox. Brokers
 //! and dealers hold `Arc<Peer>`s and deliver by pushing into the outbox; they never touch sockets.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -55,4 +56,6 @@ pub struct Peer {
     pub outbox: Arc<Outbox>,
     /// Request ids of INVOCATIONs sent to this peer (session scope).
     pub invocation_ids: IdSequence,
+    /// Calls this peer made that await their answer (`gateway.max_pending_requests`).
+    pub pending_calls: AtomicUsize,
 }

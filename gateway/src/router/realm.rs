@@ -11,6 +11,7 @@ use super::broker::Broker;
 use super::dealer::Dealer;
 use super::outbox::Closing;
 use super::peer::Peer;
+use super::{Refusal, LIMIT_EXCEEDED};
 use crate::auth::RealmAuth;
 use crate::wamp::ids::random_id;
 use crate::wamp::Id;
@@ -25,10 +26,23 @@ pub struct Realm {
     /// How sessions authenticate here (anonymous role, role names, WAMP-CRA users).
     pub auth: RealmAuth,
     roles: HashMap<String, Grants>,
-    sessions: RwLock<HashMap<Id, Arc<Peer>>>,
+    /// Grants of role combinations (tickets may carry several roles), built once and shared, so that
+    /// sessions with the same roles share one decision per event on delivery.
+    combined: Mutex<HashMap<Vec<String>, Grants>>,
+    sessions: RwLock<Sessions>,
     broker: RwLock<Broker>,
     dealer: Mutex<Dealer>,
 }
+
+/// The joined sessions, and how many each authid has (for `max_sessions_per_authid`).
+#[derive(Debug, Default)]
+struct Sessions {
+    by_id: HashMap<Id, Arc<Peer>>,
+    per_authid: HashMap<String, usize>,
+}
+
+/// Most role combinations remembered per realm; past it, combined grants are built per session.
+const MAX_COMBINED_GRANTS: usize = 1024;
 
 /// Locks recover from poisoning: a panic elsewhere must not take the whole realm down with it.
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -51,6 +65,7 @@ impl Realm {
                 .iter()
                 .map(|r| (r.name.clone(), Grants::for_role(r)))
                 .collect(),
+            combined: Mutex::default(),
             sessions: RwLock::default(),
             broker: RwLock::default(),
             dealer: Mutex::default(),
@@ -62,22 +77,54 @@ impl Realm {
         self.roles.get(role).cloned().unwrap_or_default()
     }
 
-    /// The combined permissions of `roles`: an action is allowed when any of them allows it.
+    /// The combined permissions of `roles`: an action is allowed when any of them allows it. The same
+    /// roles always give the same (shared) grants.
     pub fn grants_of(&self, roles: &[String]) -> Grants {
-        Grants::any_of(roles.iter().map(|role| self.grants(role)))
+        if let [role] = roles {
+            return self.grants(role);
+        }
+        let mut combined = self.combined.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(grants) = combined.get(roles) {
+            return grants.clone();
+        }
+        let grants = Grants::any_of(roles.iter().map(|role| self.grants(role)));
+        if combined.len() < MAX_COMBINED_GRANTS {
+            combined.insert(roles.to_vec(), grants.clone());
+        }
+        grants
     }
 
     /// Adds a session with id `preferred` (e.g. the one announced in a WAMP-CRA challenge) unless it
-    /// is taken, else a random unused one; `make` builds the peer for it.
-    pub fn join(&self, preferred: Option<Id>, make: impl FnOnce(Id) -> Peer) -> Arc<Peer> {
+    /// is taken, else a random unused one; `make` builds the peer for it. Refused when `authid` already
+    /// has `max_per_authid` sessions here.
+    pub fn join(
+        &self,
+        preferred: Option<Id>,
+        authid: &str,
+        max_per_authid: usize,
+        make: impl FnOnce(Id) -> Peer,
+    ) -> Result<Arc<Peer>, Refusal> {
         let mut sessions = write(&self.sessions);
+        let count = sessions.per_authid.get(authid).copied().unwrap_or(0);
+        if count >= max_per_authid {
+            return Err(Refusal::new(
+                LIMIT_EXCEEDED,
+                format!(
+                    "{authid} already has {count} sessions in realm {}, the most allowed \
+                     (gateway.max_sessions_per_authid)",
+                    self.name
+                ),
+            ));
+        }
         let mut id = preferred.unwrap_or_else(random_id);
-        while sessions.contains_key(&id) {
+        while sessions.by_id.contains_key(&id) {
             id = random_id();
         }
         let peer = Arc::new(make(id));
-        sessions.insert(id, Arc::clone(&peer));
-        peer
+        sessions.by_id.insert(id, Arc::clone(&peer));
+        *sessions.per_authid.entry(peer.authid.clone()).or_default() += 1;
+        metrics::gauge!("switchboard_sessions").increment(1.0);
+        Ok(peer)
     }
 
     /// Removes a session with its subscriptions, registrations and calls in flight.
@@ -87,7 +134,18 @@ impl Realm {
         subscriptions: impl IntoIterator<Item = Id>,
         registrations: impl IntoIterator<Item = Id>,
     ) {
-        write(&self.sessions).remove(&session);
+        {
+            let mut sessions = write(&self.sessions);
+            if let Some(peer) = sessions.by_id.remove(&session) {
+                metrics::gauge!("switchboard_sessions").decrement(1.0);
+                if let Some(count) = sessions.per_authid.get_mut(&peer.authid) {
+                    *count -= 1;
+                    if *count == 0 {
+                        sessions.per_authid.remove(&peer.authid);
+                    }
+                }
+            }
+        }
         {
             let mut broker = write(&self.broker);
             for id in subscriptions {
@@ -99,17 +157,18 @@ impl Realm {
 
     /// Number of joined sessions.
     pub fn session_count(&self) -> usize {
-        read(&self.sessions).len()
+        read(&self.sessions).by_id.len()
     }
 
     /// Every joined session (for shutdown and management).
     pub fn peers(&self) -> Vec<Arc<Peer>> {
-        read(&self.sessions).values().cloned().collect()
+        read(&self.sessions).by_id.values().cloned().collect()
     }
 
     /// Joined sessions authenticated as `authid` (management: "is alice online, and where").
     pub fn peers_by_authid(&self, authid: &str) -> Vec<Arc<Peer>> {
         read(&self.sessions)
+            .by_id
             .values()
             .filter(|p| p.authid == authid)
             .cloned()

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use switchboard_config::{uri, MatchPolicy};
 
-use super::authorize::{Action, DecisionCache};
+use super::authorize::{Action, Coverage, DecisionCache};
 use super::outbox::{Closing, Outbox};
 use super::peer::{ClientFeatures, Peer};
 use super::{welcome, Realm, Refusal, Router};
@@ -27,6 +27,8 @@ struct Joined {
     realm: Arc<Realm>,
     peer: Arc<Peer>,
     subscriptions: HashSet<Id>,
+    /// The subset of `subscriptions` that are prefix or wildcard patterns.
+    patterns: HashSet<Id>,
     registrations: HashSet<Id>,
     /// Authorization decisions already taken for this session.
     permissions: DecisionCache,
@@ -47,7 +49,7 @@ enum State {
     Establishing,
     /// Waiting for AUTHENTICATE.
     Challenged(Box<Challenged>),
-    Joined(Joined),
+    Joined(Box<Joined>),
 }
 
 /// The protocol side of one connection.
@@ -118,7 +120,11 @@ impl Session {
 
     /// Aborts the session: ABORT with `reason` and `message`, then the transport closes.
     pub fn abort(&mut self, reason: &str, message: String) {
-        tracing::warn!(session = self.id(), reason, %message, "aborting session");
+        metrics::counter!("switchboard_wamp_refusals_total", "error" => reason.to_string())
+            .increment(1);
+        if let Some(suppressed) = crate::throttle::allow("wamp_abort", reason) {
+            tracing::warn!(session = self.id(), reason, %message, suppressed, "aborting session");
+        }
         self.leave();
         self.outbox.close(Closing::Abort {
             reason: reason.to_string(),
@@ -130,6 +136,8 @@ impl Session {
     pub fn leave(&mut self) {
         if let State::Joined(joined) = std::mem::replace(&mut self.state, State::Establishing) {
             tracing::debug!(session = joined.peer.id, realm = %joined.realm.name, "session left");
+            metrics::gauge!("switchboard_subscriptions")
+                .decrement(joined.subscriptions.len() as f64);
             joined
                 .realm
                 .leave(joined.peer.id, joined.subscriptions, joined.registrations);
@@ -270,7 +278,9 @@ impl Session {
         let grants = realm.grants_of(&identity.roles);
         let outbox = Arc::clone(&self.outbox);
         let authrole = identity.authrole().to_string();
-        let peer = realm.join(id, |id| Peer {
+        let max_per_authid = self.router.limits.max_sessions_per_authid;
+        let authid = identity.authid.clone();
+        let joined = realm.join(id, &authid, max_per_authid, |id| Peer {
             id,
             authid: identity.authid,
             authrole,
@@ -278,7 +288,12 @@ impl Session {
             features: ClientFeatures::from_hello(hello),
             outbox,
             invocation_ids: IdSequence::default(),
+            pending_calls: Default::default(),
         });
+        let peer = match joined {
+            Ok(peer) => peer,
+            Err(refusal) => return self.abort(refusal.uri, refusal.message),
+        };
         let details = welcome::details(
             &realm.name,
             &peer.authid,
@@ -291,13 +306,14 @@ impl Session {
         });
         tracing::debug!(session = peer.id, realm = %realm.name, authid = %peer.authid, authrole = %peer.authrole, authmethod = identity.authmethod, "session joined");
         self.goodbye_sent = false;
-        self.state = State::Joined(Joined {
+        self.state = State::Joined(Box::new(Joined {
             realm,
             peer,
             subscriptions: HashSet::new(),
+            patterns: HashSet::new(),
             registrations: HashSet::new(),
             permissions: DecisionCache::default(),
-        });
+        }));
     }
 
     fn joined(&self) -> Option<&Joined> {
@@ -314,43 +330,87 @@ impl Session {
         }
     }
 
-    /// Checks a URI and the session's permission for an action on it.
-    /// Decisions are cached per session (see [`DecisionCache`]).
+    /// Checks a URI and the session's permission for an action on it: for an exact URI whether the role
+    /// may act on it (cached per session, see [`DecisionCache`]); for a pattern, how much of what it can
+    /// match the role may act on. A pattern that can match nothing allowed is refused; one that can match
+    /// some allowed topics is accepted with [`Coverage::Some`], and each event is checked on delivery.
     fn check(
         &mut self,
         action: Action,
         uri_text: &str,
         policy: MatchPolicy,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Coverage, Refusal> {
+        let max_uri_bytes = self.router.limits.max_uri_bytes;
+        if uri_text.len() > max_uri_bytes {
+            return Err(Refusal::new(
+                "wamp.error.invalid_uri",
+                format!(
+                    "URI of {} bytes exceeds the limit of {max_uri_bytes} bytes (gateway.max_uri_bytes)",
+                    uri_text.len()
+                ),
+            ));
+        }
         uri::validate(uri_text, policy)
             .map_err(|reason| Refusal::new("wamp.error.invalid_uri", reason))?;
+        if matches!(action, Action::Publish | Action::Register) && uri::is_reserved(uri_text) {
+            return Err(Refusal::new(
+                "wamp.error.not_authorized",
+                format!(
+                    "{uri_text} is under wamp. or switchboard., which belong to the router: no client may {} it",
+                    action.as_str()
+                ),
+            ));
+        }
         let joined = self
             .joined_mut()
             .ok_or_else(|| Refusal::new(PROTOCOL_VIOLATION, "not joined"))?;
         let grants = &joined.peer.grants;
-        if joined.permissions.allows(grants, action, uri_text) {
-            Ok(())
+        let coverage = if policy == MatchPolicy::Exact {
+            if joined.permissions.allows(grants, action, uri_text) {
+                Coverage::All
+            } else {
+                Coverage::None
+            }
         } else {
-            Err(Refusal::new(
-                "wamp.error.not_authorized",
-                format!(
-                    "role {} may not {} {uri_text}",
-                    joined.peer.authrole,
-                    action.as_str()
-                ),
-            ))
+            grants.coverage(action, uri_text, policy)
+        };
+        if coverage != Coverage::None {
+            return Ok(coverage);
         }
+        let what = match policy {
+            MatchPolicy::Exact => uri_text.to_string(),
+            policy => format!(
+                "any topic matching the {} pattern {uri_text:?}",
+                policy.as_str()
+            ),
+        };
+        Err(Refusal::new(
+            "wamp.error.not_authorized",
+            format!(
+                "role {} may not {} {what}",
+                joined.peer.authrole,
+                action.as_str()
+            ),
+        ))
     }
 
-    /// Answers a refused request with ERROR and logs the rejection.
+    /// Answers a refused request with ERROR, counts it and logs it (rate-limited).
     fn refuse(&self, request_type: u64, request: Id, refusal: Refusal) {
-        tracing::warn!(session = self.id(), uri = refusal.uri, message = %refusal.message, "request refused");
+        note_refusal(self.id(), &refusal);
         self.send(&Message::error(
             request_type,
             request,
             refusal.uri,
             refusal.message,
         ));
+    }
+}
+
+/// Counts a refused request in `/metrics` and logs it, at most one line per error URI per interval.
+pub(super) fn note_refusal(session: Option<Id>, refusal: &Refusal) {
+    metrics::counter!("switchboard_wamp_refusals_total", "error" => refusal.uri).increment(1);
+    if let Some(suppressed) = crate::throttle::allow("wamp_refusal", refusal.uri) {
+        tracing::warn!(session, uri = refusal.uri, message = %refusal.message, suppressed, "request refused");
     }
 }
 

@@ -10,6 +10,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 
+use crate::router::outbox::FrameReceiver;
 use crate::router::{Closing, Outbox, OutboxReceiver, Router, Session};
 use crate::wamp::{Frame, Message, Serializer};
 
@@ -34,7 +35,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = router.limits;
-    let (outbox, receiver) = Outbox::new(serializer, limits.outbound_queue, limits.slow_consumer);
+    let (outbox, receiver) = Outbox::new(serializer, limits.queue);
     let outbox = Arc::new(outbox);
     let mut closing = receiver.closing.clone();
     let (sink, mut stream) = socket.split();
@@ -48,17 +49,26 @@ pub async fn serve(
         session.shutdown();
     }
     loop {
+        // While the queue is backed up, requests wait in the socket: a client pipelining requests
+        // without reading its replies cannot push them past the bounds.
+        let backed_up = outbox.is_backed_up();
+        let stalled_at = outbox.stalled_at();
         tokio::select! {
-            frame = stream.next() => match frame {
+            frame = stream.next(), if !backed_up => match frame {
                 Some(Ok(WsMessage::Text(text))) => session.on_frame(text.as_bytes()),
                 Some(Ok(WsMessage::Binary(bytes))) => session.on_frame(&bytes),
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
                 Some(Ok(WsMessage::Close(_))) | None => break,
                 Some(Err(error)) => {
-                    read_failed(&mut session, error);
+                    read_failed(&mut session, &outbox, error);
                     break;
                 }
             },
+            _ = outbox.drained(), if backed_up => {}
+            _ = outbox.pressure() => {}
+            _ = sleep_until_some(stalled_at), if stalled_at.is_some() => {
+                outbox.check_stalled();
+            }
             _ = closing.changed() => break,
             _ = shutdown.changed() => session.shutdown(),
             _ = &mut hello_deadline, if !session.is_joined() && !outbox.is_closing() => {
@@ -86,12 +96,22 @@ pub async fn serve(
     let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut stream)).await;
     tracing::debug!(
         session = session_id,
-        dropped = outbox.dropped(),
+        queued_bytes = outbox.queued_bytes(),
         "websocket closed"
     );
 }
 
-fn read_failed(session: &mut Session, error: axum::Error) {
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A WebSocket-level failure: a frame too large gets ABORT `wamp.error.payload_size_exceeded` (and close
+/// code 1009); invalid UTF-8 in a text frame closes with 1007, any other protocol error with 1002
+/// (RFC 6455 section 7.4.1).
+fn read_failed(session: &mut Session, outbox: &Outbox, error: axum::Error) {
     let text = error.to_string();
     if text.contains("Space limit exceeded")
         || text.contains("too long")
@@ -101,9 +121,30 @@ fn read_failed(session: &mut Session, error: axum::Error) {
             "wamp.error.payload_size_exceeded",
             format!("message too large: {text}"),
         );
-    } else {
-        tracing::debug!(session = session.id(), error = %text, "websocket read failed");
+        return;
     }
+    let code = if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
+        close_code::INVALID_PAYLOAD
+    } else {
+        close_code::PROTOCOL_ERROR
+    };
+    if let Some(suppressed) = crate::throttle::allow("websocket_error", "read") {
+        tracing::warn!(session = session.id(), error = %text, code, suppressed, "websocket protocol error");
+    }
+    session.leave();
+    outbox.close(Closing::Failed { code, reason: text });
+}
+
+/// WebSocket close codes we send (RFC 6455 section 7.4.1).
+pub mod close_code {
+    /// The session ended (GOODBYE, ABORT, shutdown).
+    pub const NORMAL: u16 = 1000;
+    /// The peer broke the WebSocket protocol.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A message larger than the gateway accepts.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
 }
 
 async fn drain(stream: &mut SplitStream<WebSocket>) {
@@ -127,7 +168,7 @@ async fn write_loop(
         tokio::select! {
             biased;
             _ = receiver.frames.next_batch(&mut batch) => {
-                if write_batch(&mut sink, &mut batch).await.is_err() {
+                if write_batch(&mut sink, &receiver.frames, &mut batch).await.is_err() {
                     return;
                 }
             }
@@ -142,10 +183,13 @@ async fn write_loop(
 /// Writes every frame of `batch` with one flush, then gives back memory a burst left behind.
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, WsMessage>,
+    frames: &FrameReceiver,
     batch: &mut VecDeque<Frame>,
 ) -> Result<(), axum::Error> {
     while let Some(frame) = batch.pop_front() {
+        let len = frame.len();
         sink.feed(to_ws(frame)).await?;
+        frames.written(len);
     }
     if batch.capacity() > IDLE_BATCH_CAPACITY {
         batch.shrink_to(IDLE_BATCH_CAPACITY);
@@ -161,39 +205,70 @@ async fn say_goodbye(
     serializer: Serializer,
     closing: Option<Closing>,
 ) -> Result<(), axum::Error> {
-    let (message, close_reason) = match closing {
+    let (message, code, close_reason) = match closing {
         Some(Closing::Abort { reason, message }) => {
-            (Some(Message::abort(&reason, message)), reason)
+            let code = if reason == "wamp.error.payload_size_exceeded" {
+                close_code::MESSAGE_TOO_BIG
+            } else {
+                close_code::NORMAL
+            };
+            (Some(Message::abort(&reason, message)), code, reason)
         }
         Some(Closing::Goodbye { reason, message }) => {
             let mut details = crate::wamp::Dict::new();
             details.insert("message".into(), message.into());
-            (
-                Some(Message::Goodbye {
-                    details,
-                    reason: reason.clone(),
-                }),
-                reason,
-            )
+            let goodbye = Message::Goodbye {
+                details,
+                reason: reason.clone(),
+            };
+            (Some(goodbye), close_code::NORMAL, reason)
         }
-        Some(Closing::Silent) | None => (None, String::new()),
+        Some(Closing::Failed { code, reason }) => (None, code, reason),
+        Some(Closing::Silent) | None => (None, close_code::NORMAL, String::new()),
     };
     if message.is_none() {
         let mut batch = VecDeque::new();
         receiver.frames.take_batch(&mut batch);
         for frame in batch {
+            let len = frame.len();
             sink.feed(to_ws(frame)).await?;
+            receiver.frames.written(len);
         }
     }
     if let Some(message) = message {
         sink.feed(to_ws(serializer.encode(&message))).await?;
     }
-    // A close frame's reason must fit in 123 bytes; WAMP reason URIs are ASCII.
-    let mut reason = close_reason;
-    reason.truncate(120);
     sink.send(WsMessage::Close(Some(CloseFrame {
-        code: 1000,
-        reason: reason.into(),
+        code,
+        reason: close_reason_text(&close_reason).into(),
     })))
     .await
+}
+
+/// A close frame's reason must fit in 123 bytes: cut on a character boundary (a kick reason or an error
+/// text may hold any character).
+fn close_reason_text(reason: &str) -> &str {
+    const MAX: usize = 120;
+    if reason.len() <= MAX {
+        return reason;
+    }
+    let mut end = MAX;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_are_cut_on_a_character_boundary() {
+        let reason = "é".repeat(100);
+        let cut = close_reason_text(&reason);
+        assert!(cut.len() <= 120 && cut.len() >= 119, "{}", cut.len());
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(close_reason_text("wamp.close.killed"), "wamp.close.killed");
+    }
 }

@@ -13,17 +13,47 @@ impl Session {
         let policy = options::text(subscribe_options, "match")
             .and_then(MatchPolicy::parse)
             .unwrap_or_default();
-        if let Err(refusal) = self.check(Action::Subscribe, &topic, policy) {
-            return self.refuse(code::SUBSCRIBE, request, refusal);
-        }
+        let coverage = match self.check(Action::Subscribe, &topic, policy) {
+            Ok(coverage) => coverage,
+            Err(refusal) => return self.refuse(code::SUBSCRIBE, request, refusal),
+        };
+        let limits = self.router.limits;
         let Some(joined) = self.joined_mut() else {
             return;
         };
-        let subscription = joined
-            .realm
-            .broker_mut()
-            .subscribe(&joined.peer, &topic, policy);
-        joined.subscriptions.insert(subscription);
+        let is_pattern = policy != MatchPolicy::Exact;
+        let over = if joined.subscriptions.len() >= limits.max_subscriptions {
+            Some((
+                "max_subscriptions",
+                limits.max_subscriptions,
+                "subscriptions",
+            ))
+        } else if is_pattern && joined.patterns.len() >= limits.max_pattern_subscriptions {
+            let max = limits.max_pattern_subscriptions;
+            Some(("max_pattern_subscriptions", max, "pattern subscriptions"))
+        } else {
+            None
+        };
+        if let Some((key, max, what)) = over {
+            let refusal = super::Refusal::new(
+                super::super::LIMIT_EXCEEDED,
+                format!(
+                    "this session already holds {max} {what}, the most allowed (gateway.{key})"
+                ),
+            );
+            return self.refuse(code::SUBSCRIBE, request, refusal);
+        }
+        let subscription =
+            joined
+                .realm
+                .broker_mut()
+                .subscribe(&joined.peer, &topic, policy, coverage);
+        if joined.subscriptions.insert(subscription) {
+            metrics::gauge!("switchboard_subscriptions").increment(1.0);
+        }
+        if is_pattern {
+            joined.patterns.insert(subscription);
+        }
         tracing::debug!(session = joined.peer.id, %topic, policy = policy.as_str(), subscription, "subscribed");
         self.send(&Message::Subscribed {
             request,
@@ -35,6 +65,7 @@ impl Session {
         let Some(joined) = self.joined_mut() else {
             return;
         };
+        joined.patterns.remove(&subscription);
         if !joined.subscriptions.remove(&subscription) {
             let refusal = super::Refusal::new(
                 "wamp.error.no_such_subscription",
@@ -46,6 +77,7 @@ impl Session {
             .realm
             .broker_mut()
             .unsubscribe(joined.peer.id, subscription);
+        metrics::gauge!("switchboard_subscriptions").decrement(1.0);
         self.send(&Message::Unsubscribed {
             request,
             details: None,
@@ -66,7 +98,7 @@ impl Session {
             if acknowledge {
                 return self.refuse(code::PUBLISH, request, refusal);
             }
-            tracing::warn!(session = self.id(), uri = refusal.uri, message = %refusal.message, "publish refused");
+            super::note_refusal(self.id(), &refusal);
             return;
         }
         let Some(joined) = self.joined() else { return };

@@ -1,5 +1,6 @@
 //! REGISTER, UNREGISTER, CALL, CANCEL, YIELD and invocation ERRORs for a joined session.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,13 +18,6 @@ impl Session {
             let refusal = Refusal::new(
                 "wamp.error.invalid_argument",
                 "pattern-based registration is not supported",
-            );
-            return self.refuse(code::REGISTER, request, refusal);
-        }
-        if procedure.starts_with("wamp.") {
-            let refusal = Refusal::new(
-                "wamp.error.not_authorized",
-                "procedures under wamp. are reserved for the router",
             );
             return self.refuse(code::REGISTER, request, refusal);
         }
@@ -82,7 +76,18 @@ impl Session {
         if let Err(refusal) = self.check(Action::Call, procedure, MatchPolicy::Exact) {
             return self.refuse(code::CALL, request, refusal);
         }
+        let max = self.router.limits.max_pending_requests;
         let Some(joined) = self.joined() else { return };
+        if joined.peer.pending_calls.load(Ordering::Relaxed) >= max {
+            let refusal = Refusal::new(
+                super::super::LIMIT_EXCEEDED,
+                format!(
+                    "this session already has {max} calls in flight, the most allowed \
+                     (gateway.max_pending_requests)"
+                ),
+            );
+            return self.refuse(code::CALL, request, refusal);
+        }
         let routed =
             joined
                 .realm

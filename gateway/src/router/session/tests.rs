@@ -28,7 +28,7 @@ fn router() -> Arc<Router> {
 
 impl Client {
     fn new(router: &Arc<Router>, serializer: Serializer) -> Self {
-        let (outbox, receiver) = Outbox::new(serializer, 64, Duration::from_secs(1));
+        let (outbox, receiver) = Outbox::new(serializer, router.limits.queue);
         let session = Session::new(Arc::clone(router), Arc::new(outbox));
         Client {
             session,
