@@ -70,8 +70,7 @@ def free_port() -> int:
 CONFIG_TEMPLATE = """\
 [gateway]
 listen = "127.0.0.1:{port}"
-max_message_bytes = 1048576
-
+{gateway_keys}
 [[realms]]
 name = "realm1"
 anonymous_role = "anonymous"
@@ -89,12 +88,14 @@ def gateway_binary() -> str:
 class Gateway:
     """One `switchboard gateway --config FILE` process on 127.0.0.1:<free port>.
 
-    `extra_config` is TOML text appended as is to the config written from CONFIG_TEMPLATE.
+    `extra_config` is TOML text appended as is to the config written from CONFIG_TEMPLATE;
+    `gateway_keys` are `key = value` lines for its `[gateway]` section (default: max_message_bytes).
     """
 
-    def __init__(self, ready_timeout: float = 30.0, extra_config: str = ""):
+    def __init__(self, ready_timeout: float = 30.0, extra_config: str = "", gateway_keys: str = ""):
         self.ready_timeout = ready_timeout
         self.extra_config = extra_config
+        self.gateway_keys = gateway_keys or "max_message_bytes = 1048576"
         self.port = free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="switchboard-pytest-")
         self.dir = Path(self.tmp.name)
@@ -125,7 +126,8 @@ class Gateway:
                 f"gateway binary not found at {binary}; run `cargo build -p switchboard-gateway` "
                 "or set SWITCHBOARD_BIN"
             )
-        self.config.write_text(CONFIG_TEMPLATE.format(port=self.port) + self.extra_config)
+        config = CONFIG_TEMPLATE.format(port=self.port, gateway_keys=self.gateway_keys.strip() + "\n")
+        self.config.write_text(config + self.extra_config)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD__")}
         # The config file already says this; the env override wins over anything else.
         env["SWITCHBOARD__GATEWAY__LISTEN"] = f"127.0.0.1:{self.port}"

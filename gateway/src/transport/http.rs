@@ -6,24 +6,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Request, State};
+use axum::response::Response;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
+use super::upgrade::{self, Upgrade};
 use super::{static_js, websocket};
 use crate::router::Router;
-use crate::wamp::codec::SUBPROTOCOLS;
-use crate::wamp::Serializer;
-
-/// Initial WebSocket read buffer per connection (tungstenite's default, 128 KiB, would dominate the
-/// memory of an idle connection).
-const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// What every HTTP handler shares.
 #[derive(Clone)]
@@ -103,34 +96,25 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let ws = ws.protocols(SUBPROTOCOLS);
-    let serializer = ws
-        .selected_protocol()
-        .and_then(|p| p.to_str().ok())
-        .and_then(Serializer::from_subprotocol);
-    let Some(serializer) = serializer else {
-        tracing::warn!("websocket refused: no supported WAMP subprotocol offered");
-        let text = format!(
-            "offer one of the WebSocket subprotocols {}\n",
-            SUBPROTOCOLS.join(", ")
-        );
-        return (StatusCode::BAD_REQUEST, text).into_response();
+async fn upgrade(State(state): State<AppState>, mut request: Request) -> Response {
+    let (response, serializer, pending) = match upgrade::negotiate(&mut request) {
+        Upgrade::Refused(response) => return response,
+        Upgrade::Accepted {
+            response,
+            serializer,
+            pending,
+        } => (response, serializer, pending),
     };
-    let limits = state.router.limits;
-    let frame_limit = websocket::frame_limit(limits.max_message_bytes);
+    let config = websocket::config(state.router.limits.max_message_bytes);
     let AppState {
         router,
         shutdown,
         sessions,
     } = state;
-    // Buffers sized for many mostly idle connections: the read buffer grows for large messages.
-    ws.read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(frame_limit.saturating_mul(2))
-        .max_message_size(frame_limit)
-        .max_frame_size(frame_limit)
-        .on_upgrade(move |socket| {
-            sessions.track_future(websocket::serve(socket, serializer, router, shutdown))
-        })
+    tokio::spawn(sessions.track_future(async move {
+        if let Some(socket) = upgrade::open(pending, config).await {
+            websocket::serve(socket, serializer, router, shutdown).await;
+        }
+    }));
+    response
 }

@@ -4,4 +4,5 @@
 
 pub mod http;
 pub mod static_js;
+pub mod upgrade;
 pub mod websocket;

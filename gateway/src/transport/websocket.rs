@@ -1,14 +1,20 @@
 //! WAMP over WebSocket: one task reads frames into the session, one writes the session's outbox to the
-//! socket in batches (many queued frames, one flush).
+//! socket in batches (many queued frames, one flush). The handshake is in [`super::upgrade`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use super::upgrade::Socket;
 
 use crate::router::outbox::FrameReceiver;
 use crate::router::{Closing, Outbox, OutboxReceiver, Router, Session};
@@ -19,6 +25,13 @@ const IDLE_BATCH_CAPACITY: usize = 16;
 /// How long a closing session gets to flush what is queued and say goodbye.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// Initial WebSocket read buffer per connection (tungstenite's default, 128 KiB, would dominate the
+/// memory of an idle connection); it grows for large messages.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// After a frame too large to read, how much of it the gateway reads and throws away so that the
+/// client sees its ABORT instead of a reset (bounded by [`CLOSE_GRACE`] as well).
+const DISCARD_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The WebSocket read limit for a configured message limit: a margin above it, so that a message a
 /// little too large still reaches the session and gets a precise ABORT instead of a dropped connection.
 pub fn frame_limit(max_message_bytes: usize) -> usize {
@@ -27,9 +40,21 @@ pub fn frame_limit(max_message_bytes: usize) -> usize {
         .saturating_add(64 * 1024)
 }
 
+/// The tungstenite settings for a configured message limit: buffers sized for many mostly idle
+/// connections, reads bounded at [`frame_limit`].
+pub fn config(max_message_bytes: usize) -> WebSocketConfig {
+    let frame_limit = frame_limit(max_message_bytes);
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(frame_limit.saturating_mul(2))
+        .max_message_size(Some(frame_limit))
+        .max_frame_size(Some(frame_limit))
+}
+
 /// Serves one upgraded WebSocket until it closes or the gateway shuts down.
 pub async fn serve(
-    socket: WebSocket,
+    socket: Socket,
     serializer: Serializer,
     router: Arc<Router>,
     mut shutdown: watch::Receiver<bool>,
@@ -43,6 +68,7 @@ pub async fn serve(
     let mut session = Session::new(router, Arc::clone(&outbox));
     tracing::debug!(?serializer, "websocket opened");
 
+    let mut oversized = false;
     let hello_deadline = tokio::time::sleep(limits.hello_timeout);
     tokio::pin!(hello_deadline);
     if *shutdown.borrow() {
@@ -57,10 +83,10 @@ pub async fn serve(
             frame = stream.next(), if !backed_up => match frame {
                 Some(Ok(WsMessage::Text(text))) => session.on_frame(text.as_bytes()),
                 Some(Ok(WsMessage::Binary(bytes))) => session.on_frame(&bytes),
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
                 Some(Ok(WsMessage::Close(_))) | None => break,
                 Some(Err(error)) => {
-                    read_failed(&mut session, &outbox, error);
+                    oversized = read_failed(&mut session, &outbox, error);
                     break;
                 }
             },
@@ -87,13 +113,24 @@ pub async fn serve(
     // Let the writer send what it owes (ABORT/GOODBYE, close frame) and the peer answer the close.
     // A peer that stopped reading leaves the writer blocked on a full socket: give up on it after the
     // grace period, which closes the connection.
-    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
+    let sink = match tokio::time::timeout(CLOSE_GRACE, &mut writer).await {
+        Ok(Ok(sink)) => Some(sink),
+        _ => {
+            writer.abort();
+            None
+        }
+    };
+    match sink.map(|sink| stream.reunite(sink)) {
+        // The client is still sending the rest of a frame we refused: read it away, so that closing
+        // does not reset the connection before the client has read our ABORT.
+        Some(Ok(mut socket)) if oversized => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, discard(socket.get_mut())).await;
+        }
+        Some(Ok(mut socket)) => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut socket)).await;
+        }
+        Some(Err(_)) | None => {}
     }
-    let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut stream)).await;
     tracing::debug!(
         session = session_id,
         queued_bytes = outbox.queued_bytes(),
@@ -109,30 +146,33 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
 }
 
 /// A WebSocket-level failure: a frame too large gets ABORT `wamp.error.payload_size_exceeded` (and close
-/// code 1009); invalid UTF-8 in a text frame closes with 1007, any other protocol error with 1002
-/// (RFC 6455 section 7.4.1).
-fn read_failed(session: &mut Session, outbox: &Outbox, error: axum::Error) {
-    let text = error.to_string();
-    if text.contains("Space limit exceeded")
-        || text.contains("too long")
-        || text.contains("Capacity")
-    {
-        session.abort(
-            "wamp.error.payload_size_exceeded",
-            format!("message too large: {text}"),
-        );
-        return;
-    }
-    let code = if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
-        close_code::INVALID_PAYLOAD
-    } else {
-        close_code::PROTOCOL_ERROR
+/// code 1009; returns true); invalid UTF-8 in a text frame closes with 1007, any other protocol error
+/// with 1002 (RFC 6455 section 7.4.1).
+fn read_failed(session: &mut Session, outbox: &Outbox, error: WsError) -> bool {
+    let code = match &error {
+        WsError::Capacity(reason) => {
+            session.abort(
+                "wamp.error.payload_size_exceeded",
+                format!("message too large: {reason}"),
+            );
+            return true;
+        }
+        WsError::Utf8(_) => close_code::INVALID_PAYLOAD,
+        WsError::Protocol(_) | WsError::AttackAttempt => close_code::PROTOCOL_ERROR,
+        _ => {
+            tracing::debug!(session = session.id(), %error, "websocket read failed");
+            return false;
+        }
     };
     if let Some(suppressed) = crate::throttle::allow("websocket_error", "read") {
-        tracing::warn!(session = session.id(), error = %text, code, suppressed, "websocket protocol error");
+        tracing::warn!(session = session.id(), %error, code, suppressed, "websocket protocol error");
     }
     session.leave();
-    outbox.close(Closing::Failed { code, reason: text });
+    outbox.close(Closing::Failed {
+        code,
+        reason: error.to_string(),
+    });
+    false
 }
 
 /// WebSocket close codes we send (RFC 6455 section 7.4.1).
@@ -147,8 +187,21 @@ pub mod close_code {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
 }
 
-async fn drain(stream: &mut SplitStream<WebSocket>) {
-    while let Some(Ok(_)) = stream.next().await {}
+/// Reads messages until the peer closes (its answer to our close frame).
+async fn drain(socket: &mut Socket) {
+    while let Some(Ok(_)) = socket.next().await {}
+}
+
+/// Reads and throws away raw bytes until the peer closes, at most [`DISCARD_MAX_BYTES`].
+async fn discard(io: &mut hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>) {
+    let mut buffer = [0u8; 16 * 1024];
+    let mut total = 0u64;
+    while total < DISCARD_MAX_BYTES {
+        match io.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => total += n as u64,
+        }
+    }
 }
 
 fn to_ws(frame: Frame) -> WsMessage {
@@ -158,18 +211,20 @@ fn to_ws(frame: Frame) -> WsMessage {
     }
 }
 
+/// Writes the outbox to the socket until the session closes; gives the sink back so that the connection
+/// can take the socket whole again for its last reads.
 async fn write_loop(
-    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut sink: SplitSink<Socket, WsMessage>,
     mut receiver: OutboxReceiver,
     serializer: Serializer,
-) {
+) -> SplitSink<Socket, WsMessage> {
     let mut batch = VecDeque::new();
     loop {
         tokio::select! {
             biased;
             _ = receiver.frames.next_batch(&mut batch) => {
                 if write_batch(&mut sink, &receiver.frames, &mut batch).await.is_err() {
-                    return;
+                    return sink;
                 }
             }
             _ = receiver.closing.changed() => break,
@@ -178,14 +233,15 @@ async fn write_loop(
     let closing = receiver.closing.borrow().clone();
     let goodbye = say_goodbye(&mut sink, &mut receiver, serializer, closing);
     let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
+    sink
 }
 
 /// Writes every frame of `batch` with one flush, then gives back memory a burst left behind.
 async fn write_batch(
-    sink: &mut SplitSink<WebSocket, WsMessage>,
+    sink: &mut SplitSink<Socket, WsMessage>,
     frames: &FrameReceiver,
     batch: &mut VecDeque<Frame>,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
     while let Some(frame) = batch.pop_front() {
         let len = frame.len();
         sink.feed(to_ws(frame)).await?;
@@ -200,11 +256,11 @@ async fn write_batch(
 /// Flushes what is still queued (a reply to the client's GOODBYE, say), then the closing message and the
 /// WebSocket close frame.
 async fn say_goodbye(
-    sink: &mut SplitSink<WebSocket, WsMessage>,
+    sink: &mut SplitSink<Socket, WsMessage>,
     receiver: &mut OutboxReceiver,
     serializer: Serializer,
     closing: Option<Closing>,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
     let (message, code, close_reason) = match closing {
         Some(Closing::Abort { reason, message }) => {
             let code = if reason == "wamp.error.payload_size_exceeded" {
@@ -239,7 +295,7 @@ async fn say_goodbye(
         sink.feed(to_ws(serializer.encode(&message))).await?;
     }
     sink.send(WsMessage::Close(Some(CloseFrame {
-        code,
+        code: CloseCode::from(code),
         reason: close_reason_text(&close_reason).into(),
     })))
     .await

@@ -4,10 +4,10 @@
 //! binary (a string holding a NUL byte then base64) so that a JSON subscriber and a MessagePack publisher
 //! see the same value.
 
-use axum::extract::ws::Utf8Bytes;
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Number, Value};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::array;
 use super::message::Message;

@@ -1,7 +1,9 @@
 use super::*;
 
 fn frame(bytes: usize) -> Frame {
-    Frame::Text(axum::extract::ws::Utf8Bytes::from("x".repeat(bytes)))
+    Frame::Text(tokio_tungstenite::tungstenite::Utf8Bytes::from(
+        "x".repeat(bytes),
+    ))
 }
 
 fn limits(max_bytes: usize, max_frames: usize, slow_consumer: Duration) -> QueueLimits {

@@ -1,0 +1,130 @@
+//! The WebSocket opening handshake (RFC 6455 section 4.2.2) with WAMP subprotocol negotiation. Done here
+//! rather than by axum's extractor so that a connection keeps its raw stream
+//! ([`tokio_tungstenite::WebSocketStream::get_mut`]): after a frame too large to read, the gateway sends
+//! its ABORT and then reads and discards what the client is still sending, instead of closing a socket
+//! with unread data, which resets the connection and loses the ABORT on the client's side.
+
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::wamp::codec::SUBPROTOCOLS;
+use crate::wamp::Serializer;
+
+/// An open WebSocket over the upgraded HTTP connection.
+pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The outcome of an upgrade request.
+pub enum Upgrade {
+    /// Not a WebSocket handshake we accept: answer with this response.
+    Refused(Response),
+    /// Answer with `response` (101), then await `pending` for the socket.
+    Accepted {
+        /// The `101 Switching Protocols` response.
+        response: Response,
+        /// The negotiated serializer.
+        serializer: Serializer,
+        /// Resolves to the raw connection once the response has been sent.
+        pending: OnUpgrade,
+    },
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
+
+fn refuse(status: StatusCode, text: &str) -> Upgrade {
+    if let Some(suppressed) = crate::throttle::allow("websocket_refused", text) {
+        tracing::warn!(suppressed, "websocket refused: {text}");
+    }
+    Upgrade::Refused((status, format!("{text}\n")).into_response())
+}
+
+/// Checks a WebSocket upgrade request and picks the first of our subprotocols the client offers.
+pub fn negotiate(request: &mut Request) -> Upgrade {
+    let headers = request.headers();
+    if !header_has_token(headers, header::CONNECTION, "upgrade")
+        || !header_has_token(headers, header::UPGRADE, "websocket")
+    {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "this endpoint speaks WAMP over WebSocket: send a WebSocket upgrade request",
+        );
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v != "13")
+    {
+        let mut response = (
+            StatusCode::UPGRADE_REQUIRED,
+            "WebSocket version 13 is required\n",
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return Upgrade::Refused(response);
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return refuse(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
+    };
+    let offered = |name: &str| header_has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, name);
+    let Some(protocol) = SUBPROTOCOLS.iter().copied().find(|name| offered(name)) else {
+        let text = format!(
+            "offer one of the WebSocket subprotocols {}",
+            SUBPROTOCOLS.join(", ")
+        );
+        return refuse(StatusCode::BAD_REQUEST, &text);
+    };
+    let Some(serializer) = Serializer::from_subprotocol(protocol) else {
+        return refuse(StatusCode::BAD_REQUEST, "unknown subprotocol");
+    };
+    let Some(pending) = request.extensions_mut().remove::<OnUpgrade>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "this connection cannot be upgraded",
+        );
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .header(header::SEC_WEBSOCKET_PROTOCOL, protocol)
+        .body(axum::body::Body::empty());
+    match response {
+        Ok(response) => Upgrade::Accepted {
+            response,
+            serializer,
+            pending,
+        },
+        Err(_) => refuse(StatusCode::BAD_REQUEST, "bad Sec-WebSocket-Key"),
+    }
+}
+
+/// Waits for the upgraded connection and wraps it as a WebSocket; `None` when the client went away
+/// before the upgrade completed.
+pub async fn open(pending: OnUpgrade, config: WebSocketConfig) -> Option<Socket> {
+    match pending.await {
+        Ok(upgraded) => Some(
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await,
+        ),
+        Err(error) => {
+            tracing::debug!(%error, "websocket upgrade failed");
+            None
+        }
+    }
+}
