@@ -166,7 +166,11 @@ export class Client extends Emitter {
         ws.close();
       }
     } else if (type === ABORT) {
-      if (!this.joined) this._fatal = new WampError(m[2], m[1] && m[1].message ? [m[1].message] : [], m[1]);
+      const error = new WampError(m[2], m[1] && m[1].message ? [m[1].message] : [], m[1]);
+      // Refused at HELLO: retrying cannot help. Aborted once joined (switchboard.error.slow_consumer: the
+      // page did not keep up and the gateway closed it rather than skip events): reconnect, and say why.
+      if (!this.joined) this._fatal = error;
+      else this._lost = error;
       ws.close();
     } else if (type === GOODBYE) {
       if (this._bye) return this._bye();
@@ -207,7 +211,9 @@ export class Client extends Emitter {
     if (this._closed) return;
     if (this._fatal) return this._fail(this._fatal);
     if (this.retry === false) return this._fail(new WampError('switchboard.error.connection_lost', ['no retries']));
-    this._set('connecting');
+    const why = this._lost;
+    this._lost = null;
+    this._set('connecting', why);
     this._timer = setTimeout(() => this._open(), backoff(this._attempt++, this.retry));
   }
 

@@ -62,9 +62,10 @@ function status(url) {
   });
 }
 
-function config(port, rpcPort) {
+function config(port, rpcPort, gatewayKeys = '') {
   return `[gateway]
 listen = "127.0.0.1:${port}"
+${gatewayKeys}
 
 [security]
 secret = "${SECRET}"
@@ -90,10 +91,11 @@ const children = new Set();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 
 /**
- * A gateway on free ports (WebSocket + JSON-RPC) with a secret, an anonymous realm and a "member" role.
+ * A gateway on free ports (WebSocket + JSON-RPC) with a secret, an anonymous realm and a "member" role;
+ * `gatewayKeys` are extra `key = value` lines for its `[gateway]` section.
  * `stop()` ends it (SIGTERM, expecting exit 0); `restart()` stops and starts it again on the same ports.
  */
-export async function startGateway() {
+export async function startGateway({ gatewayKeys = '' } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`gateway binary not found at ${BIN}: run cargo build -p switchboard-gateway`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-js-client-'));
   const gw = { dir, configPath: path.join(dir, 'switchboard.toml'), bin: BIN, log: [] };
@@ -102,7 +104,7 @@ export async function startGateway() {
   gw.url = `ws://127.0.0.1:${gw.port}/ws`;
   gw.base = `http://127.0.0.1:${gw.port}`;
   gw.rpcUrl = `http://127.0.0.1:${gw.rpcPort}/`;
-  fs.writeFileSync(gw.configPath, config(gw.port, gw.rpcPort));
+  fs.writeFileSync(gw.configPath, config(gw.port, gw.rpcPort, gatewayKeys));
 
   gw.spawn = async () => {
     const env = { ...process.env };
