@@ -205,8 +205,22 @@ impl Connection {
 
     /// Subscribes to `topic` (exact match) and waits for SUBSCRIBED; returns the subscription id.
     pub async fn subscribe(&mut self, topic: &str) -> anyhow::Result<u64> {
+        self.subscribe_matching(topic, None).await
+    }
+
+    /// Subscribes to `topic` with SUBSCRIBE.Options.match `policy` (`prefix`, `wildcard`; `None`: exact);
+    /// returns the subscription id.
+    pub async fn subscribe_matching(
+        &mut self,
+        topic: &str,
+        policy: Option<&str>,
+    ) -> anyhow::Result<u64> {
         let request = self.take_request_id();
-        self.send(&json!([code::SUBSCRIBE, request, {}, topic]))
+        let options = match policy {
+            Some(policy) => json!({ "match": policy }),
+            None => json!({}),
+        };
+        self.send(&json!([code::SUBSCRIBE, request, options, topic]))
             .await?;
         let subscribed = self.expect(code::SUBSCRIBED, "SUBSCRIBED").await?;
         subscribed
@@ -239,9 +253,10 @@ pub async fn subscribed(
     serializer: Serializer,
     source: Option<Ipv4Addr>,
     topic: &str,
+    policy: Option<&str>,
 ) -> anyhow::Result<Connection> {
     let mut connection = Connection::connect(target, serializer, source, small_buffers()).await?;
     connection.join().await?;
-    connection.subscribe(topic).await?;
+    connection.subscribe_matching(topic, policy).await?;
     Ok(connection)
 }

@@ -43,6 +43,9 @@ pub struct FanoutOptions {
     pub connect_concurrency: usize,
     /// Connections per source address before moving on to the next 127.0.0.x.
     pub per_source: usize,
+    /// Subscribe with this pattern (`(policy, pattern)`, e.g. `("prefix", "com.")`) instead of the
+    /// exact topic: measures pattern matching and per-event authorization on delivery.
+    pub pattern: Option<(String, String)>,
 }
 
 impl Default for FanoutOptions {
@@ -60,6 +63,7 @@ impl Default for FanoutOptions {
             connect_timeout: Duration::from_secs(60),
             connect_concurrency: 256,
             per_source: 20_000,
+            pattern: None,
         }
     }
 }
@@ -70,7 +74,7 @@ pub async fn run(options: &FanoutOptions) -> anyhow::Result<FlowReport> {
 }
 
 /// Opens `count` subscribed connections, `concurrency` at a time, all within `deadline`; connection `i`
-/// subscribes to `topic(i)`. Fails if any connection fails.
+/// subscribes to `topic(i)`: a topic, and the match policy (`None`: exact). Fails if any connection fails.
 pub async fn connect_many(
     target: &Target,
     serializer: Serializer,
@@ -78,7 +82,7 @@ pub async fn connect_many(
     concurrency: usize,
     per_source: usize,
     deadline: Duration,
-    topic: impl Fn(usize) -> String,
+    topic: impl Fn(usize) -> (String, Option<String>),
 ) -> anyhow::Result<Vec<Connection>> {
     sys::raise_fd_limit(count as u64 + 256);
     let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
@@ -87,9 +91,10 @@ pub async fn connect_many(
         for index in 0..count {
             let source = source_address(index, count, per_source)?;
             let permit = Arc::clone(&semaphore).acquire_owned().await?;
-            let (target, topic) = (target.clone(), topic(index));
+            let (target, (topic, policy)) = (target.clone(), topic(index));
             tasks.spawn(async move {
-                let result = client::subscribed(&target, serializer, source, &topic).await;
+                let policy = policy.as_deref();
+                let result = client::subscribed(&target, serializer, source, &topic, policy).await;
                 drop(permit);
                 (index, result)
             });
@@ -143,7 +148,10 @@ pub(crate) async fn flow(scenario: &str, options: &FanoutOptions) -> anyhow::Res
         options.connect_concurrency,
         options.per_source,
         options.connect_timeout,
-        |_| options.topic.clone(),
+        |_| match &options.pattern {
+            Some((policy, pattern)) => (pattern.clone(), Some(policy.clone())),
+            None => (options.topic.clone(), None),
+        },
     )
     .await?;
     let connect_s = started.elapsed().as_secs_f64();

@@ -66,6 +66,12 @@ enum Command {
         /// Connections per source address (127.0.0.1, then .2, ...) once there are more than this.
         #[arg(long, default_value_t = 20_000)]
         per_source: usize,
+        /// Subscribe with this pattern instead of the topic (with --match).
+        #[arg(long, requires = "match_policy")]
+        pattern: Option<String>,
+        /// The pattern's match policy: prefix or wildcard.
+        #[arg(long = "match", value_parser = ["prefix", "wildcard"], requires = "pattern")]
+        match_policy: Option<String>,
     },
     /// A fixed publish rate for a fixed time: publish-to-delivery latency percentiles.
     Latency {
@@ -233,8 +239,11 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
             rate,
             connect_concurrency,
             per_source,
+            pattern,
+            match_policy,
         } => {
             let options = FanoutOptions {
+                pattern: match_policy.zip(pattern),
                 url: common.url,
                 subscribers,
                 events,
