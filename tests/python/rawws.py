@@ -84,6 +84,7 @@ class RawWs:
         await self.send([1, realm, {"roles": {"subscriber": {}, "publisher": {}, "caller": {}, "callee": {}}}])
         welcome = await self.recv()
         assert welcome and welcome[0] == 2, welcome
+        self.welcome = welcome
         return welcome[1]
 
     def close(self) -> None:
