@@ -255,6 +255,11 @@ fn summarize(
         expected,
         delivered,
         lost: expected.saturating_sub(delivered),
+        lost_open: outcomes
+            .iter()
+            .filter(|o| !o.closed && o.error.is_none())
+            .map(|o| published.sent.saturating_sub(o.events))
+            .sum(),
         misordered: outcomes.iter().map(|o| o.misordered).sum(),
         unexpected: outcomes.iter().map(|o| o.other).sum(),
         closed_by_gateway: outcomes

@@ -73,6 +73,9 @@ pub struct FlowReport {
     pub delivered: u64,
     /// Expected but not received before the timeout.
     pub lost: u64,
+    /// Of those, missing at subscribers the gateway did not close: the gaps an open session would not
+    /// know about (the gateway promises none).
+    pub lost_open: u64,
     /// Sampled events out of order or duplicated.
     pub misordered: u64,
     /// Non-EVENT frames subscribers got (ABORT for slow consumers, say).
@@ -112,6 +115,7 @@ impl FlowReport {
             ("deliveries expected", self.expected.to_string()),
             ("delivered", self.delivered.to_string()),
             ("lost", self.lost.to_string()),
+            ("lost by open sessions", self.lost_open.to_string()),
             ("misordered (sampled)", self.misordered.to_string()),
             ("unexpected frames", self.unexpected.to_string()),
             ("closed by gateway", self.closed_by_gateway.to_string()),
