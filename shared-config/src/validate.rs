@@ -69,7 +69,7 @@ impl Config {
             (
                 "outbound_queue_bytes",
                 g.outbound_queue_bytes,
-                2 * g.max_message_bytes,
+                g.max_message_bytes,
             ),
             ("max_subscriptions", g.max_subscriptions, 1),
             ("max_pattern_subscriptions", g.max_pattern_subscriptions, 0),
@@ -81,7 +81,7 @@ impl Config {
             if value < minimum {
                 let reason = match key {
                     "outbound_queue_bytes" => format!(
-                        "must be at least twice max_message_bytes ({minimum}), so that any message fits, got {value}"
+                        "must be at least max_message_bytes ({minimum}), so that any message fits, got {value}"
                     ),
                     _ => format!("must be at least {minimum}"),
                 };
