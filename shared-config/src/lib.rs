@@ -24,7 +24,7 @@ pub use default::{DEFAULT_ANONYMOUS_ROLE, DEFAULT_REALM};
 pub use env::ENV_PREFIX;
 pub use error::ConfigError;
 pub use uri::MatchPolicy;
-pub use validate::MIN_MESSAGE_BYTES;
+pub use validate::{MIN_HEADER_TIMEOUT_MS, MIN_MESSAGE_BYTES};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +64,16 @@ pub struct GatewayConfig {
     pub slow_consumer_ms: u64,
     /// How long a HELLO may take to arrive after the WebSocket opens, in milliseconds.
     pub hello_timeout_ms: u64,
+    /// How long a client may take to send a complete HTTP request header (also the idle keep-alive
+    /// limit), in milliseconds: a connection that trickles half a request is closed after it, so it cannot
+    /// hold a file descriptor (or shutdown) forever.
+    pub header_timeout_ms: u64,
+    /// Most HTTP/WebSocket connections served at once; past it new connections get HTTP 503, so a flood
+    /// cannot exhaust the file descriptors that running sessions need.
+    pub max_connections: usize,
+    /// How long shutdown waits for sessions to say GOODBYE and connections to close before the process
+    /// exits anyway, in milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for GatewayConfig {
@@ -74,6 +84,9 @@ impl Default for GatewayConfig {
             outbound_queue: 1024,
             slow_consumer_ms: 2000,
             hello_timeout_ms: 10_000,
+            header_timeout_ms: 10_000,
+            max_connections: 10_000,
+            shutdown_grace_ms: 3_000,
         }
     }
 }
