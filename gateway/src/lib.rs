@@ -6,6 +6,7 @@
 //! [`ingest`] turns events from web apps (JSON-RPC, ZeroMQ, AMQP) into publications on the router.
 
 pub mod auth;
+pub mod fd_limit;
 pub mod ingest;
 pub mod router;
 pub mod throttle;
