@@ -2,42 +2,23 @@
 //! after `header_timeout_ms`, connections past `max_connections` get 503 (and /healthz answers again
 //! once some close), and SIGTERM ends the process within `shutdown_grace_ms` whatever clients do.
 
+mod front_support;
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use front_support::{connect, get, wait_for_sample, wait_for_sample_when_busy};
 use support::{Gateway, RawClient, OPEN_REALM};
+
+const REFUSED_HEADER_TIMEOUT: &str =
+    "switchboard_connections_refused_total{reason=\"header_timeout\"}";
+const REFUSED_MAX_CONNECTIONS: &str =
+    "switchboard_connections_refused_total{reason=\"max_connections\"}";
 
 /// A request cut off in the middle of its header block (the final empty line never comes).
 const HALF_REQUEST: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
-
-fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    stream
-}
-
-/// GET `path` on a fresh connection; returns (status, body).
-fn get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = connect(port);
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).expect("request sent");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("response read");
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {raw:?}"));
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, body)| body.to_string());
-    (status, body)
-}
 
 /// Reads until the gateway closes the connection; returns how long that took, or None if it was still
 /// open after the read timeout.
@@ -99,6 +80,8 @@ fn a_half_sent_request_is_closed_after_the_header_timeout() {
         waited < Duration::from_secs(3),
         "a connection that sends nothing is closed too, took {waited:?}"
     );
+    // Both are counted; the complete request and the scrapes are not.
+    wait_for_sample(gateway.port, REFUSED_HEADER_TIMEOUT, |n| n == 2.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,6 +103,8 @@ async fn past_max_connections_new_clients_get_503_until_some_close() {
     closed.socket.close(None).await.expect("close sent");
     closed.recv_until_closed().await;
 
+    // The slot is freed once the gateway has dropped the socket, a moment after the close handshake.
+    let mut refusals = 1;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let status = tokio::task::spawn_blocking(move || get(port, "/healthz").0)
@@ -128,12 +113,26 @@ async fn past_max_connections_new_clients_get_503_until_some_close() {
         if status == 200 {
             break;
         }
+        assert_eq!(status, 503, "only 503 while full");
+        refusals += 1;
         assert!(
             Instant::now() < deadline,
             "/healthz still answers {status} 5 s after a session closed"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The connection that got 200 may still hold its slot for a moment, so scrapes may get 503 too.
+    let (counted, refused_scrapes) = tokio::task::spawn_blocking(move || {
+        wait_for_sample_when_busy(port, REFUSED_MAX_CONNECTIONS, |n| n >= 1.0)
+    })
+    .await
+    .expect("scrape");
+    assert_eq!(
+        counted,
+        f64::from(refusals + refused_scrapes),
+        "every 503 is counted"
+    );
+    drop(sessions);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,6 +167,12 @@ async fn sigterm_exits_within_the_grace_period_whatever_clients_do() {
     .expect("clients");
     // A joined session that will never read its GOODBYE, let alone answer it.
     let (deaf, _) = RawClient::joined(&gateway.url()).await;
+    // All of them accepted (not waiting in the listen backlog), plus the scrape itself.
+    tokio::task::spawn_blocking(move || {
+        wait_for_sample(port, "switchboard_connections", |n| n >= 203.0)
+    })
+    .await
+    .expect("scrape");
 
     let started = Instant::now();
     sigterm(&gateway);

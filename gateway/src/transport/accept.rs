@@ -23,6 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use crate::telemetry;
+
 /// How long a refused connection is kept to deliver its 503 (and read what the client sent meanwhile).
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// Most refused connections lingering at once; past it a refused connection is closed without a word, so a
@@ -77,11 +79,13 @@ impl Admission {
     /// `max_connections` are open.
     pub(crate) fn admit(&self) -> Option<Slot> {
         let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        metrics::gauge!(telemetry::CONNECTIONS).increment(1.0);
         Some(Slot { _permit: permit })
     }
 
     /// Answers `tcp` with HTTP 503 and closes it, in the background.
     pub(crate) fn refuse(&self, tcp: TcpStream, peer: SocketAddr) {
+        telemetry::connection_refused(telemetry::REFUSED_MAX_CONNECTIONS);
         if let Some(suppressed) =
             crate::throttle::allow("connection_refused", &peer.ip().to_string())
         {
@@ -97,9 +101,15 @@ impl Admission {
     }
 }
 
-/// An admitted connection's place under `max_connections`; freed on drop.
+/// An admitted connection's place under `max_connections` (and in the connections gauge); freed on drop.
 pub(crate) struct Slot {
     _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        metrics::gauge!(telemetry::CONNECTIONS).decrement(1.0);
+    }
 }
 
 /// Writes the 503 before reading the request (allowed by HTTP/1.1), then reads what the client sent until
@@ -180,6 +190,7 @@ pub(crate) async fn serve(
     match result {
         Ok(()) => {}
         Err(error) if error.is_timeout() && !served.load(Ordering::Relaxed) => {
+            telemetry::connection_refused(telemetry::REFUSED_HEADER_TIMEOUT);
             if let Some(suppressed) =
                 crate::throttle::allow("header_timeout", &peer.ip().to_string())
             {

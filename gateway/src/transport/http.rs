@@ -1,5 +1,5 @@
 //! The HTTP front: one listener serving the WAMP WebSocket endpoint (`/ws`), the browser client
-//! (`/switchboard.js`) and the health check (`/healthz`), with graceful shutdown that tells every
+//! (`/switchboard.js`), the health check (`/healthz`) and the operator metrics (`/metrics`), with graceful shutdown that tells every
 //! session GOODBYE before the process exits, within a bounded grace period. Connection admission and
 //! the header timeout live in [`super::accept`].
 
@@ -21,9 +21,9 @@ use tokio_util::task::TaskTracker;
 use super::accept::{self, Admission, ConnectionLimits};
 use super::{static_js, websocket};
 use crate::router::Router;
-use crate::throttle;
 use crate::wamp::codec::SUBPROTOCOLS;
 use crate::wamp::Serializer;
+use crate::{telemetry, throttle};
 
 /// Initial WebSocket read buffer per connection (tungstenite's default, 128 KiB, would dominate the
 /// memory of an idle connection).
@@ -49,8 +49,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener at `addr`, with the default [`ConnectionLimits`].
+    /// Binds the listener at `addr`, with the default [`ConnectionLimits`], and installs the metrics
+    /// recorder if it is not yet installed.
     pub async fn bind(addr: SocketAddr, router: Arc<Router>) -> std::io::Result<Self> {
+        telemetry::install();
         let listener = TcpListener::bind(addr).await?;
         Ok(Server {
             listener,
@@ -90,6 +92,7 @@ impl Server {
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz))
             .route("/switchboard.js", get(static_js::serve))
+            .route("/metrics", get(telemetry::serve))
             .with_state(state);
         let admission = Admission::new(self.limits);
         let builder = accept::http1_builder(self.limits);
