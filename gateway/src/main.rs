@@ -14,8 +14,10 @@ use switchboard_config::Config;
 use switchboard_emitter::{
     EmitterBuilder, Event, ModelChange, Receipt, TicketKey, DEFAULT_MODEL_PREFIX,
 };
+use switchboard_gateway::fd_limit;
 use switchboard_gateway::ingest::Ingestion;
 use switchboard_gateway::router::Router;
+use switchboard_gateway::transport::accept::ConnectionLimits;
 use switchboard_gateway::transport::http::Server;
 use tokio_util::sync::CancellationToken;
 
@@ -98,8 +100,8 @@ struct TicketArgs {
     ttl: u64,
 }
 
-/// How long shutdown waits for sessions to say goodbye before the process exits.
-const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
+/// File descriptors the gateway needs besides its connections (listeners, ingestion, logs, runtime).
+const RESERVED_FILES: u64 = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -175,15 +177,18 @@ fn run_gateway(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             secret
         }
     };
+    raise_open_files_limit(config.gateway.max_connections);
+    let grace = Duration::from_millis(config.gateway.shutdown_grace_ms);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let router = Arc::new(Router::new(&config));
         let server = Server::bind(config.gateway.listen, Arc::clone(&router))
             .await
-            .with_context(|| format!("cannot listen on {}", config.gateway.listen))?;
+            .with_context(|| format!("cannot listen on {}", config.gateway.listen))?
+            .with_limits(ConnectionLimits::from_config(&config.gateway));
         let addr = server.local_addr()?;
         let realms: Vec<&str> = config.realms.iter().map(|r| r.name.as_str()).collect();
         match &config_path {
@@ -204,17 +209,47 @@ fn run_gateway(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                 stop.cancel();
             }
         });
-        let (served, ()) = tokio::join!(
-            server.run(stop.clone().cancelled_owned(), SHUTDOWN_DRAIN),
-            async {
-                stop.cancelled().await;
-                ingestion.stop().await;
+        let (served, ()) = tokio::join!(server.run(stop.clone().cancelled_owned(), grace), async {
+            stop.cancelled().await;
+            if tokio::time::timeout(grace, ingestion.stop()).await.is_err() {
+                tracing::warn!("ingestion still stopping after the shutdown grace period");
             }
-        );
+        });
         served?;
         tracing::info!("stopped");
         Ok(())
-    })
+    });
+    // Tasks still running past the grace period (connections that never closed, blocking I/O) must not
+    // hold the process: the runtime gives them a moment, then the process exits regardless.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
+}
+
+/// Raises the open-file limit to the hard limit and says so, warning when it is too low for
+/// `max_connections`.
+fn raise_open_files_limit(max_connections: usize) {
+    match fd_limit::raise_to_hard_limit() {
+        Ok(limit) => {
+            tracing::info!(
+                "open-file limit {} (was {}, hard limit {})",
+                limit.after,
+                limit.before,
+                limit.hard
+            );
+            let needed = u64::try_from(max_connections)
+                .unwrap_or(u64::MAX)
+                .saturating_add(RESERVED_FILES);
+            if limit.after < needed {
+                tracing::warn!(
+                    "max_connections is {max_connections} but only {} files may be open: clients \
+                     may be refused before max_connections; raise the hard limit (ulimit -Hn) or \
+                     lower max_connections",
+                    limit.after
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
 }
 
 fn ticket(args: &TicketArgs) -> anyhow::Result<String> {

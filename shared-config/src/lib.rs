@@ -24,7 +24,7 @@ pub use default::{DEFAULT_ANONYMOUS_ROLE, DEFAULT_REALM};
 pub use env::ENV_PREFIX;
 pub use error::ConfigError;
 pub use uri::MatchPolicy;
-pub use validate::MIN_MESSAGE_BYTES;
+pub use validate::{MIN_HEADER_TIMEOUT_MS, MIN_MESSAGE_BYTES};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +81,16 @@ pub struct GatewayConfig {
     pub max_sessions_per_authid: usize,
     /// Longest URI (topic, procedure, error, realm) accepted from a peer, in bytes.
     pub max_uri_bytes: usize,
+    /// How long a client may take to send a complete HTTP request header (also the idle keep-alive
+    /// limit), in milliseconds: a connection that trickles half a request is closed after it, so it cannot
+    /// hold a file descriptor (or shutdown) forever.
+    pub header_timeout_ms: u64,
+    /// Most HTTP/WebSocket connections served at once; past it new connections get HTTP 503, so a flood
+    /// cannot exhaust the file descriptors that running sessions need.
+    pub max_connections: usize,
+    /// How long shutdown waits for sessions to say GOODBYE and connections to close before the process
+    /// exits anyway, in milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for GatewayConfig {
@@ -97,6 +107,9 @@ impl Default for GatewayConfig {
             max_pending_requests: 1024,
             max_sessions_per_authid: 100,
             max_uri_bytes: 512,
+            header_timeout_ms: 10_000,
+            max_connections: 10_000,
+            shutdown_grace_ms: 3_000,
         }
     }
 }

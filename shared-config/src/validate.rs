@@ -9,6 +9,10 @@ use crate::{uri, Config, IngestConfig, MatchPolicy, RealmConfig};
 /// Smallest accepted `gateway.max_message_bytes`: below this even a HELLO with its details may not fit.
 pub const MIN_MESSAGE_BYTES: usize = 1024;
 
+/// Smallest accepted `gateway.header_timeout_ms`: below this, ordinary clients on a slow network could not
+/// send a request header in time.
+pub const MIN_HEADER_TIMEOUT_MS: u64 = 100;
+
 /// One failed check: the key at fault and why. The loader turns it into a [`ConfigError`] that names the
 /// file line or the environment variable responsible.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +91,21 @@ impl Config {
                 };
                 return Some(Problem::new(gateway.key(key), reason));
             }
+        }
+        if self.gateway.header_timeout_ms < MIN_HEADER_TIMEOUT_MS {
+            return Some(Problem::new(
+                gateway.key("header_timeout_ms"),
+                format!(
+                    "must be at least {MIN_HEADER_TIMEOUT_MS}, got {}",
+                    self.gateway.header_timeout_ms
+                ),
+            ));
+        }
+        if self.gateway.max_connections < 1 {
+            return Some(Problem::new(
+                gateway.key("max_connections"),
+                "must be at least 1 (0 would refuse every client)",
+            ));
         }
         None
     }
@@ -367,6 +386,35 @@ mod tests {
             message.starts_with("switchboard.toml:2: gateway.outbound_queue: must be at least 1"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn connection_limits_are_enforced() {
+        let message = error_of("[gateway]\nlisten = \"127.0.0.1:1\"\nheader_timeout_ms = 0\n");
+        assert!(
+            message.starts_with(
+                "switchboard.toml:3: gateway.header_timeout_ms: must be at least 100, got 0"
+            ),
+            "{message}"
+        );
+        let message = error_of("[gateway]\nmax_connections = 0\n");
+        assert!(
+            message.starts_with("switchboard.toml:2: gateway.max_connections: must be at least 1"),
+            "{message}"
+        );
+        let message = error_of("[gateway]\nmax_connections = -1\n");
+        assert!(
+            message.contains("max_connections"),
+            "a negative count is refused: {message}"
+        );
+        let config = Config::from_toml_str(
+            "[gateway]\nheader_timeout_ms = 100\nmax_connections = 1\nshutdown_grace_ms = 0\n",
+            "switchboard.toml",
+        )
+        .expect("the smallest accepted values");
+        assert_eq!(config.gateway.header_timeout_ms, 100);
+        assert_eq!(config.gateway.max_connections, 1);
+        assert_eq!(config.gateway.shutdown_grace_ms, 0);
     }
 
     #[test]

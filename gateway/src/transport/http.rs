@@ -1,22 +1,26 @@
 //! The HTTP front: one listener serving the WAMP WebSocket endpoint (`/ws`), the browser client
-//! (`/switchboard.js`) and the health check (`/healthz`), with graceful shutdown that tells every
-//! session GOODBYE before the process exits.
+//! (`/switchboard.js`), the health check (`/healthz`) and the operator metrics (`/metrics`), with graceful shutdown that tells every
+//! session GOODBYE before the process exits, within a bounded grace period. Connection admission and
+//! the header timeout live in [`super::accept`].
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::accept::{self, Admission, ConnectionLimits};
 use super::upgrade::{self, Upgrade};
 use super::{static_js, websocket};
 use crate::router::Router;
+use crate::{telemetry, throttle};
 
 /// What every HTTP handler shares.
 #[derive(Clone)]
@@ -26,17 +30,34 @@ struct AppState {
     sessions: TaskTracker,
 }
 
+/// Pause after an accept error that is not about one connection (typically out of file descriptors),
+/// so that the accept loop does not spin while it lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// A bound gateway listener, ready to serve.
 pub struct Server {
     listener: TcpListener,
     router: Arc<Router>,
+    limits: ConnectionLimits,
 }
 
 impl Server {
-    /// Binds the listener at `addr`.
+    /// Binds the listener at `addr`, with the default [`ConnectionLimits`], and installs the metrics
+    /// recorder if it is not yet installed.
     pub async fn bind(addr: SocketAddr, router: Arc<Router>) -> std::io::Result<Self> {
+        telemetry::install();
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server { listener, router })
+        Ok(Server {
+            listener,
+            router,
+            limits: ConnectionLimits::default(),
+        })
+    }
+
+    /// Applies `limits` (from `[gateway]`) instead of the defaults.
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The address actually bound (useful with port 0).
@@ -45,14 +66,15 @@ impl Server {
     }
 
     /// Serves until `stop` resolves, then stops accepting, sends GOODBYE `wamp.close.system_shutdown` to
-    /// every session and waits up to `drain` for the sessions to close.
+    /// every session, lets connections finish the request in progress, and returns once everything has
+    /// closed or `grace` has passed, whichever comes first: whatever clients do, the caller can exit
+    /// within `grace` (connections still open are dropped with the runtime).
     pub async fn run(
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
-        drain: Duration,
+        grace: Duration,
     ) -> std::io::Result<()> {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let shutdown_tx = Arc::new(shutdown_tx);
         let sessions = TaskTracker::new();
         let state = AppState {
             router: self.router,
@@ -63,29 +85,67 @@ impl Server {
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz))
             .route("/switchboard.js", get(static_js::serve))
+            .route("/metrics", get(telemetry::serve))
             .with_state(state);
-        let signal = {
-            let shutdown_tx = Arc::clone(&shutdown_tx);
-            async move {
-                stop.await;
-                tracing::info!("shutting down: no new connections, closing sessions");
-                let _ = shutdown_tx.send(true);
-            }
-        };
-        // Small WAMP messages must not wait for the peer's delayed ACK (Nagle): events go out at once.
-        let listener = self.listener.tap_io(|tcp| {
+        let admission = Admission::new(self.limits);
+        let builder = accept::http1_builder(self.limits);
+        let connections = TaskTracker::new();
+        let closing = CancellationToken::new();
+        let listener = self.listener;
+        let mut stop = pin!(stop);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                () = &mut stop => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) if accept::is_connection_error(&error) => continue,
+                    Err(error) => {
+                        if let Some(suppressed) = throttle::allow("accept_failed", "listener") {
+                            tracing::warn!(%error, suppressed, "cannot accept connections");
+                        }
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+            };
+            // Small WAMP messages must not wait for the peer's delayed ACK (Nagle): events go out at once.
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await?;
+            match admission.admit() {
+                Some(slot) => {
+                    connections.spawn(accept::serve(
+                        tcp,
+                        slot,
+                        peer,
+                        app.clone(),
+                        builder.clone(),
+                        closing.clone(),
+                    ));
+                }
+                None => admission.refuse(tcp, peer),
+            }
+        }
+        // Closing the listener makes new clients fail at once instead of waiting in the backlog.
+        drop(listener);
+        tracing::info!("shutting down: no new connections, closing sessions");
+        let _ = shutdown_tx.send(true);
+        closing.cancel();
+        connections.close();
         sessions.close();
-        if tokio::time::timeout(drain, sessions.wait()).await.is_err() {
+        let everything_closed = async {
+            connections.wait().await;
+            sessions.wait().await;
+        };
+        if tokio::time::timeout(grace, everything_closed)
+            .await
+            .is_err()
+        {
             tracing::warn!(
-                "sessions still open after {} ms; exiting anyway",
-                drain.as_millis()
+                connections = connections.len(),
+                sessions = sessions.len(),
+                "still open after the {} ms shutdown grace period; exiting anyway",
+                grace.as_millis()
             );
         }
         Ok(())

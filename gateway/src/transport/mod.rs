@@ -2,6 +2,7 @@
 //! the browser client and the health check on one listener; the WebSocket transport moves frames between
 //! a socket and a session.
 
+pub mod accept;
 pub mod http;
 pub mod static_js;
 pub mod upgrade;
