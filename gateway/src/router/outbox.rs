@@ -68,10 +68,9 @@ struct Shared {
     above_low_since: AtomicU64,
     /// Signalled when the queue goes from empty to non-empty.
     ready: Notify,
-    /// Signalled when the queue goes above its low-water mark (the connection arms its timer).
-    pressure: Notify,
-    /// Signalled when the queue goes back below its low-water mark (the connection reads again).
-    drained: Notify,
+    /// Signalled when the queue crosses its low-water mark, either way: the connection arms or disarms
+    /// its slow-consumer timer, and stops or resumes reading requests.
+    level: Notify,
     /// Set once a close was requested (read on every push, so an atomic rather than the watch's lock).
     closed: AtomicBool,
 }
@@ -99,7 +98,7 @@ impl Shared {
         sub(&self.count, frames);
         if self.above_low_since.load(Ordering::Relaxed) != 0 && !self.is_above_low_water() {
             self.above_low_since.store(0, Ordering::Relaxed);
-            self.drained.notify_one();
+            self.level.notify_one();
         }
     }
 }
@@ -187,8 +186,7 @@ impl Outbox {
             count: AtomicUsize::new(0),
             above_low_since: AtomicU64::new(0),
             ready: Notify::new(),
-            pressure: Notify::new(),
-            drained: Notify::new(),
+            level: Notify::new(),
             closed: AtomicBool::new(false),
         });
         let (closing_tx, closing_rx) = watch::channel(None);
@@ -252,7 +250,7 @@ impl Outbox {
                 .compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            self.shared.pressure.notify_one();
+            self.shared.level.notify_one();
         }
         if was_empty {
             self.shared.ready.notify_one();
@@ -275,9 +273,10 @@ impl Outbox {
         })
     }
 
-    /// Resolves when the queue goes above its low-water mark (the time to re-read [`Outbox::stalled_at`]).
-    pub async fn pressure(&self) {
-        self.shared.pressure.notified().await
+    /// Resolves when the queue crosses its low-water mark, either way (the time to re-read
+    /// [`Outbox::stalled_at`] and [`Outbox::is_backed_up`]).
+    pub async fn level_changed(&self) {
+        self.shared.level.notified().await
     }
 
     /// Closes the session as a slow consumer if its queue has been above the low-water mark for the whole
@@ -296,11 +295,6 @@ impl Outbox {
     /// drains, so that a client pipelining requests cannot push its own replies past the bounds.
     pub fn is_backed_up(&self) -> bool {
         self.shared.is_above_low_water()
-    }
-
-    /// Resolves when the queue goes back below its low-water mark.
-    pub async fn drained(&self) {
-        self.shared.drained.notified().await
     }
 
     /// Closes the session with ABORT `switchboard.error.slow_consumer` and discards what is queued.

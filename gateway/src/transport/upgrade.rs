@@ -116,12 +116,12 @@ pub fn negotiate(request: &mut Request) -> Upgrade {
 
 /// Waits for the upgraded connection and wraps it as a WebSocket; `None` when the client went away
 /// before the upgrade completed.
-pub async fn open(pending: OnUpgrade, config: WebSocketConfig) -> Option<Socket> {
+pub async fn open(pending: OnUpgrade, config: WebSocketConfig) -> Option<Box<Socket>> {
     match pending.await {
-        Ok(upgraded) => Some(
+        Ok(upgraded) => Some(Box::new(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await,
-        ),
+        )),
         Err(error) => {
             tracing::debug!(%error, "websocket upgrade failed");
             None

@@ -52,9 +52,11 @@ pub fn config(max_message_bytes: usize) -> WebSocketConfig {
         .max_frame_size(Some(frame_limit))
 }
 
-/// Serves one upgraded WebSocket until it closes or the gateway shuts down.
+/// Serves one upgraded WebSocket until it closes or the gateway shuts down. The socket comes boxed: an
+/// async fn's arguments stay in its future for its whole life, and this one lives as long as the
+/// connection (the socket itself moves into the reader/writer split at once).
 pub async fn serve(
-    socket: Socket,
+    socket: Box<Socket>,
     serializer: Serializer,
     router: Arc<Router>,
     mut shutdown: watch::Receiver<bool>,
@@ -63,14 +65,16 @@ pub async fn serve(
     let (outbox, receiver) = Outbox::new(serializer, limits.queue);
     let outbox = Arc::new(outbox);
     let mut closing = receiver.closing.clone();
-    let (sink, mut stream) = socket.split();
-    let mut writer = tokio::spawn(write_loop(sink, receiver, serializer));
+    let (sink, mut stream) = (*socket).split();
+    let writer = tokio::spawn(write_loop(sink, receiver, serializer));
     let mut session = Session::new(router, Arc::clone(&outbox));
     tracing::debug!(?serializer, "websocket opened");
 
     let mut oversized = false;
-    let hello_deadline = tokio::time::sleep(limits.hello_timeout);
-    tokio::pin!(hello_deadline);
+    // One timer per connection: the HELLO deadline until the session joins, then the slow-consumer
+    // deadline while the outbox is above its low-water mark.
+    let timer = tokio::time::sleep(limits.hello_timeout);
+    tokio::pin!(timer);
     if *shutdown.borrow() {
         session.shutdown();
     }
@@ -78,7 +82,16 @@ pub async fn serve(
         // While the queue is backed up, requests wait in the socket: a client pipelining requests
         // without reading its replies cannot push them past the bounds.
         let backed_up = outbox.is_backed_up();
+        let joined = session.is_joined();
         let stalled_at = outbox.stalled_at();
+        if let Some(at) = stalled_at.filter(|at| joined && timer.deadline() != *at) {
+            timer.as_mut().reset(at);
+        }
+        let armed = if joined {
+            stalled_at.is_some()
+        } else {
+            !outbox.is_closing()
+        };
         tokio::select! {
             frame = stream.next(), if !backed_up => match frame {
                 Some(Ok(WsMessage::Text(text))) => session.on_frame(text.as_bytes()),
@@ -90,19 +103,19 @@ pub async fn serve(
                     break;
                 }
             },
-            _ = outbox.drained(), if backed_up => {}
-            _ = outbox.pressure() => {}
-            _ = sleep_until_some(stalled_at), if stalled_at.is_some() => {
-                outbox.check_stalled();
-            }
+            _ = outbox.level_changed() => {}
             _ = closing.changed() => break,
             _ = shutdown.changed() => session.shutdown(),
-            _ = &mut hello_deadline, if !session.is_joined() && !outbox.is_closing() => {
-                let message = format!(
-                    "session not established (HELLO, then AUTHENTICATE if challenged) within {} ms",
-                    limits.hello_timeout.as_millis()
-                );
-                session.abort("wamp.error.protocol_violation", message);
+            _ = &mut timer, if armed => {
+                if joined {
+                    outbox.check_stalled();
+                } else {
+                    let message = format!(
+                        "session not established (HELLO, then AUTHENTICATE if challenged) within {} ms",
+                        limits.hello_timeout.as_millis()
+                    );
+                    session.abort("wamp.error.protocol_violation", message);
+                }
             }
         }
     }
@@ -110,9 +123,24 @@ pub async fn serve(
     session.leave();
     outbox.close(Closing::Silent);
     drop(session);
-    // Let the writer send what it owes (ABORT/GOODBYE, close frame) and the peer answer the close.
-    // A peer that stopped reading leaves the writer blocked on a full socket: give up on it after the
-    // grace period, which closes the connection.
+    // Boxed: the closing steps hold the whole socket again, and a future's size is paid by every
+    // connection for its whole life, idle or not.
+    Box::pin(finish(writer, stream, oversized)).await;
+    tracing::debug!(
+        session = session_id,
+        queued_bytes = outbox.queued_bytes(),
+        "websocket closed"
+    );
+}
+
+/// Lets the writer send what it owes (ABORT/GOODBYE, close frame) and the peer answer the close. A peer
+/// that stopped reading leaves the writer blocked on a full socket: it is given up after the grace
+/// period, which closes the connection.
+async fn finish(
+    mut writer: tokio::task::JoinHandle<SplitSink<Socket, WsMessage>>,
+    stream: futures_util::stream::SplitStream<Socket>,
+    oversized: bool,
+) {
     let sink = match tokio::time::timeout(CLOSE_GRACE, &mut writer).await {
         Ok(Ok(sink)) => Some(sink),
         _ => {
@@ -130,18 +158,6 @@ pub async fn serve(
             let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut socket)).await;
         }
         Some(Err(_)) | None => {}
-    }
-    tracing::debug!(
-        session = session_id,
-        queued_bytes = outbox.queued_bytes(),
-        "websocket closed"
-    );
-}
-
-async fn sleep_until_some(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -194,7 +210,8 @@ async fn drain(socket: &mut Socket) {
 
 /// Reads and throws away raw bytes until the peer closes, at most [`DISCARD_MAX_BYTES`].
 async fn discard(io: &mut hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>) {
-    let mut buffer = [0u8; 16 * 1024];
+    // On the heap: a buffer in the future itself would be paid by every connection, idle or not.
+    let mut buffer = vec![0u8; 16 * 1024];
     let mut total = 0u64;
     while total < DISCARD_MAX_BYTES {
         match io.read(&mut buffer).await {
@@ -231,7 +248,8 @@ async fn write_loop(
         }
     }
     let closing = receiver.closing.borrow().clone();
-    let goodbye = say_goodbye(&mut sink, &mut receiver, serializer, closing);
+    // Boxed, so that every connection's writer task does not carry the closing steps' size.
+    let goodbye = Box::pin(say_goodbye(&mut sink, &mut receiver, serializer, closing));
     let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
     sink
 }

@@ -111,15 +111,15 @@ fn the_first_close_request_wins() {
 }
 
 #[tokio::test]
-async fn pressure_and_drain_are_signalled() {
+async fn crossing_the_low_water_mark_is_signalled_both_ways() {
     let (outbox, rx) = Outbox::new(Serializer::Json, limits(1000, 100, Duration::from_secs(60)));
     assert!(outbox.send(frame(300)));
-    tokio::time::timeout(Duration::from_secs(1), outbox.pressure())
+    tokio::time::timeout(Duration::from_secs(1), outbox.level_changed())
         .await
-        .expect("pressure signalled");
+        .expect("going above signalled");
     let frame = rx.frames.try_recv().expect("queued");
     assert_eq!(frame.len(), 300);
-    tokio::time::timeout(Duration::from_secs(1), outbox.drained())
+    tokio::time::timeout(Duration::from_secs(1), outbox.level_changed())
         .await
-        .expect("drain signalled");
+        .expect("going below signalled");
 }
