@@ -27,13 +27,14 @@ struct Subscription {
 #[derive(Debug)]
 struct Subscriber {
     peer: Arc<Peer>,
-    /// The role may subscribe to some but not all of the pattern's topics (see [`Coverage`]): each
-    /// event's concrete topic is checked before it is delivered.
-    checked: bool,
+    /// `Some(role key)` when the role may subscribe to some but not all of the pattern's topics (see
+    /// [`Coverage`]): each event's concrete topic is checked before it is delivered. The key
+    /// ([`super::authorize::Grants::key`]) is kept here so the check needs no pointer chase.
+    checked: Option<usize>,
 }
 
 impl Subscription {
-    fn add(&mut self, peer: &Arc<Peer>, checked: bool) {
+    fn add(&mut self, peer: &Arc<Peer>, checked: Option<usize>) {
         if !self.positions.contains_key(&peer.id) {
             self.positions.insert(peer.id, self.subscribers.len());
             self.subscribers.push(Subscriber {
@@ -55,20 +56,29 @@ impl Subscription {
     }
 }
 
-/// Per-event memory of role decisions: subscribers holding the same role share one rule walk.
+/// Per-event memory of role decisions: subscribers holding the same role share one rule walk, and a
+/// run of subscribers with the same role (the common case) costs one comparison each.
 #[derive(Default)]
 struct RoleDecisions {
+    last: Option<(usize, bool)>,
     decided: Vec<(usize, bool)>,
 }
 
 impl RoleDecisions {
-    fn may_receive(&mut self, peer: &Peer, topic: &str) -> bool {
-        let key = peer.grants.key();
-        if let Some((_, allowed)) = self.decided.iter().find(|(k, _)| *k == key) {
-            return *allowed;
+    fn may_receive(&mut self, key: usize, peer: &Peer, topic: &str) -> bool {
+        match self.last {
+            Some((last, allowed)) if last == key => return allowed,
+            _ => {}
         }
-        let allowed = peer.grants.allows(Action::Subscribe, topic);
-        self.decided.push((key, allowed));
+        let allowed = match self.decided.iter().find(|(k, _)| *k == key) {
+            Some((_, allowed)) => *allowed,
+            None => {
+                let allowed = peer.grants.allows(Action::Subscribe, topic);
+                self.decided.push((key, allowed));
+                allowed
+            }
+        };
+        self.last = Some((key, allowed));
         allowed
     }
 }
@@ -192,7 +202,8 @@ impl Broker {
             id
         });
         if let Some(subscription) = self.subscriptions.get_mut(&id) {
-            subscription.add(peer, coverage != Coverage::All);
+            let checked = (coverage != Coverage::All).then(|| peer.grants.key());
+            subscription.add(peer, checked);
         }
         id
     }
@@ -237,7 +248,10 @@ impl Broker {
             .values()
             .filter(|s| s.policy.matches(&s.topic, topic))
             .flat_map(|s| s.subscribers.iter())
-            .filter(|s| !s.checked || roles.may_receive(&s.peer, topic))
+            .filter(|s| {
+                s.checked
+                    .is_none_or(|key| roles.may_receive(key, &s.peer, topic))
+            })
             .map(|s| s.peer.id)
             .collect();
         sessions.sort_unstable();
@@ -286,7 +300,9 @@ impl Broker {
         for subscriber in &subscription.subscribers {
             let peer = &subscriber.peer;
             if !publication.audience.admits(peer)
-                || (subscriber.checked && !roles.may_receive(peer, publication.topic))
+                || subscriber
+                    .checked
+                    .is_some_and(|key| !roles.may_receive(key, peer, publication.topic))
             {
                 continue;
             }
