@@ -60,9 +60,15 @@ impl Ingestion {
             None => None,
         };
         let zmq = match &config.ingest.zmq {
-            Some(zmq) => {
-                Some(zmq::ZmqIngest::start(zmq, publisher.clone(), Arc::clone(&verifier)).await?)
-            }
+            Some(zmq) => Some(
+                zmq::ZmqIngest::start(
+                    zmq,
+                    config.gateway.max_message_bytes,
+                    publisher.clone(),
+                    Arc::clone(&verifier),
+                )
+                .await?,
+            ),
             None => None,
         };
         let amqp =
