@@ -9,6 +9,13 @@ use crate::{uri, Config, IngestConfig, MatchPolicy, RealmConfig};
 /// Smallest accepted `gateway.max_message_bytes`: below this even a HELLO with its details may not fit.
 pub const MIN_MESSAGE_BYTES: usize = 1024;
 
+/// Smallest accepted `max_body_bytes` of an ingestion transport: below this not even one small event
+/// with its envelope fits.
+pub const MIN_BODY_BYTES: usize = 1024;
+
+/// Largest accepted `max_body_bytes` (4 GiB - 1, what the HTTP server can count).
+pub const MAX_BODY_BYTES: usize = u32::MAX as usize;
+
 /// One failed check: the key at fault and why. The loader turns it into a [`ConfigError`] that names the
 /// file line or the environment variable responsible.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +128,15 @@ impl Config {
 
 fn check_ingest(ingest: &IngestConfig) -> Option<Problem> {
     let path = KeyPath::root("ingest");
+    if let Some(jsonrpc) = &ingest.jsonrpc {
+        let max = jsonrpc.max_body_bytes;
+        if !(MIN_BODY_BYTES..=MAX_BODY_BYTES).contains(&max) {
+            return Some(Problem::new(
+                path.key("jsonrpc").key("max_body_bytes"),
+                format!("must be between {MIN_BODY_BYTES} and {MAX_BODY_BYTES}, got {max}"),
+            ));
+        }
+    }
     if let Some(zmq) = &ingest.zmq {
         if !(zmq.endpoint.starts_with("tcp://") || zmq.endpoint.starts_with("ipc://")) {
             return Some(Problem::new(
@@ -348,6 +364,19 @@ mod tests {
             message.starts_with("switchboard.toml:2: gateway.outbound_queue: must be at least 1"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn body_limits_are_enforced() {
+        let message = error_of("[ingest.jsonrpc]\nmax_body_bytes = 1000\n");
+        assert!(
+            message.starts_with(
+                "switchboard.toml:2: ingest.jsonrpc.max_body_bytes: must be between 1024 and"
+            ),
+            "{message}"
+        );
+        let config = Config::from_toml_str("[ingest.jsonrpc]\nmax_body_bytes = 1024\n", "t");
+        assert_eq!(config.unwrap().ingest.jsonrpc.unwrap().max_body_bytes, 1024);
     }
 
     #[test]
