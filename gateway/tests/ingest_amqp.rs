@@ -355,3 +355,47 @@ async fn emitter_and_consumer_ride_out_a_broker_restart() {
     let (_connection, channel) = channel().await;
     names.cleanup(&channel).await;
 }
+
+#[tokio::test]
+async fn a_body_over_max_message_bytes_is_dead_lettered_unparsed() {
+    let names = Names::new("toolarge");
+    let gateway = Gateway::start("max_message_bytes = 4096", &names.config());
+    let topic = "com.example.amqp.large";
+    let mut subscriber = Subscriber::join(&gateway.url()).await;
+    subscriber.subscribe(topic).await;
+    let (_connection, channel) = channel().await;
+    let signer = Signer::new(SECRET);
+    // Correctly signed and valid JSON, 2 MiB: many AMQP frames, far over the gateway's limit.
+    let padding = "x".repeat(2 * 1024 * 1024);
+    let large = json!({"topic": topic, "args": [padding]})
+        .to_string()
+        .into_bytes();
+    let size = large.len();
+    publish_raw(
+        &channel,
+        &names.exchange,
+        topic,
+        &large,
+        Some(signer.sign(&large)),
+    )
+    .await;
+    let marker = json!({"topic": topic, "args": ["marker"]})
+        .to_string()
+        .into_bytes();
+    publish_raw(
+        &channel,
+        &names.exchange,
+        topic,
+        &marker,
+        Some(signer.sign(&marker)),
+    )
+    .await;
+    assert_eq!(subscriber.event().await[4], json!(["marker"]));
+    wait_for_depth(&channel, &names.topology().dead_letter_queue(), 1).await;
+    wait_for_depth(&channel, &names.queue, 0).await;
+    assert!(gateway.log_contains("which=\"too_large\""));
+    assert!(gateway.log_contains(&format!(
+        "body of {size} bytes exceeds max_message_bytes of 4096"
+    )));
+    names.cleanup(&channel).await;
+}

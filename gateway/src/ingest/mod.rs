@@ -71,10 +71,14 @@ impl Ingestion {
             ),
             None => None,
         };
-        let amqp =
-            config.ingest.amqp.as_ref().map(|amqp| {
-                amqp::AmqpIngest::start(amqp, publisher.clone(), Arc::clone(&verifier))
-            });
+        let amqp = config.ingest.amqp.as_ref().map(|amqp| {
+            amqp::AmqpIngest::start(
+                amqp,
+                config.gateway.max_message_bytes,
+                publisher.clone(),
+                Arc::clone(&verifier),
+            )
+        });
         Ok(Ingestion { jsonrpc, zmq, amqp })
     }
 
