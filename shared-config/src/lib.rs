@@ -45,7 +45,8 @@ pub struct Config {
     /// WAMP realms; a HELLO naming any other realm is refused.
     #[serde(default)]
     pub realms: Vec<RealmConfig>,
-    /// Clustering through RabbitMQ; absent means a single node.
+    /// Clustering through RabbitMQ: not supported yet, so validation refuses the section (it is parsed
+    /// only so that the refusal can name its line).
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
 }
@@ -271,7 +272,7 @@ pub struct UserConfig {
     pub keylen: Option<u32>,
 }
 
-/// `[cluster]`.
+/// `[cluster]`: reserved for clustering through RabbitMQ; always refused by validation for now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
