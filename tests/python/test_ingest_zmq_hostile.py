@@ -158,3 +158,19 @@ async def test_endless_more_frames_cost_no_memory_and_the_connection_goes_on(gw)
         assert await inbox.count(1, "the event sent on the same connection") == [(["after"], {})]
         peer.close()
     gw.assert_alive()
+
+
+def test_sigterm_is_prompt_with_a_peer_stuck_in_the_middle_of_a_frame(gw):
+    peer = raw_peer(gw)
+    peer.sendall(GREETING + READY)
+    handshake = b""
+    while len(handshake) < 64 + 28:  # the gateway's greeting and READY(Socket-Type PULL)
+        chunk = peer.recv(64 + 28 - len(handshake))
+        assert chunk, "the gateway closed the connection during the handshake"
+        handshake += chunk
+    assert handshake[64:].endswith(b"Socket-Type\x00\x00\x00\x04PULL"), handshake
+    peer.sendall(b"\x02" + struct.pack(">Q", 1000) + b"only part of the frame")
+    took = gw.terminate(timeout=5.0)
+    peer.close()
+    assert took is not None, "the gateway did not exit within 5 s of SIGTERM"
+    assert gw.proc.returncode == 0, gw.log_tail()

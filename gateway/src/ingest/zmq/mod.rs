@@ -239,7 +239,32 @@ fn refuse(stats: &ZmqStats, peer: SocketAddr, which: &'static str, reason: &str)
 
 #[cfg(test)]
 mod tests {
-    use super::tcp_address;
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_by_transport_and_reason() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let stats = ZmqStats::default();
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            refuse(&stats, peer, "frames", "expected 2 frames");
+            refuse(&stats, peer, "frames", "expected 2 frames");
+            refuse(&stats, peer, "too_large", "a frame declares 2^40 bytes");
+        });
+        let text = handle.render();
+        assert!(
+            text.contains(r#"switchboard_ingest_refused_total{transport="zmq",reason="frames"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"switchboard_ingest_refused_total{transport="zmq",reason="too_large"} 1"#
+            ),
+            "{text}"
+        );
+        assert_eq!(stats.rejected.load(Ordering::Relaxed), 3);
+    }
 
     #[test]
     fn tcp_endpoints_become_bind_addresses() {
