@@ -4,6 +4,7 @@ line), and a body over `[ingest.jsonrpc] max_body_bytes` is answered 413 unread.
 
 import json
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -121,3 +122,39 @@ def test_max_body_bytes_is_configurable():
         assert answer.json()["error"]["message"] == "request body exceeds 4096 bytes"
     finally:
         gw.close()
+
+
+def test_bodies_in_progress_are_bounded_to_eight_maximal_ones_then_503(gw):
+    """Forged-but-fresh headers make the gateway read bodies it will refuse; eight 8 MiB uploads in
+    progress hold the whole budget, so the next request is answered 503 at once instead of being read."""
+    held = []
+    try:
+        for _ in range(8):
+            conn = socket.create_connection(("127.0.0.1", gw.rpc_port), timeout=10)
+            conn.sendall(
+                (
+                    "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {MAX_BODY_BYTES}\r\nX-Switchboard-Signature: {forged(b'x')}\r\n\r\n"
+                ).encode()
+                + b"[" * 1024
+            )
+            held.append(conn)
+        small = big_publish(2048)
+        deadline = time.monotonic() + 10
+        while True:
+            answer = post(gw, small, sign(small))
+            if answer.status_code == 503:
+                break
+            assert time.monotonic() < deadline, f"never 503 while 64 MiB of bodies are held: {answer.text}"
+            time.sleep(0.05)
+        assert answer.headers["Retry-After"] == "1"
+        assert "busy" in answer.json()["error"]["message"]
+    finally:
+        for conn in held:
+            conn.close()
+    # The abandoned uploads give their share back.
+    deadline = time.monotonic() + 10
+    while (answer := post(gw, small, sign(small))).status_code != 200:
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.05)
+    assert "publication" in answer.json()["result"]

@@ -7,6 +7,11 @@
 //! 3. the body is read (at most `max_body_bytes`, else 413) and its MAC checked over exactly those
 //!    bytes; a bad MAC or a replayed nonce is answered `-32001`, the body never parsed.
 //!
+//! Anyone can forge a fresh-looking header, so step 3 must read bodies it will refuse. What all
+//! requests being read or served may hold at once is bounded by [`BUFFERED_BODIES`] maximal bodies:
+//! each request reserves its `Content-Length` (or `max_body_bytes` when it declares none) from that
+//! budget before reading, and is answered 503 (the emitter retries) when the budget is spent.
+//!
 //! The `-32001` answers carry `"id": null`, since the request was not read as JSON. Only authenticated
 //! bodies reach jsonrpsee, with the outcome as a request extension the methods check again. For those,
 //! a warning is logged for what the server will refuse without calling a method (not JSON, unknown
@@ -24,11 +29,15 @@ use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use switchboard_emitter::signing::{SignatureError, Verifier, SIGNATURE_HEADER};
+use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 use super::errors::SIGNATURE_REJECTED;
 use super::methods::METHODS;
 use crate::throttle;
+
+/// How many bodies of `max_body_bytes` the requests in progress may hold at once, all together.
+pub const BUFFERED_BODIES: usize = 8;
 
 /// The signature check's outcome for one HTTP request, read by every method of that request.
 #[derive(Debug, Clone)]
@@ -39,13 +48,25 @@ pub struct SignatureCheck(pub Result<(), SignatureError>);
 pub struct SignatureLayer {
     verifier: Arc<Verifier>,
     max_body: usize,
+    budget: Arc<Semaphore>,
 }
 
 impl SignatureLayer {
-    /// Checks signatures with `verifier`; bodies over `max_body` bytes are refused unread.
+    /// Checks signatures with `verifier`; bodies over `max_body` bytes are refused unread, and at most
+    /// [`BUFFERED_BODIES`] times `max_body` bytes of bodies are held at once.
     pub fn new(verifier: Arc<Verifier>, max_body: usize) -> Self {
-        SignatureLayer { verifier, max_body }
+        let budget = kib(max_body).saturating_mul(BUFFERED_BODIES as u32);
+        SignatureLayer {
+            verifier,
+            max_body,
+            budget: Arc::new(Semaphore::new(budget as usize)),
+        }
     }
+}
+
+/// `bytes` in budget units (KiB, rounded up; the semaphore counts in u32).
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 impl<S> Layer<S> for SignatureLayer {
@@ -56,6 +77,7 @@ impl<S> Layer<S> for SignatureLayer {
             inner,
             verifier: Arc::clone(&self.verifier),
             max_body: self.max_body,
+            budget: Arc::clone(&self.budget),
         }
     }
 }
@@ -66,6 +88,7 @@ pub struct SignatureService<S> {
     inner: S,
     verifier: Arc<Verifier>,
     max_body: usize,
+    budget: Arc<Semaphore>,
 }
 
 impl<S, B> Service<HttpRequest<B>> for SignatureService<S>
@@ -89,6 +112,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = Arc::clone(&self.verifier);
         let max_body = self.max_body;
+        let budget = Arc::clone(&self.budget);
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let declared = parts
@@ -108,6 +132,11 @@ where
                 }
                 return Ok(unsigned(&error));
             }
+            // Held until the answer is ready: the body, and for authenticated ones their parse.
+            let reserve = kib(declared.map_or(max_body, |length| length as usize));
+            let Ok(_reserved) = budget.try_acquire_many_owned(reserve) else {
+                return Ok(busy());
+            };
             let bytes = match Limited::new(body, max_body).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(error) if error.is::<http_body_util::LengthLimitError>() => {
@@ -188,6 +217,22 @@ fn unsigned(error: &SignatureError) -> HttpResponse {
         "id": null,
     });
     json_response(http::StatusCode::OK, body)
+}
+
+/// HTTP 503 when the bodies in progress hold the whole budget; the client should retry.
+fn busy() -> HttpResponse {
+    refused("busy", "the bodies being read hold the whole budget (503)");
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "error": {"code": -32603, "message": "busy: too many request bodies in progress, retry"},
+        "id": null,
+    });
+    let mut response = json_response(http::StatusCode::SERVICE_UNAVAILABLE, body);
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 /// HTTP 413 (or 400) with a JSON-RPC error body, for bodies that were not read.
