@@ -1,7 +1,9 @@
 //! AMQP 0-9-1 ingestion (RabbitMQ): consumes `[ingest.amqp].queue`, bound to the topic exchange
-//! `[ingest.amqp].exchange`, with manual acks. A delivery is acked only after the router took the event;
-//! a malformed or badly signed one is rejected without requeue, which RabbitMQ dead-letters to
-//! `<queue>.dead-letter`. On shutdown, deliveries not yet taken stay unacked and are redelivered to the
+//! `[ingest.amqp].exchange`, with manual acks. A delivery is acked only after the router took the event.
+//! A refused one (too large, badly signed, malformed) goes to `<queue>.dead-letter` with the reason:
+//! a copy carrying the headers [`REFUSED_HEADER`] and [`REASON_HEADER`] is published (confirmed) to the
+//! dead-letter exchange, then the original is acked; should that publish fail, the original is rejected
+//! without requeue, which RabbitMQ dead-letters without our reason. On shutdown, deliveries not yet taken stay unacked and are redelivered to the
 //! next gateway. A lost broker connection is retried with backoff; the topology is declared again.
 //!
 //! Memory: frames are at most [`FRAME_MAX`] (asked of the broker at connection, lapin refuses bigger
@@ -15,10 +17,13 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
-use lapin::{Connection, ConnectionProperties};
+use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
 use switchboard_config::AmqpConfig;
 use switchboard_emitter::transport::amqp::Topology;
 use switchboard_emitter::{Verifier, AMQP_SIGNATURE_HEADER};
@@ -31,6 +36,11 @@ use crate::throttle;
 
 /// Deliveries RabbitMQ may have in flight to us, unacked (bounds the gateway's memory for AMQP).
 pub const PREFETCH: u16 = 256;
+/// Header of a dead-lettered copy: the refusal's short tag (`too_large`, `invalid`, `not_json`, ...).
+pub const REFUSED_HEADER: &str = "x-switchboard-refused";
+/// Header of a dead-lettered copy: the refusal in words, as logged.
+pub const REASON_HEADER: &str = "x-switchboard-reason";
+
 /// Largest AMQP frame we accept (RabbitMQ's default; a URL's `frame_max` query overrides it).
 pub const FRAME_MAX: u32 = 128 * 1024;
 /// Most deliveries taken before their (one, `multiple`) ack is sent.
@@ -142,6 +152,10 @@ async fn consume(
     uri.query.frame_max.get_or_insert(FRAME_MAX);
     let connection = Connection::connect_uri(uri, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
+    // Confirms for the dead-letter copies (they do not change how consumed deliveries are acked).
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     intake.topology.declare(&channel).await?;
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())
@@ -190,7 +204,7 @@ async fn consume(
         };
         match delivery {
             Some(Ok(delivery)) => {
-                if let Some(delivery) = take(delivery, intake).await? {
+                if let Some(delivery) = take(delivery, intake, &channel).await? {
                     unacked = Some(delivery);
                     taken += 1;
                 }
@@ -225,8 +239,12 @@ async fn hold_until_listened(publisher: &Publisher, stop: &CancellationToken) {
     }
 }
 
-/// Publishes one delivery and hands it back for acking, or rejects it to the dead-letter queue.
-async fn take(delivery: Delivery, intake: &Intake<'_>) -> Result<Option<Delivery>, lapin::Error> {
+/// Publishes one delivery, or dead-letters it with the reason; hands it back when it is to be acked.
+async fn take(
+    delivery: Delivery,
+    intake: &Intake<'_>,
+    channel: &Channel,
+) -> Result<Option<Delivery>, lapin::Error> {
     let size = delivery.data.len();
     let refused = if size > intake.max_body {
         let reason = format!(
@@ -261,10 +279,46 @@ async fn take(delivery: Delivery, intake: &Intake<'_>) -> Result<Option<Delivery
             "AMQP delivery refused, dead-lettered: {reason}"
         );
     }
+    if dead_letter(&delivery, which, &reason, intake, channel).await {
+        return Ok(Some(delivery));
+    }
     delivery
         .reject(BasicRejectOptions { requeue: false })
         .await?;
     Ok(None)
+}
+
+/// Publishes a copy of `delivery` to the dead-letter exchange with the refusal in its headers; true
+/// once RabbitMQ confirmed it (the original may then be acked).
+async fn dead_letter(
+    delivery: &Delivery,
+    which: &str,
+    reason: &str,
+    intake: &Intake<'_>,
+    channel: &Channel,
+) -> bool {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(REFUSED_HEADER.into(), AMQPValue::LongString(which.into()));
+    headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+    let properties = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    let exchange = intake.topology.dead_letter_exchange();
+    let published = channel
+        .basic_publish(
+            exchange.as_str().into(),
+            delivery.routing_key.clone(),
+            BasicPublishOptions::default(),
+            &delivery.data,
+            properties,
+        )
+        .await;
+    match published {
+        Ok(confirm) => matches!(confirm.await, Ok(Confirmation::Ack(_))),
+        Err(_) => false,
+    }
 }
 
 /// The `x-switchboard-signature` header as text (long or short string), if present.
