@@ -230,13 +230,15 @@ impl Verifier {
         self.verify_at(header, body, unix_now())
     }
 
-    /// Checks `header` against `body` as if the time were `now` (unix seconds).
-    pub fn verify_at(
-        &self,
-        header: Option<&str>,
-        body: &[u8],
-        now: u64,
-    ) -> Result<(), SignatureError> {
+    /// Checks what needs no body: `header` is present, well-formed and fresh. A server calls this
+    /// before reading a request body, so unsigned or stale requests cost it nothing but their headers;
+    /// [`Verifier::verify`] must still check the body.
+    pub fn check_header(&self, header: Option<&str>) -> Result<(), SignatureError> {
+        self.fresh(header, unix_now()).map(|_| ())
+    }
+
+    /// The parsed header, if present, well-formed and within `max_skew_s` of `now`.
+    fn fresh<'h>(&self, header: Option<&'h str>, now: u64) -> Result<Parsed<'h>, SignatureError> {
         let header = header.ok_or(SignatureError::Missing)?;
         let parsed = parse(header)?;
         let age_s = now.abs_diff(parsed.timestamp);
@@ -247,6 +249,17 @@ impl Verifier {
                 max_skew_s: self.max_skew_s,
             });
         }
+        Ok(parsed)
+    }
+
+    /// Checks `header` against `body` as if the time were `now` (unix seconds).
+    pub fn verify_at(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        now: u64,
+    ) -> Result<(), SignatureError> {
+        let parsed = self.fresh(header, now)?;
         mac(&self.secret, parsed.timestamp, parsed.nonce, body)
             .verify_slice(&parsed.tag)
             .map_err(|_| SignatureError::Invalid)?;
@@ -322,6 +335,23 @@ mod tests {
         assert_eq!(check(Some(&future), BODY, NOW), "expired");
         let edge = signer.sign_with(BODY, NOW - 300, "nonce-0005");
         assert_eq!(verifier.verify_at(Some(&edge), BODY, NOW), Ok(()));
+    }
+
+    #[test]
+    fn the_header_alone_refuses_missing_malformed_and_stale_signatures() {
+        let signer = Signer::new("k");
+        let verifier = Verifier::new("k", 300);
+        let which = |header: Option<&str>| verifier.check_header(header).unwrap_err().which();
+        assert_eq!(which(None), "missing");
+        assert_eq!(which(Some("t=1,s=abc")), "malformed");
+        let stale = signer.sign_with(BODY, unix_now() - 301, "nonce-0006");
+        assert_eq!(which(Some(&stale)), "expired");
+        // A fresh header passes whatever its MAC: only the body can tell, and the nonce is not spent.
+        let forged = Signer::new("other").sign(BODY);
+        assert_eq!(verifier.check_header(Some(&forged)), Ok(()));
+        let good = signer.sign(BODY);
+        assert_eq!(verifier.check_header(Some(&good)), Ok(()));
+        assert_eq!(verifier.verify(Some(&good), BODY), Ok(()));
     }
 
     #[test]

@@ -56,3 +56,89 @@ fn the_example_file_is_valid() {
     let (ok, stderr) = check("example", &text);
     assert!(ok, "{stderr}");
 }
+
+#[test]
+fn cluster_ipc_and_amqps_are_refused_as_not_supported_with_their_lines() {
+    let (ok, stderr) = check(
+        "cluster",
+        "[gateway]\nlisten = \"127.0.0.1:8080\"\n\n[cluster]\namqp_url = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\n",
+    );
+    assert!(!ok, "check-config must fail");
+    assert!(
+        stderr.contains("switchboard.toml:4: cluster: clustering is not supported yet"),
+        "{stderr}"
+    );
+    let (ok, stderr) = check(
+        "ipc",
+        "[ingest.zmq]\nendpoint = \"ipc:///tmp/switchboard.sock\"\n",
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("switchboard.toml:2: ingest.zmq.endpoint: ")
+            && stderr.contains("ipc:// is not supported"),
+        "{stderr}"
+    );
+    let (ok, stderr) = check(
+        "amqps",
+        "[ingest.amqp]\nurl = \"amqps://user:hunter2@rabbit.example/%2f\"\n",
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "switchboard.toml:2: ingest.amqp.url: amqps:// (AMQP over TLS) is not supported"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password is not echoed: {stderr}"
+    );
+}
+
+#[test]
+fn max_body_bytes_is_checked() {
+    let (ok, stderr) = check(
+        "body",
+        "[ingest.jsonrpc]\nlisten = \"127.0.0.1:8081\"\nmax_body_bytes = 512\n",
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "switchboard.toml:3: ingest.jsonrpc.max_body_bytes: must be between 1024 and"
+        ),
+        "{stderr}"
+    );
+    let (ok, stderr) = check(
+        "body-ok",
+        "[ingest.jsonrpc]\nlisten = \"127.0.0.1:8081\"\nmax_body_bytes = 65536\n",
+    );
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn the_gateway_refuses_to_start_with_a_cluster_section() {
+    let dir = std::env::temp_dir().join(format!("switchboard-check-{}-start", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("switchboard.toml");
+    std::fs::write(
+        &file,
+        "[gateway]\nlisten = \"127.0.0.1:0\"\n[cluster]\namqp_url = \"amqp://127.0.0.1/%2f\"\n",
+    )
+    .expect("config written");
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("gateway")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("switchboard runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the gateway must not start: {stderr}"
+    );
+    assert!(
+        stderr.contains("switchboard.toml:3: cluster: clustering is not supported yet"),
+        "{stderr}"
+    );
+}

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use ingest_support::{amqp_config, amqp_names, unix_now, Subscriber, AMQP_URL, SECRET};
 use lapin::options::{
-    BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -99,6 +100,34 @@ async fn wait_for_depth(channel: &Channel, queue: &str, expected: u32) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Takes every message of the dead-letter queue `queue`: its `x-switchboard-refused` and
+/// `x-switchboard-reason` headers and its body size.
+async fn dead_lettered(channel: &Channel, queue: &str) -> Vec<(String, String, usize)> {
+    let mut taken = Vec::new();
+    while let Some(message) = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("basic.get")
+    {
+        let headers = message
+            .delivery
+            .properties
+            .headers()
+            .clone()
+            .unwrap_or_default();
+        let text = |name: &str| match headers.inner().get(name) {
+            Some(AMQPValue::LongString(value)) => value.to_string(),
+            other => panic!("{name}: {other:?}"),
+        };
+        taken.push((
+            text("x-switchboard-refused"),
+            text("x-switchboard-reason"),
+            message.delivery.data.len(),
+        ));
+    }
+    taken
 }
 
 /// Publishes raw bytes with an optional signature header, as a foreign publisher would.
@@ -233,19 +262,25 @@ async fn refused_deliveries_are_dead_lettered_and_not_delivered() {
     );
     wait_for_depth(&channel, &names.topology().dead_letter_queue(), 6).await;
     wait_for_depth(&channel, &names.queue, 0).await;
-    for which in [
+    let expected = [
         "missing",
         "malformed",
         "invalid",
         "expired",
         "not_json",
         "invalid_event",
-    ] {
+    ];
+    for which in expected {
         assert!(
             gateway.log_contains(&format!("which=\"{which}\"")),
             "log names {which}"
         );
     }
+    // The operator finds each refused delivery in the dead-letter queue, with why it was refused.
+    let dead = dead_lettered(&channel, &names.topology().dead_letter_queue()).await;
+    let refused: Vec<&str> = dead.iter().map(|(which, _, _)| which.as_str()).collect();
+    assert_eq!(refused, expected, "{dead:?}");
+    assert!(dead[2].1.contains("invalid"), "{dead:?}");
     names.cleanup(&channel).await;
 }
 
@@ -353,5 +388,55 @@ async fn emitter_and_consumer_ride_out_a_broker_restart() {
         "the consumer reconnected"
     );
     let (_connection, channel) = channel().await;
+    names.cleanup(&channel).await;
+}
+
+#[tokio::test]
+async fn a_body_over_max_message_bytes_is_dead_lettered_unparsed() {
+    let names = Names::new("toolarge");
+    let gateway = Gateway::start("max_message_bytes = 4096", &names.config());
+    let topic = "com.example.amqp.large";
+    let mut subscriber = Subscriber::join(&gateway.url()).await;
+    subscriber.subscribe(topic).await;
+    let (_connection, channel) = channel().await;
+    let signer = Signer::new(SECRET);
+    // Correctly signed and valid JSON, 2 MiB: many AMQP frames, far over the gateway's limit.
+    let padding = "x".repeat(2 * 1024 * 1024);
+    let large = json!({"topic": topic, "args": [padding]})
+        .to_string()
+        .into_bytes();
+    let size = large.len();
+    publish_raw(
+        &channel,
+        &names.exchange,
+        topic,
+        &large,
+        Some(signer.sign(&large)),
+    )
+    .await;
+    let marker = json!({"topic": topic, "args": ["marker"]})
+        .to_string()
+        .into_bytes();
+    publish_raw(
+        &channel,
+        &names.exchange,
+        topic,
+        &marker,
+        Some(signer.sign(&marker)),
+    )
+    .await;
+    assert_eq!(subscriber.event().await[4], json!(["marker"]));
+    wait_for_depth(&channel, &names.topology().dead_letter_queue(), 1).await;
+    wait_for_depth(&channel, &names.queue, 0).await;
+    assert!(gateway.log_contains("which=\"too_large\""));
+    let dead = dead_lettered(&channel, &names.topology().dead_letter_queue()).await;
+    assert_eq!(
+        dead,
+        vec![(
+            "too_large".to_string(),
+            format!("body of {size} bytes exceeds max_message_bytes of 4096"),
+            size
+        )]
+    );
     names.cleanup(&channel).await;
 }

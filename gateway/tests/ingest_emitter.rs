@@ -284,3 +284,37 @@ async fn the_blocking_handle_serves_synchronous_code() {
         .expect("joined");
     assert_eq!(Some(first[2].as_u64().expect("id")), receipt.publication);
 }
+
+#[tokio::test]
+async fn an_emitter_with_the_wrong_secret_is_told_so_and_nothing_is_delivered() {
+    let port = free_port();
+    let gateway = Gateway::start("", &jsonrpc_config(port));
+    let mut subscriber = Subscriber::join(&gateway.url()).await;
+    subscriber.subscribe("com.example.secret").await;
+    let wrong = Emitter::builder()
+        .jsonrpc(format!("http://127.0.0.1:{port}"))
+        .secret("not-the-secret")
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("emitter");
+    // The gateway answers -32001 before parsing the body, so with "id": null; the emitter must still
+    // report it as the gateway's refusal, not retry it as a network error.
+    let refused = wrong
+        .emit(Event::new("com.example.secret").with_args(vec![json!("forged")]))
+        .await
+        .expect_err("wrong secret");
+    assert!(
+        matches!(refused, EmitError::Rejected { code: -32001, ref message } if message.contains("invalid")),
+        "{refused}"
+    );
+    let right = Emitter::builder()
+        .jsonrpc(format!("http://127.0.0.1:{port}"))
+        .secret(SECRET)
+        .build()
+        .expect("emitter");
+    right
+        .emit(Event::new("com.example.secret").with_args(vec![json!("marker")]))
+        .await
+        .expect("delivered");
+    assert_eq!(subscriber.event().await[4], json!(["marker"]));
+}

@@ -24,7 +24,7 @@ pub use default::{DEFAULT_ANONYMOUS_ROLE, DEFAULT_REALM};
 pub use env::ENV_PREFIX;
 pub use error::ConfigError;
 pub use uri::MatchPolicy;
-pub use validate::{MIN_HEADER_TIMEOUT_MS, MIN_MESSAGE_BYTES};
+pub use validate::{MAX_BODY_BYTES, MIN_BODY_BYTES, MIN_HEADER_TIMEOUT_MS, MIN_MESSAGE_BYTES};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,7 +45,8 @@ pub struct Config {
     /// WAMP realms; a HELLO naming any other realm is refused.
     #[serde(default)]
     pub realms: Vec<RealmConfig>,
-    /// Clustering through RabbitMQ; absent means a single node.
+    /// Clustering through RabbitMQ: not supported yet, so validation refuses the section (it is parsed
+    /// only so that the refusal can name its line).
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
 }
@@ -154,12 +155,19 @@ pub struct IngestConfig {
 pub struct JsonRpcConfig {
     /// Address of the JSON-RPC 2.0 HTTP listener.
     pub listen: SocketAddr,
+    /// Largest request body, in bytes: a bigger one is answered 413 before it is read, so one request
+    /// costs the gateway at most this much memory (a full `publish_batch` needs a few MiB).
+    pub max_body_bytes: usize,
 }
+
+/// Default `[ingest.jsonrpc] max_body_bytes`: 8 MiB.
+pub const DEFAULT_JSONRPC_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 impl Default for JsonRpcConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            max_body_bytes: DEFAULT_JSONRPC_MAX_BODY_BYTES,
         }
     }
 }
@@ -300,7 +308,7 @@ pub struct UserConfig {
     pub keylen: Option<u32>,
 }
 
-/// `[cluster]`.
+/// `[cluster]`: reserved for clustering through RabbitMQ; always refused by validation for now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {

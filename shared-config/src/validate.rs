@@ -13,6 +13,13 @@ pub const MIN_MESSAGE_BYTES: usize = 1024;
 /// send a request header in time.
 pub const MIN_HEADER_TIMEOUT_MS: u64 = 100;
 
+/// Smallest accepted `max_body_bytes` of an ingestion transport: below this not even one small event
+/// with its envelope fits.
+pub const MIN_BODY_BYTES: usize = 1024;
+
+/// Largest accepted `max_body_bytes` (4 GiB - 1, what the HTTP server can count).
+pub const MAX_BODY_BYTES: usize = u32::MAX as usize;
+
 /// One failed check: the key at fault and why. The loader turns it into a [`ConfigError`] that names the
 /// file line or the environment variable responsible.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,9 +132,14 @@ impl Config {
         }
     }
 
+    /// `[cluster]` parses (so the error can name its line) but nothing implements it yet: a node that
+    /// silently ran alone while configured for a cluster would lose events for the other nodes' clients.
     fn check_cluster(&self) -> Option<Problem> {
-        let cluster = self.cluster.as_ref()?;
-        check_amqp_url(&cluster.amqp_url, KeyPath::root("cluster").key("amqp_url"))
+        self.cluster.as_ref()?;
+        Some(Problem::new(
+            KeyPath::root("cluster"),
+            "clustering is not supported yet: remove the [cluster] section (each gateway runs alone)",
+        ))
     }
 
     fn check_realms(&self) -> Option<Problem> {
@@ -159,31 +171,55 @@ impl Config {
 
 fn check_ingest(ingest: &IngestConfig) -> Option<Problem> {
     let path = KeyPath::root("ingest");
-    if let Some(zmq) = &ingest.zmq {
-        if !(zmq.endpoint.starts_with("tcp://") || zmq.endpoint.starts_with("ipc://")) {
+    if let Some(jsonrpc) = &ingest.jsonrpc {
+        let max = jsonrpc.max_body_bytes;
+        if !(MIN_BODY_BYTES..=MAX_BODY_BYTES).contains(&max) {
             return Some(Problem::new(
-                path.key("zmq").key("endpoint"),
-                format!(
-                    "endpoint {:?} must start with tcp:// or ipc://",
-                    zmq.endpoint
-                ),
+                path.key("jsonrpc").key("max_body_bytes"),
+                format!("must be between {MIN_BODY_BYTES} and {MAX_BODY_BYTES}, got {max}"),
             ));
+        }
+    }
+    if let Some(zmq) = &ingest.zmq {
+        if let Err(reason) = check_zmq_endpoint(&zmq.endpoint) {
+            return Some(Problem::new(path.key("zmq").key("endpoint"), reason));
         }
     }
     let amqp = ingest.amqp.as_ref()?;
     check_amqp_url(&amqp.url, path.key("amqp").key("url"))
 }
 
+/// `tcp://HOST:PORT` is what the gateway's ZeroMQ receiver binds and the emitter connects to; other
+/// ZeroMQ transports (ipc://, inproc://, pgm://) are not built in.
+fn check_zmq_endpoint(endpoint: &str) -> Result<(), String> {
+    let Some(address) = endpoint.strip_prefix("tcp://") else {
+        let scheme = endpoint
+            .split_once("://")
+            .map_or("(none)", |(scheme, _)| scheme);
+        return Err(match scheme {
+            "ipc" => format!("endpoint {endpoint:?}: ipc:// is not supported, use tcp://HOST:PORT"),
+            _ => format!("endpoint {endpoint:?} must be tcp://HOST:PORT, its scheme is {scheme:?}"),
+        });
+    };
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!("endpoint {endpoint:?} must be tcp://HOST:PORT")),
+    }
+}
+
 fn check_amqp_url(url: &str, path: KeyPath) -> Option<Problem> {
-    if url.starts_with("amqp://") || url.starts_with("amqps://") {
-        None
-    } else {
-        // The URL may hold a password, so only its scheme is quoted.
-        let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
-        Some(Problem::new(
+    // The URL may hold a password, so only its scheme is quoted.
+    let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
+    match scheme {
+        "amqp" => None,
+        "amqps" => Some(Problem::new(
             path,
-            format!("the URL must start with amqp:// or amqps://, its scheme is {scheme:?}"),
-        ))
+            "amqps:// (AMQP over TLS) is not supported: this build has no TLS for AMQP; use amqp://",
+        )),
+        _ => Some(Problem::new(
+            path,
+            format!("the URL must start with amqp://, its scheme is {scheme:?}"),
+        )),
     }
 }
 
@@ -418,6 +454,19 @@ mod tests {
     }
 
     #[test]
+    fn body_limits_are_enforced() {
+        let message = error_of("[ingest.jsonrpc]\nmax_body_bytes = 1000\n");
+        assert!(
+            message.starts_with(
+                "switchboard.toml:2: ingest.jsonrpc.max_body_bytes: must be between 1024 and"
+            ),
+            "{message}"
+        );
+        let config = Config::from_toml_str("[ingest.jsonrpc]\nmax_body_bytes = 1024\n", "t");
+        assert_eq!(config.unwrap().ingest.jsonrpc.unwrap().max_body_bytes, 1024);
+    }
+
+    #[test]
     fn secret_and_secret_file_are_exclusive() {
         let message = error_of("[security]\nsecret = \"a\"\nsecret_file = \"/run/secret\"\n");
         assert!(
@@ -442,11 +491,32 @@ mod tests {
             !message.contains("pw"),
             "the password must not be echoed: {message}"
         );
-        let message = error_of("[cluster]\namqp_url = \"rabbit\"\n");
+    }
+
+    #[test]
+    fn what_is_not_built_in_is_refused_by_name() {
+        let message = error_of("[ingest.zmq]\nendpoint = \"ipc:///tmp/switchboard.sock\"\n");
         assert!(
-            message.starts_with("switchboard.toml:2: cluster.amqp_url: "),
+            message.starts_with("switchboard.toml:2: ingest.zmq.endpoint: "),
             "{message}"
         );
+        assert!(message.contains("ipc:// is not supported"), "{message}");
+        let message = error_of("[ingest.zmq]\nendpoint = \"tcp://127.0.0.1\"\n");
+        assert!(message.contains("must be tcp://HOST:PORT"), "{message}");
+        let message = error_of("[ingest.amqp]\nurl = \"amqps://user:pw@host/%2f\"\n");
+        assert!(
+            message.starts_with(
+                "switchboard.toml:2: ingest.amqp.url: amqps:// (AMQP over TLS) is not supported"
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("pw"), "{message}");
+        let message = error_of("[cluster]\namqp_url = \"amqp://guest:guest@127.0.0.1/%2f\"\n");
+        assert!(
+            message.contains("cluster: clustering is not supported yet"),
+            "{message}"
+        );
+        assert!(message.starts_with("switchboard.toml:"), "{message}");
     }
 
     #[test]

@@ -1,17 +1,29 @@
 //! AMQP 0-9-1 ingestion (RabbitMQ): consumes `[ingest.amqp].queue`, bound to the topic exchange
-//! `[ingest.amqp].exchange`, with manual acks. A delivery is acked only after the router took the event;
-//! a malformed or badly signed one is rejected without requeue, which RabbitMQ dead-letters to
-//! `<queue>.dead-letter`. On shutdown, deliveries not yet taken stay unacked and are redelivered to the
+//! `[ingest.amqp].exchange`, with manual acks. A delivery is acked only after the router took the event.
+//! A refused one (too large, badly signed, malformed) goes to `<queue>.dead-letter` with the reason:
+//! a copy carrying the headers [`REFUSED_HEADER`] and [`REASON_HEADER`] is published (confirmed) to the
+//! dead-letter exchange, then the original is acked; should that publish fail, the original is rejected
+//! without requeue, which RabbitMQ dead-letters without our reason. On shutdown, deliveries not yet taken stay unacked and are redelivered to the
 //! next gateway. A lost broker connection is retried with backoff; the topology is declared again.
+//!
+//! Memory: frames are at most [`FRAME_MAX`] (asked of the broker at connection, lapin refuses bigger
+//! ones). lapin hands a delivery over only once its body is complete, so what one delivery can cost is
+//! bounded by the broker's `max_message_size` (RabbitMQ's default: 128 MiB), and [`PREFETCH`] bounds
+//! how many are in flight; a body over `[gateway] max_message_bytes` is dead-lettered as `too_large`
+//! before its signature is checked or anything is parsed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties};
+use lapin::uri::AMQPUri;
+use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
 use switchboard_config::AmqpConfig;
 use switchboard_emitter::transport::amqp::Topology;
 use switchboard_emitter::{Verifier, AMQP_SIGNATURE_HEADER};
@@ -20,9 +32,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::publish::Publisher;
 use super::signed::ingest;
+use crate::throttle;
 
 /// Deliveries RabbitMQ may have in flight to us, unacked (bounds the gateway's memory for AMQP).
 pub const PREFETCH: u16 = 256;
+/// Header of a dead-lettered copy: the refusal's short tag (`too_large`, `invalid`, `not_json`, ...).
+pub const REFUSED_HEADER: &str = "x-switchboard-refused";
+/// Header of a dead-lettered copy: the refusal in words, as logged.
+pub const REASON_HEADER: &str = "x-switchboard-reason";
+
+/// Largest AMQP frame we accept (RabbitMQ's default; a URL's `frame_max` query overrides it).
+pub const FRAME_MAX: u32 = 128 * 1024;
 /// Most deliveries taken before their (one, `multiple`) ack is sent.
 const ACK_BATCH: usize = 64;
 /// Longest pause between two connection attempts.
@@ -40,6 +60,16 @@ enum SessionError {
     Lapin(#[from] lapin::Error),
     #[error("the broker cancelled the consumer")]
     ConsumerEnded,
+    #[error("bad URL: {0}")]
+    Url(String),
+}
+
+/// What every delivery of one consumer is checked with.
+struct Intake<'a> {
+    publisher: &'a Publisher,
+    verifier: &'a Verifier,
+    topology: Topology<'a>,
+    max_body: usize,
 }
 
 /// The running AMQP consumer.
@@ -50,9 +80,21 @@ pub struct AmqpIngest {
 
 impl AmqpIngest {
     /// Starts consuming in the background; an unreachable broker is retried, never fatal.
-    pub fn start(config: &AmqpConfig, publisher: Publisher, verifier: Arc<Verifier>) -> Self {
+    /// Bodies over `max_body` bytes (`[gateway] max_message_bytes`) are dead-lettered unread.
+    pub fn start(
+        config: &AmqpConfig,
+        max_body: usize,
+        publisher: Publisher,
+        verifier: Arc<Verifier>,
+    ) -> Self {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(config.clone(), publisher, verifier, stop.clone()));
+        let task = tokio::spawn(run(
+            config.clone(),
+            max_body,
+            publisher,
+            verifier,
+            stop.clone(),
+        ));
         AmqpIngest { stop, task }
     }
 
@@ -66,6 +108,7 @@ impl AmqpIngest {
 
 async fn run(
     config: AmqpConfig,
+    max_body: usize,
     publisher: Publisher,
     verifier: Arc<Verifier>,
     stop: CancellationToken,
@@ -73,7 +116,16 @@ async fn run(
     let mut held = false;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let session = consume(&config, &publisher, &verifier, &stop, &mut held);
+        let intake = Intake {
+            publisher: &publisher,
+            verifier: &verifier,
+            topology: Topology {
+                exchange: &config.exchange,
+                queue: &config.queue,
+            },
+            max_body,
+        };
+        let session = consume(&config, &intake, &stop, &mut held);
         match session.await {
             Ok(()) => return,
             Err(error) => {
@@ -92,23 +144,24 @@ async fn run(
 /// stopped (Ok) or the connection fails (Err).
 async fn consume(
     config: &AmqpConfig,
-    publisher: &Publisher,
-    verifier: &Verifier,
+    intake: &Intake<'_>,
     stop: &CancellationToken,
     held: &mut bool,
 ) -> Result<(), SessionError> {
-    let connection = Connection::connect(&config.url, ConnectionProperties::default()).await?;
+    let mut uri: AMQPUri = config.url.parse().map_err(SessionError::Url)?;
+    uri.query.frame_max.get_or_insert(FRAME_MAX);
+    let connection = Connection::connect_uri(uri, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    let topology = Topology {
-        exchange: &config.exchange,
-        queue: &config.queue,
-    };
-    topology.declare(&channel).await?;
+    // Confirms for the dead-letter copies (they do not change how consumed deliveries are acked).
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    intake.topology.declare(&channel).await?;
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())
         .await?;
     if !*held {
-        hold_until_listened(publisher, stop).await;
+        hold_until_listened(intake.publisher, stop).await;
         *held = true;
     }
     if stop.is_cancelled() {
@@ -151,7 +204,7 @@ async fn consume(
         };
         match delivery {
             Some(Ok(delivery)) => {
-                if let Some(delivery) = take(delivery, publisher, verifier, &topology).await? {
+                if let Some(delivery) = take(delivery, intake, &channel).await? {
                     unacked = Some(delivery);
                     taken += 1;
                 }
@@ -186,28 +239,85 @@ async fn hold_until_listened(publisher: &Publisher, stop: &CancellationToken) {
     }
 }
 
-/// Publishes one delivery and hands it back for acking, or rejects it to the dead-letter queue.
+/// Publishes one delivery, or dead-letters it with the reason; hands it back when it is to be acked.
 async fn take(
     delivery: Delivery,
-    publisher: &Publisher,
-    verifier: &Verifier,
-    topology: &Topology<'_>,
+    intake: &Intake<'_>,
+    channel: &Channel,
 ) -> Result<Option<Delivery>, lapin::Error> {
-    let signature = signature(&delivery);
-    match ingest(verifier, publisher, signature.as_deref(), &delivery.data) {
-        Ok(_) => Ok(Some(delivery)),
-        Err(refusal) => {
-            tracing::warn!(
-                which = refusal.which(),
-                routing_key = %delivery.routing_key,
-                dead_letter_queue = %topology.dead_letter_queue(),
-                "AMQP delivery refused, dead-lettered: {refusal}"
-            );
-            delivery
-                .reject(BasicRejectOptions { requeue: false })
-                .await?;
-            Ok(None)
-        }
+    let size = delivery.data.len();
+    let refused = if size > intake.max_body {
+        let reason = format!(
+            "body of {size} bytes exceeds max_message_bytes of {}",
+            intake.max_body
+        );
+        Some(("too_large", reason))
+    } else {
+        let signature = signature(&delivery);
+        ingest(
+            intake.verifier,
+            intake.publisher,
+            signature.as_deref(),
+            &delivery.data,
+        )
+        .err()
+        .map(|refusal| (refusal.which(), refusal.to_string()))
+    };
+    let Some((which, reason)) = refused else {
+        metrics::counter!("switchboard_ingest_accepted_total", "transport" => "amqp").increment(1);
+        return Ok(Some(delivery));
+    };
+    metrics::counter!("switchboard_ingest_refused_total", "transport" => "amqp", "reason" => which)
+        .increment(1);
+    let source = format!("{}/{which}", intake.topology.queue);
+    if let Some(suppressed) = throttle::allow("amqp_refused", &source) {
+        tracing::warn!(
+            which,
+            suppressed,
+            routing_key = %delivery.routing_key,
+            dead_letter_queue = %intake.topology.dead_letter_queue(),
+            "AMQP delivery refused, dead-lettered: {reason}"
+        );
+    }
+    if dead_letter(&delivery, which, &reason, intake, channel).await {
+        return Ok(Some(delivery));
+    }
+    delivery
+        .reject(BasicRejectOptions { requeue: false })
+        .await?;
+    Ok(None)
+}
+
+/// Publishes a copy of `delivery` to the dead-letter exchange with the refusal in its headers; true
+/// once RabbitMQ confirmed it (the original may then be acked).
+async fn dead_letter(
+    delivery: &Delivery,
+    which: &str,
+    reason: &str,
+    intake: &Intake<'_>,
+    channel: &Channel,
+) -> bool {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(REFUSED_HEADER.into(), AMQPValue::LongString(which.into()));
+    headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+    let properties = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    let exchange = intake.topology.dead_letter_exchange();
+    let published = channel
+        .basic_publish(
+            exchange.as_str().into(),
+            delivery.routing_key.clone(),
+            BasicPublishOptions::default(),
+            &delivery.data,
+            properties,
+        )
+        .await;
+    match published {
+        Ok(confirm) => matches!(confirm.await, Ok(Confirmation::Ack(_))),
+        Err(_) => false,
     }
 }
 

@@ -60,15 +60,25 @@ impl Ingestion {
             None => None,
         };
         let zmq = match &config.ingest.zmq {
-            Some(zmq) => {
-                Some(zmq::ZmqIngest::start(zmq, publisher.clone(), Arc::clone(&verifier)).await?)
-            }
+            Some(zmq) => Some(
+                zmq::ZmqIngest::start(
+                    zmq,
+                    config.gateway.max_message_bytes,
+                    publisher.clone(),
+                    Arc::clone(&verifier),
+                )
+                .await?,
+            ),
             None => None,
         };
-        let amqp =
-            config.ingest.amqp.as_ref().map(|amqp| {
-                amqp::AmqpIngest::start(amqp, publisher.clone(), Arc::clone(&verifier))
-            });
+        let amqp = config.ingest.amqp.as_ref().map(|amqp| {
+            amqp::AmqpIngest::start(
+                amqp,
+                config.gateway.max_message_bytes,
+                publisher.clone(),
+                Arc::clone(&verifier),
+            )
+        });
         Ok(Ingestion { jsonrpc, zmq, amqp })
     }
 

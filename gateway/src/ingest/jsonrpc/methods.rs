@@ -12,8 +12,9 @@ use switchboard_emitter::{Event, SignatureError};
 
 use super::errors::{invalid_event, invalid_params, signature, unpublishable};
 use super::signature::SignatureCheck;
-use crate::ingest::publish::Publisher;
+use crate::ingest::publish::{PublishError, Publisher};
 use crate::router::Realm;
+use crate::throttle;
 
 /// Every method this server answers (also used to log calls to unknown methods).
 pub const METHODS: [&str; 6] = [
@@ -51,14 +52,18 @@ pub fn module(
         module.register_method(name, move |params, publisher, extensions| {
             let answer = signed(extensions).and_then(|()| method(&params, publisher));
             if let Err(error) = &answer {
-                // Signature refusals were logged once per HTTP request by the middleware.
+                // Signature refusals were counted and logged once per HTTP request by the middleware.
+                let source = format!("{name}/{}", error.code());
                 if error.code() != super::errors::SIGNATURE_REJECTED {
-                    tracing::warn!(
-                        method = name,
-                        code = error.code(),
-                        message = error.message(),
-                        "JSON-RPC call refused"
-                    );
+                    if let Some(suppressed) = throttle::allow("jsonrpc_call_refused", &source) {
+                        tracing::warn!(
+                            method = name,
+                            code = error.code(),
+                            message = error.message(),
+                            suppressed,
+                            "JSON-RPC call refused"
+                        );
+                    }
                 }
             }
             answer
@@ -95,10 +100,12 @@ fn publish(params: &Params<'_>, publisher: &Publisher) -> Answer {
         Some(value) => value,
         None => return Err(invalid_params("params", "missing: expected the event")),
     };
-    let event = Event::from_value(value).map_err(|e| invalid_event(&e))?;
+    let event =
+        Event::from_value(value).map_err(|e| counted("invalid_event", invalid_event(&e)))?;
     let publication = publisher
         .publish(&event)
-        .map_err(|e| unpublishable(&e, None))?;
+        .map_err(|e| counted(publish_reason(&e), unpublishable(&e, None)))?;
+    accepted();
     Ok(json!({"publication": publication}))
 }
 
@@ -136,27 +143,53 @@ fn publish_batch(params: &Params<'_>, publisher: &Publisher) -> Answer {
         .map(|(i, value)| {
             let at = format!("events[{i}]");
             let outcome = Event::from_value(value)
-                .map_err(|e| invalid_event(&e.within(&at)))
+                .map_err(|e| counted("invalid_event", invalid_event(&e.within(&at))))
                 .and_then(|event| {
                     publisher
                         .publish(&event)
-                        .map_err(|e| unpublishable(&e, Some(&at)))
+                        .map_err(|e| counted(publish_reason(&e), unpublishable(&e, Some(&at))))
                 });
             match outcome {
-                Ok(publication) => json!({"publication": publication}),
+                Ok(publication) => {
+                    accepted();
+                    json!({"publication": publication})
+                }
                 Err(error) => {
-                    tracing::warn!(
-                        method = "publish_batch",
-                        code = error.code(),
-                        message = error.message(),
-                        "batched event refused"
-                    );
+                    if let Some(suppressed) = throttle::allow("jsonrpc_batch_refused", "events") {
+                        tracing::warn!(
+                            method = "publish_batch",
+                            code = error.code(),
+                            message = error.message(),
+                            suppressed,
+                            "batched event refused"
+                        );
+                    }
                     json!({"error": error})
                 }
             }
         })
         .collect();
     Ok(Value::Array(results))
+}
+
+/// Counts one published event.
+fn accepted() {
+    metrics::counter!("switchboard_ingest_accepted_total", "transport" => "jsonrpc").increment(1);
+}
+
+/// Counts one refused event under `reason` and hands its error back.
+fn counted(reason: &'static str, error: ErrorObjectOwned) -> ErrorObjectOwned {
+    metrics::counter!("switchboard_ingest_refused_total", "transport" => "jsonrpc", "reason" => reason)
+        .increment(1);
+    error
+}
+
+/// The refusal tag for an event the router could not place.
+fn publish_reason(error: &PublishError) -> &'static str {
+    match error {
+        PublishError::TooLarge { .. } => "too_large",
+        PublishError::UnknownRealm(_) | PublishError::NoRealm => "unknown_realm",
+    }
 }
 
 /// Named params as a map, refusing keys outside `known` (a misspelt key must not go unnoticed).

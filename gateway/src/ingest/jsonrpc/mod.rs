@@ -22,8 +22,6 @@ use signature::SignatureLayer;
 pub const MAX_CONNECTIONS: u32 = 512;
 /// Most calls in one JSON-RPC batch (jsonrpsee's default is unlimited); `publish_batch` carries more.
 pub const MAX_BATCH_CALLS: u32 = 100;
-/// Largest request body, in bytes (enough for a full `publish_batch`).
-pub const MAX_BODY_BYTES: u32 = 8 * 1024 * 1024;
 
 /// The running JSON-RPC ingestion server.
 pub struct JsonRpcIngest {
@@ -42,10 +40,10 @@ impl JsonRpcIngest {
             .http_only()
             .max_connections(MAX_CONNECTIONS)
             .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_CALLS))
-            .max_request_body_size(MAX_BODY_BYTES)
+            .max_request_body_size(u32::try_from(config.max_body_bytes).unwrap_or(u32::MAX))
             .build();
         let middleware = tower::ServiceBuilder::new()
-            .layer(SignatureLayer::new(verifier, MAX_BODY_BYTES as usize));
+            .layer(SignatureLayer::new(verifier, config.max_body_bytes));
         let server = Server::builder()
             .set_config(server_config)
             .set_http_middleware(middleware)
