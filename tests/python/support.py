@@ -187,6 +187,27 @@ class Gateway:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
+    def rss(self) -> int:
+        """The gateway's resident memory in bytes (VmRSS)."""
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
+    def assert_alive(self) -> None:
+        """The process runs and /healthz answers ok."""
+        assert self.proc.poll() is None, f"the gateway died:\n{self.log_tail()}"
+        with urllib.request.urlopen(self.health_url, timeout=5) as response:
+            assert response.status == 200 and response.read().strip() == b"ok"
+
+    def wait_for_log(self, text: str, timeout: float = 5.0) -> None:
+        """Polls the log until it holds `text` (a deadline, not a sleep)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"no {text!r} in the log:\n{self.log_tail()}"
+            time.sleep(0.02)
+
     def close(self) -> None:
         self.terminate(timeout=10.0)
         if self._log:
@@ -194,6 +215,15 @@ class Gateway:
         if os.environ.get("SWITCHBOARD_TEST_GATEWAY_LOG") == "1":
             sys.stderr.write(f"--- gateway log ({self.url}) ---\n{self.log_tail(10**9)}\n")
         self.tmp.cleanup()
+
+
+def running(gateway: "Gateway"):
+    """For fixtures: `yield from running(SomeGateway())` starts it, yields it, and always closes it."""
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.close()
 
 
 # --------------------------------------------------------------------------- running async tests

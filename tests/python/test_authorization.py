@@ -14,7 +14,7 @@ from autobahn.wamp.types import SubscribeOptions
 
 from ingest_support import SECURITY_CONFIG, sign
 from rawws import RawWs
-from support import Clients, Gateway, Inbox, free_port, wamp_test
+from support import Clients, Gateway, Inbox, free_port, running, wamp_test
 
 SUB = "allow = { subscribe = true }"
 REALMS = {
@@ -69,11 +69,7 @@ class AuthzGateway(Gateway):
 
 @pytest.fixture(scope="module")
 def gw():
-    gateway = AuthzGateway().start()
-    try:
-        yield gateway
-    finally:
-        gateway.close()
+    yield from running(AuthzGateway())
 
 
 # (realm, match, pattern, topics published in this order, the topics that must arrive)

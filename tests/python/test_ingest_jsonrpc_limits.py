@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from ingest_support import SECURITY_CONFIG, sign
-from support import Gateway, free_port
+from support import Gateway, free_port, running
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # the default of [ingest.jsonrpc] max_body_bytes
 # Two forged bodies are read whole before their MAC fails (16 MiB, plus the allocator's keep); parsing
@@ -28,21 +28,10 @@ class RpcGateway(Gateway):
             extra_config=SECURITY_CONFIG + f'\n[ingest.jsonrpc]\nlisten = "127.0.0.1:{self.rpc_port}"\n{limit}'
         )
 
-    def rss(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS")
-
 
 @pytest.fixture(scope="module")
 def gw():
-    gateway = RpcGateway().start()
-    try:
-        yield gateway
-    finally:
-        gateway.close()
+    yield from running(RpcGateway())
 
 
 def big_publish(size: int) -> bytes:

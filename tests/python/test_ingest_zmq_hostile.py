@@ -8,14 +8,12 @@ resident memory did not grow by what the peer declared or sent."""
 import json
 import socket
 import struct
-import time
-import urllib.request
 
 import pytest
 import zmq
 
 from ingest_support import SECURITY_CONFIG, sign, subscribed
-from support import Clients, Gateway, free_port, uid, wamp_test
+from support import Clients, Gateway, free_port, running, uid, wamp_test
 
 MAX_MESSAGE_BYTES = 1048576  # the suite's [gateway] max_message_bytes
 # Slack for the allocator, logs and the test's own event: far below what the peers declare or send.
@@ -39,32 +37,10 @@ class ZmqGateway(Gateway):
         self.endpoint = f"tcp://127.0.0.1:{self.zmq_port}"
         super().__init__(extra_config=SECURITY_CONFIG + f'\n[ingest.zmq]\nendpoint = "{self.endpoint}"\n')
 
-    def rss(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS")
-
-    def assert_alive(self):
-        assert self.proc.poll() is None, f"the gateway died:\n{self.log_tail()}"
-        with urllib.request.urlopen(self.health_url, timeout=5) as response:
-            assert response.status == 200 and response.read().strip() == b"ok"
-
-    def wait_for_log(self, text: str, timeout: float = 5.0):
-        deadline = time.monotonic() + timeout
-        while text not in self.log_path.read_text(errors="replace"):
-            assert time.monotonic() < deadline, f"no {text!r} in the log:\n{self.log_tail()}"
-            time.sleep(0.05)
-
 
 @pytest.fixture
 def gw():
-    gateway = ZmqGateway().start()
-    try:
-        yield gateway
-    finally:
-        gateway.close()
+    yield from running(ZmqGateway())
 
 
 def raw_peer(gw) -> socket.socket:

@@ -8,14 +8,12 @@ import hashlib
 import hmac
 import os
 import re
-import struct
-import subprocess
 import time
 
 import pytest
 
 from rawws import RawWs
-from support import Gateway, free_port, uid, wamp_test
+from support import Gateway, running, uid, wamp_test
 
 LIMITS = """
 [[realms.users]]
@@ -31,14 +29,10 @@ def gateway_with(gateway_keys: str) -> Gateway:
 
 @pytest.fixture(scope="module")
 def gw():
-    gateway = gateway_with(
+    yield from running(gateway_with(
         "max_message_bytes = 1048576\nmax_subscriptions = 5\nmax_pattern_subscriptions = 2\nmax_pending_requests = 2\n"
         "max_sessions_per_authid = 2\nmax_uri_bytes = 64"
-    ).start()
-    try:
-        yield gateway
-    finally:
-        gateway.close()
+    ))
 
 
 async def answer(ws: RawWs):
@@ -189,11 +183,9 @@ async def test_twenty_thousand_pipelined_requests_are_each_answered(gw):
 
 @pytest.fixture(scope="module")
 def gw_stall():
-    gateway = gateway_with("max_message_bytes = 65536\noutbound_queue_bytes = 33554432\nslow_consumer_ms = 300").start()
-    try:
-        yield gateway
-    finally:
-        gateway.close()
+    yield from running(
+        gateway_with("max_message_bytes = 65536\noutbound_queue_bytes = 33554432\nslow_consumer_ms = 300")
+    )
 
 
 @wamp_test(timeout=30)
@@ -216,13 +208,9 @@ async def test_a_stalled_subscriber_is_closed_on_time_after_publishing_stops(gw_
         # A round trip: the gateway has taken every PUBLISH before it answers this one.
         await publisher.send([16, events + 1, {"acknowledge": True}, "com.other", []])
         assert (await answer(publisher))[0] == 17
-        stopped = time.monotonic()
-        deadline = stopped + 5
-        while "closing slow consumer" not in gw.log_tail(200) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        # Nothing more is published: only the timer can close it (the deadline above is a hang guard,
-        # 16 times slow_consumer_ms).
-        assert "closing slow consumer" in gw.log_tail(200), gw.log_tail(30)
+        # Nothing more is published: only the timer can close it (the deadline is a hang guard, 16 times
+        # slow_consumer_ms).
+        await asyncio.to_thread(gw.wait_for_log, "closing slow consumer", 5.0)
         assert re.search(r"which=\"?stalled", gw.log_tail(200)), gw.log_tail(30)
         # What the stalled client gets, once it reads, has no gap.
         seen = []
