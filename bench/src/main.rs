@@ -197,7 +197,7 @@ struct SoakArgs {
     #[arg(long, default_value_t = 20)]
     stalled: usize,
     /// Seconds a stalled consumer stays before a new one takes its place.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 150)]
     stall_hold_s: u64,
     /// Clients that connect, subscribe, read and leave, over and over.
     #[arg(long, default_value_t = 8)]

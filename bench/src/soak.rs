@@ -49,7 +49,9 @@ pub struct SoakOptions {
     pub subscribers: usize,
     /// Subscribers that stop reading after SUBSCRIBED, each replaced by a new one every `stall_hold`.
     pub stalled: usize,
-    /// How long a stalled consumer stays before it is replaced.
+    /// How long a stalled consumer stays before it is replaced. Long enough for the gateway to notice:
+    /// kernel and gateway buffers take megabytes before its outbox is full (at 200 events/s of 200 bytes
+    /// the gateway closed a stalled consumer after about 95 s on the benchmark machine).
     pub stall_hold: Duration,
     /// Clients that connect, subscribe, read for `churn_hold`, leave and start again.
     pub churners: usize,
@@ -72,7 +74,7 @@ impl Default for SoakOptions {
             topic: "com.switchboard.bench.soak".into(),
             subscribers: 100,
             stalled: 20,
-            stall_hold: Duration::from_secs(60),
+            stall_hold: Duration::from_secs(150),
             churners: 8,
             churn_hold: Duration::from_millis(1000),
             flat_tolerance_pct: 10.0,
@@ -132,9 +134,17 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
         let (target, options, counters) = (target.clone(), options.clone(), counters.clone());
         tasks.spawn(async move { churn(index, &target, &options, deadline, &counters).await });
     }
-    for _ in 0..options.stalled {
+    for index in 0..options.stalled {
         let (target, options, counters) = (target.clone(), options.clone(), counters.clone());
-        tasks.spawn(async move { stall(&target, &options, deadline, &counters).await });
+        // Staggered, so that stalled consumers come and go all through the run rather than in waves.
+        let start = started
+            + options
+                .stall_hold
+                .mul_f64(index as f64 / options.stalled as f64);
+        tasks.spawn(async move {
+            tokio::time::sleep_until(start.min(deadline).into()).await;
+            stall(&target, &options, deadline, &counters).await
+        });
     }
     {
         let (target, options, counters) = (target.clone(), options.clone(), counters.clone());

@@ -62,6 +62,9 @@ pub struct SoakReport {
     pub rss_last_third_kib: f64,
     /// Growth from the first to the last third, percent.
     pub rss_growth_pct: f64,
+    /// RSS change from the first to the last sample of the last third, KiB: a leak keeps growing here,
+    /// while allocator high-water steps early in the run do not.
+    pub rss_last_third_change_kib: i64,
     /// Largest RSS seen, KiB.
     pub rss_max_kib: u64,
     /// Whether the growth stayed within the tolerance.
@@ -83,6 +86,18 @@ pub fn thirds(values: &[f64]) -> Option<(f64, f64)> {
         mean(&values[..third]),
         mean(&values[values.len() - third..]),
     ))
+}
+
+/// RSS of the last sample minus that of the first sample of the last third.
+fn last_third_change(samples: &[Sample]) -> i64 {
+    let third = (samples.len() / 3).max(1);
+    match (
+        samples.get(samples.len().saturating_sub(third)),
+        samples.last(),
+    ) {
+        (Some(first), Some(last)) => last.rss_kib as i64 - first.rss_kib as i64,
+        _ => 0,
+    }
 }
 
 impl SoakReport {
@@ -120,6 +135,7 @@ impl SoakReport {
             rss_first_third_kib: first,
             rss_last_third_kib: last,
             rss_growth_pct: growth,
+            rss_last_third_change_kib: last_third_change(&samples),
             rss_max_kib: samples.iter().map(|s| s.rss_kib).max().unwrap_or(0),
             flat: !samples.is_empty() && growth <= options.flat_tolerance_pct,
             flat_tolerance_pct: options.flat_tolerance_pct,
@@ -175,6 +191,10 @@ impl SoakReport {
             ("RSS first third (MiB)", mib(self.rss_first_third_kib)),
             ("RSS last third (MiB)", mib(self.rss_last_third_kib)),
             ("RSS growth", format!("{:+.1}%", self.rss_growth_pct)),
+            (
+                "RSS change in last third",
+                format!("{:+} KiB", self.rss_last_third_change_kib),
+            ),
             ("RSS max (MiB)", mib(self.rss_max_kib as f64)),
             (
                 "flat",
@@ -234,6 +254,8 @@ mod tests {
         );
         assert!(!growing.flat);
         assert_eq!(growing.rss_max_kib, 150);
+        assert_eq!(growing.rss_last_third_change_kib, 10);
+        assert_eq!(flat.rss_last_third_change_kib, 3);
         assert!(!SoakReport::new(&options, elapsed, Vec::new(), &counters).flat);
     }
 }
