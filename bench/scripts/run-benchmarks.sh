@@ -2,7 +2,11 @@
 # Runs the BENCHMARKS.md scenarios against a release gateway pinned to CPU 0, with the generator on CPU 1.
 # Each scenario runs RUNS times (default 3) on a freshly started gateway; every run prints one JSON line.
 #
-#   bench/scripts/run-benchmarks.sh [fanout|idle|latency|ingest|all]
+#   bench/scripts/run-benchmarks.sh [fanout|idle|latency|ingest|all|soak]
+#
+# `soak` (not part of `all`) runs once for SOAK_DURATION_S seconds (default 600): continuous publishing,
+# connection churn and stalled consumers, sampling the gateway's RSS; extra `switchboard-bench soak`
+# options can be given in SOAK_ARGS (e.g. SOAK_ARGS="--stalled 50 --rate 500").
 #
 # `ingest` starts the gateway with [security], [ingest.jsonrpc] (PORT+1), [ingest.zmq] (PORT+2) and
 # [ingest.amqp] (RabbitMQ at AMQP_URL, exchange/queue switchboard.bench.*, deleted afterwards with
@@ -124,6 +128,16 @@ if wants idle; then
     done
 fi
 
+if [ "$WHAT" = soak ]; then
+    start_gateway
+    echo "# soak for ${SOAK_DURATION_S:-600} s, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    # shellcheck disable=SC2086 # SOAK_ARGS is a list of options
+    taskset -c 1 "$BENCH" --json soak --url "$URL" --pid "$GATEWAY_PID" \
+        --duration-s "${SOAK_DURATION_S:-600}" ${SOAK_ARGS:-} | tee "$OUT/soak.jsonl"
+    echo "# soak done, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    stop_gateway
+fi
+
 if wants ingest; then
     CONFIG="$OUT/ingest.toml"
     for port in $((PORT + 1)) $((PORT + 2)); do
@@ -175,6 +189,10 @@ for name, label, key in [
     ("latency", "latency p50 ms", lambda r: r["latency"]["p50_us"] / 1000),
     ("latency", "latency p99 ms", lambda r: r["latency"]["p99_us"] / 1000),
     ("latency", "latency lost", lambda r: r["lost"]),
+    ("soak", "soak RSS first third MiB", lambda r: r["rss_first_third_kib"] / 1024),
+    ("soak", "soak RSS last third MiB", lambda r: r["rss_last_third_kib"] / 1024),
+    ("soak", "soak RSS growth %", lambda r: r["rss_growth_pct"]),
+    ("soak", "soak stalled closed by gateway", lambda r: r["stalled_closed_by_gateway"]),
 ] + [
     (f"ingest-{t}", f"ingest {t} {label}", key)
     for t in ["jsonrpc", "jsonrpc-batch", "zmq", "amqp"]

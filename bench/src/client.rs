@@ -118,6 +118,17 @@ impl Connection {
                 .bind(SocketAddr::new(IpAddr::V4(source), 0))
                 .with_context(|| format!("cannot bind source address {source}"))?;
         }
+        Self::connect_socket(socket, target, serializer, config).await
+    }
+
+    /// Like [`Connection::connect`] from a socket the caller prepared (a small receive buffer for a
+    /// consumer that will stall, say).
+    pub async fn connect_socket(
+        socket: TcpSocket,
+        target: &Target,
+        serializer: Serializer,
+        config: WebSocketConfig,
+    ) -> anyhow::Result<Connection> {
         let stream = tokio::time::timeout(STEP_TIMEOUT, socket.connect(target.addr))
             .await
             .context("TCP connect timed out")?

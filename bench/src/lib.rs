@@ -1,6 +1,7 @@
 //! Switchboard's load generator: drives a running gateway over WAMP-over-WebSocket and reports fan-out
-//! throughput, publish-to-delivery latency, resident memory per idle connection, and ingestion throughput
-//! from the switchboard-emitter crate (JSON-RPC, ZeroMQ, AMQP) into one subscriber.
+//! throughput, publish-to-delivery latency, resident memory per idle connection, ingestion throughput
+//! from the switchboard-emitter crate (JSON-RPC, ZeroMQ, AMQP) into one subscriber, and whether memory
+//! stays flat over a long run with churn and stalled consumers (soak).
 //!
 //! Every scenario is a plain async function taking an options struct, so the `switchboard-bench` binary
 //! and the integration tests run the same code. The generator talks only to `127.0.0.x` addresses.
@@ -17,6 +18,8 @@ pub mod latency;
 pub mod publisher;
 pub mod report;
 pub mod smoke;
+pub mod soak;
+pub mod soak_report;
 pub mod subscriber;
 pub mod sys;
 pub mod wire;
@@ -26,4 +29,6 @@ pub use idle::IdleOptions;
 pub use ingest::{IngestOptions, IngestReport, IngestTransport};
 pub use latency::LatencyOptions;
 pub use report::{FlowReport, IdleReport};
+pub use soak::SoakOptions;
+pub use soak_report::SoakReport;
 pub use wire::Serializer;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use switchboard_bench::{fanout, idle, latency, smoke, FanoutOptions, IdleOptions};
+use switchboard_bench::{
+    fanout, idle, latency, smoke, soak, FanoutOptions, IdleOptions, SoakOptions,
+};
 use switchboard_bench::{ingest, IngestOptions, IngestTransport, LatencyOptions, Serializer};
 
 /// Load generator for the Switchboard gateway (WAMP v2 over WebSocket).
@@ -110,6 +112,8 @@ enum Command {
     },
     /// One subscriber, E events emitted through switchboard-emitter: events/s, losses, latency.
     Ingest(IngestArgs),
+    /// Publishing, churn and stalled consumers for a fixed time: does the gateway's memory stay flat?
+    Soak(SoakArgs),
     /// 10 subscribers, 10 events; exits non-zero on any loss.
     Smoke {
         /// Gateway WebSocket URL (127.0.0.x only).
@@ -166,6 +170,71 @@ struct IngestArgs {
     /// The gateway's process id, to report its CPU time during the run.
     #[arg(long)]
     pid: Option<u32>,
+}
+
+/// Settings of the soak scenario.
+#[derive(Args)]
+struct SoakArgs {
+    /// Gateway WebSocket URL (127.0.0.x only).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// The gateway's process id (its /proc/PID is sampled).
+    #[arg(long)]
+    pid: u32,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 600)]
+    duration_s: u64,
+    /// Seconds between two samples of the gateway's memory.
+    #[arg(long, default_value_t = 5)]
+    sample_s: u64,
+    /// Events published per second.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// EVENT frame size in bytes.
+    #[arg(long, default_value_t = 200)]
+    size: usize,
+    /// WAMP serializer: json or msgpack.
+    #[arg(long, default_value = "json")]
+    serializer: Serializer,
+    /// Subscribers that read everything for the whole run.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    /// Subscribers that stop reading after SUBSCRIBED (each replaced every --stall-hold-s).
+    #[arg(long, default_value_t = 20)]
+    stalled: usize,
+    /// Seconds a stalled consumer stays before a new one takes its place.
+    #[arg(long, default_value_t = 150)]
+    stall_hold_s: u64,
+    /// Clients that connect, subscribe, read and leave, over and over.
+    #[arg(long, default_value_t = 8)]
+    churners: usize,
+    /// Milliseconds a churning client stays connected.
+    #[arg(long, default_value_t = 1000)]
+    churn_hold_ms: u64,
+    /// Largest RSS growth (last third against first third) still reported as flat, in percent.
+    #[arg(long, default_value_t = 10.0)]
+    flat_tolerance_pct: f64,
+}
+
+impl From<SoakArgs> for SoakOptions {
+    fn from(args: SoakArgs) -> Self {
+        SoakOptions {
+            url: args.url,
+            pid: args.pid,
+            duration: Duration::from_secs(args.duration_s),
+            sample_interval: Duration::from_secs(args.sample_s),
+            rate: args.rate,
+            size: args.size,
+            serializer: args.serializer,
+            subscribers: args.subscribers,
+            stalled: args.stalled,
+            stall_hold: Duration::from_secs(args.stall_hold_s),
+            churners: args.churners,
+            churn_hold: Duration::from_millis(args.churn_hold_ms),
+            flat_tolerance_pct: args.flat_tolerance_pct,
+            ..SoakOptions::default()
+        }
+    }
 }
 
 impl From<IngestArgs> for IngestOptions {
@@ -302,6 +371,10 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
         }
         Command::Ingest(args) => {
             let report = ingest::run(&args.into()).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Soak(args) => {
+            let report = soak::run(&args.into()).await?;
             print(json, report.table(), &report)
         }
         Command::Smoke { url, serializer } => {

@@ -1,4 +1,5 @@
-//! Process facts the scenarios need: the open-file limit and another process's resident memory.
+//! Process facts the scenarios need: the open-file limit, and another process's resident memory and open
+//! descriptors.
 
 use anyhow::{anyhow, Context};
 
@@ -46,6 +47,13 @@ pub fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow!("{path} has no VmRSS line"))
 }
 
+/// Open file descriptors of process `pid` (entries of /proc/PID/fd).
+pub fn open_fds(pid: u32) -> anyhow::Result<usize> {
+    let path = format!("/proc/{pid}/fd");
+    let entries = std::fs::read_dir(&path).with_context(|| format!("cannot list {path}"))?;
+    Ok(entries.count())
+}
+
 /// CPU time (user + system) a process has used so far, in seconds, from /proc/PID/stat (`None` reads
 /// this process).
 pub fn cpu_seconds(pid: Option<u32>) -> anyhow::Result<f64> {
@@ -79,6 +87,23 @@ mod tests {
     #[test]
     fn reads_own_rss() {
         assert!(vm_rss_kib(std::process::id()).expect("own status") > 0);
+    }
+
+    #[test]
+    fn counts_open_descriptors() {
+        // Other tests of this process may open or close a file meanwhile, hence the slack.
+        let pid = std::process::id();
+        let before = open_fds(pid).expect("own fd list") as i64;
+        let files: Vec<_> = (0..64)
+            .map(|_| std::fs::File::open("/proc/self/status").expect("open a file"))
+            .collect();
+        let during = open_fds(pid).expect("own fd list") as i64;
+        drop(files);
+        assert!(
+            (56..=72).contains(&(during - before)),
+            "{before} -> {during}"
+        );
+        assert!(open_fds(u32::MAX).is_err());
     }
 
     #[test]

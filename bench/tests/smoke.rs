@@ -1,6 +1,6 @@
 //! Builds nothing: starts the gateway binary (`SWITCHBOARD_BIN`, else `target/debug/switchboard`, which
-//! the test runner builds first) on a free port and runs the smoke scenario against it through the
-//! library. Asserts no loss; no timing assertions.
+//! the test runner builds first) on a free port and runs the smoke scenario, and a few seconds of the
+//! soak scenario, against it through the library. Asserts no loss; no timing assertions.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -128,4 +128,49 @@ async fn smoke_json_loses_nothing() {
 #[tokio::test]
 async fn smoke_msgpack_loses_nothing() {
     smoke(Serializer::Msgpack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_soak_counts_every_kind_of_client() {
+    let gateway = start_gateway();
+    let pid = gateway.child.id();
+    let options = switchboard_bench::SoakOptions {
+        url: format!("ws://127.0.0.1:{}/ws", gateway.port),
+        pid,
+        duration: Duration::from_secs(6),
+        sample_interval: Duration::from_secs(1),
+        rate: 100.0,
+        subscribers: 4,
+        stalled: 2,
+        stall_hold: Duration::from_secs(2),
+        churners: 2,
+        churn_hold: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let report = switchboard_bench::soak::run(&options)
+        .await
+        .unwrap_or_else(|e| panic!("soak run failed: {e:#}"));
+    let table = report.table();
+    // Six seconds at 100 events/s; the reading subscribers get every event but those in flight at the end.
+    assert!((450..=600).contains(&report.published), "{table}");
+    assert!(report.delivered >= 4 * (report.published - 50), "{table}");
+    assert_eq!(report.subscriber_drops, 0, "{table}");
+    assert_eq!(report.publisher_reconnects, 0, "{table}");
+    assert!(
+        report.churn_cycles >= 4 && report.churn_failures == 0,
+        "{table}"
+    );
+    assert!(
+        report.stalled_opened >= 4 && report.stalled_failures == 0,
+        "{table}"
+    );
+    assert!((6..=8).contains(&report.samples.len()), "{table}");
+    assert!(
+        report
+            .samples
+            .iter()
+            .all(|s| s.rss_kib > 0 && s.fds.is_some()),
+        "{table}"
+    );
+    assert!(report.elapsed_s < 16.0, "{table}");
 }
