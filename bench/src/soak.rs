@@ -259,7 +259,7 @@ async fn read_until(connection: &mut Connection, until: Instant) -> (u64, bool) 
 /// A subscriber that reads everything until the deadline, reconnecting if dropped.
 async fn steady(target: &Target, options: &SoakOptions, deadline: Instant, counters: &Counters) {
     while Instant::now() < deadline {
-        let opened = subscribed(target, options.serializer, None, &options.topic);
+        let opened = subscribed(target, options.serializer, None, &options.topic, None);
         let Ok(Ok(mut connection)) = timeout_at(deadline.into(), opened).await else {
             counters.subscriber_drops.fetch_add(1, Relaxed);
             tokio::time::sleep(RETRY).await;
@@ -287,7 +287,7 @@ async fn churn(
     let mut cycle = index;
     while Instant::now() < deadline {
         cycle += 1;
-        let opened = subscribed(target, options.serializer, None, &options.topic);
+        let opened = subscribed(target, options.serializer, None, &options.topic, None);
         let Ok(Ok(mut connection)) = timeout_at(deadline.into(), opened).await else {
             counters.churn_failures.fetch_add(1, Relaxed);
             tokio::time::sleep(RETRY).await;
