@@ -35,7 +35,6 @@ fi
 cat > "$OUT/bench.toml" <<TOML
 [gateway]
 listen = "127.0.0.1:$PORT"
-outbound_queue = 4096
 [[realms]]
 name = "realm1"
 anonymous_role = "anonymous"
@@ -49,11 +48,12 @@ AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 EXCHANGE=switchboard.bench.events
 QUEUE=switchboard.bench.ingest
 # One subscriber takes a burst of up to 50,000 events: its outbox must hold a burst that the ingestion
-# side produces faster than the writer sends (BENCHMARKS.md, Ingestion).
+# side produces faster than the writer sends (BENCHMARKS.md, Ingestion), or the gateway closes it as a
+# slow consumer (it never drops events from an open session).
 cat > "$OUT/ingest.toml" <<TOML
 [gateway]
 listen = "127.0.0.1:$PORT"
-outbound_queue = 65536
+outbound_queue_bytes = 67108864
 [security]
 secret = "$SECRET"
 [ingest.jsonrpc]
