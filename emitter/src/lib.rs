@@ -5,6 +5,8 @@
 //! [`Emitter`] (async) and [`BlockingEmitter`] send them over the transport named in the shared
 //! configuration; [`Signer`] signs every message and [`Verifier`] (used by the gateway) checks signatures;
 //! [`Emitter::ticket`] (or [`TicketKey`]) mints the connection tickets browsers authenticate with.
+//! The event shape, model changes, signatures and tickets come from `switchboard-wire` and are
+//! re-exported here.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), switchboard_emitter::EmitError> {
@@ -20,13 +22,13 @@
 mod blocking;
 mod emitter;
 mod error;
-pub mod event;
-pub mod model;
-mod replay;
-pub mod signing;
-pub mod ticket;
 pub mod transport;
 mod worker;
+
+// The wire contract lives in `switchboard-wire` (shared with the gateway); its modules and types are
+// re-exported here under their old paths, so `switchboard_emitter::Event` and
+// `switchboard_emitter::signing::Verifier` keep working.
+pub use switchboard_wire::{event, model, signing, ticket};
 
 pub use blocking::{BlockingEmitter, BlockingModel};
 pub use emitter::{Emitter, EmitterBuilder, ModelEmitter, Target, DEFAULT_BUFFER, DEFAULT_TIMEOUT};
