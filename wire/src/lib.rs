@@ -7,6 +7,9 @@
 //! - [`TicketKey`]: the connection tickets browsers authenticate with;
 //! - [`uri`]: WAMP URI rules and [`MatchPolicy`] (also used by the configuration's validation);
 //! - [`amqp`]: the AMQP exchange/queue layout (declaring it needs the `amqp` feature).
+//!
+//! `vectors.json` beside this crate's `Cargo.toml` holds fixed test vectors (signatures, tickets,
+//! model-change kwargs) for implementations in other languages; `tests/vectors.rs` checks this one.
 
 #![warn(missing_docs)]
 
