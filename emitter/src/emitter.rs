@@ -15,8 +15,11 @@ use crate::event::Event;
 use crate::model::{ModelChange, DEFAULT_MODEL_PREFIX};
 use crate::signing::Signer;
 use crate::ticket::TicketKey;
+#[cfg(feature = "amqp")]
 use crate::transport::amqp::AmqpTransport;
+#[cfg(feature = "jsonrpc")]
 use crate::transport::jsonrpc::JsonRpcTransport;
+#[cfg(feature = "zmq")]
 use crate::transport::zmq::ZmqTransport;
 use crate::transport::{Receipt, Transport};
 use crate::worker::{run, Job, LastError};
@@ -181,8 +184,11 @@ impl EmitterBuilder {
         let signer = Signer::new(&secret);
         let tickets = TicketKey::new(&secret);
         let transport = match self.target {
+            #[cfg(feature = "jsonrpc")]
             Some(Target::JsonRpc(url)) => Transport::JsonRpc(JsonRpcTransport::new(&url, signer)?),
+            #[cfg(feature = "zmq")]
             Some(Target::Zmq(endpoint)) => Transport::Zmq(ZmqTransport::new(&endpoint, signer)?),
+            #[cfg(feature = "amqp")]
             Some(Target::Amqp {
                 url,
                 exchange,
@@ -190,6 +196,12 @@ impl EmitterBuilder {
             }) => Transport::Amqp(Box::new(AmqpTransport::new(
                 &url, &exchange, &queue, signer,
             ))),
+            #[cfg(not(feature = "jsonrpc"))]
+            Some(Target::JsonRpc(_)) => return Err(not_built("jsonrpc")),
+            #[cfg(not(feature = "zmq"))]
+            Some(Target::Zmq(_)) => return Err(not_built("zmq")),
+            #[cfg(not(feature = "amqp"))]
+            Some(Target::Amqp { .. }) => return Err(not_built("amqp")),
             None => {
                 return Err(EmitError::Setup {
                     transport: "none",
@@ -215,6 +227,15 @@ impl EmitterBuilder {
             auto_id: self.auto_id,
             tickets,
         })
+    }
+}
+
+/// The error for a target whose transport feature this build left out.
+#[cfg(not(all(feature = "jsonrpc", feature = "zmq", feature = "amqp")))]
+fn not_built(transport: &'static str) -> EmitError {
+    EmitError::Setup {
+        transport,
+        reason: format!("switchboard-emitter was built without its `{transport}` feature"),
     }
 }
 

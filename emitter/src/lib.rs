@@ -5,6 +5,11 @@
 //! [`Emitter`] (async) and [`BlockingEmitter`] send them over the transport named in the shared
 //! configuration; [`Signer`] signs every message and [`Verifier`] (used by the gateway) checks signatures;
 //! [`Emitter::ticket`] (or [`TicketKey`]) mints the connection tickets browsers authenticate with.
+//! The event shape, model changes, signatures and tickets come from `switchboard-wire` and are
+//! re-exported here.
+//!
+//! Each transport is a cargo feature, all on by default: `jsonrpc`, `zmq`, `amqp`. Without a
+//! transport's feature, building an emitter for it fails with [`EmitError::Setup`].
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), switchboard_emitter::EmitError> {
@@ -16,17 +21,23 @@
 //! ```
 
 #![warn(missing_docs)]
+// With every transport feature off the crate still builds (events, tickets, signing) but cannot send:
+// the sending path is then unreachable and its pieces unused.
+#![cfg_attr(
+    not(any(feature = "jsonrpc", feature = "zmq", feature = "amqp")),
+    allow(unused, unreachable_code)
+)]
 
 mod blocking;
 mod emitter;
 mod error;
-pub mod event;
-pub mod model;
-mod replay;
-pub mod signing;
-pub mod ticket;
 pub mod transport;
 mod worker;
+
+// The wire contract lives in `switchboard-wire` (shared with the gateway); its modules and types are
+// re-exported here under their old paths, so `switchboard_emitter::Event` and
+// `switchboard_emitter::signing::Verifier` keep working.
+pub use switchboard_wire::{event, model, signing, ticket};
 
 pub use blocking::{BlockingEmitter, BlockingModel};
 pub use emitter::{Emitter, EmitterBuilder, ModelEmitter, Target, DEFAULT_BUFFER, DEFAULT_TIMEOUT};

@@ -11,14 +11,13 @@ use clap::{Parser, Subcommand};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 use switchboard_config::Config;
-use switchboard_emitter::{
-    EmitterBuilder, Event, ModelChange, Receipt, TicketKey, DEFAULT_MODEL_PREFIX,
-};
+use switchboard_emitter::{EmitterBuilder, Receipt};
 use switchboard_gateway::fd_limit;
 use switchboard_gateway::ingest::Ingestion;
 use switchboard_gateway::router::Router;
 use switchboard_gateway::transport::accept::ConnectionLimits;
 use switchboard_gateway::transport::http::Server;
+use switchboard_wire::{Event, ModelChange, TicketKey, DEFAULT_MODEL_PREFIX};
 use tokio_util::sync::CancellationToken;
 
 /// Switchboard: a real-time event gateway (WAMP v2 over WebSocket).

@@ -12,7 +12,6 @@ mod error;
 mod load;
 mod secret;
 mod spans;
-pub mod uri;
 mod validate;
 
 use std::net::SocketAddr;
@@ -23,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use default::{DEFAULT_ANONYMOUS_ROLE, DEFAULT_REALM};
 pub use env::ENV_PREFIX;
 pub use error::ConfigError;
+pub use switchboard_wire::uri;
 pub use uri::MatchPolicy;
 pub use validate::{MAX_BODY_BYTES, MIN_BODY_BYTES, MIN_HEADER_TIMEOUT_MS, MIN_MESSAGE_BYTES};
 

@@ -1,8 +1,12 @@
 //! The ways an emitter reaches the gateway. A transport sends a batch of signed events and reports, per
 //! event, whether the gateway took it; failures that a retry may cure are kept apart from refusals.
+//! Each transport is behind the cargo feature of its name (all on by default).
 
+#[cfg(feature = "amqp")]
 pub mod amqp;
+#[cfg(feature = "jsonrpc")]
 pub mod jsonrpc;
+#[cfg(feature = "zmq")]
 pub mod zmq;
 
 use crate::event::Event;
@@ -28,10 +32,13 @@ pub enum SendError {
 /// One of the configured transports.
 pub enum Transport {
     /// JSON-RPC 2.0 over HTTP.
+    #[cfg(feature = "jsonrpc")]
     JsonRpc(jsonrpc::JsonRpcTransport),
     /// ZeroMQ PUSH.
+    #[cfg(feature = "zmq")]
     Zmq(zmq::ZmqTransport),
     /// AMQP 0-9-1 with publisher confirms (boxed: a lapin connection is large).
+    #[cfg(feature = "amqp")]
     Amqp(Box<amqp::AmqpTransport>),
 }
 
@@ -41,27 +48,37 @@ impl Transport {
         &mut self,
         events: &[&Event],
     ) -> Result<Vec<Result<Receipt, EmitError>>, SendError> {
-        match self {
-            Transport::JsonRpc(transport) => transport.send(events).await,
-            Transport::Zmq(transport) => transport.send(events).await,
-            Transport::Amqp(transport) => transport.send(events).await,
+        // `*self`: with every transport feature off the enum is empty and so is this match.
+        match *self {
+            #[cfg(feature = "jsonrpc")]
+            Transport::JsonRpc(ref mut transport) => transport.send(events).await,
+            #[cfg(feature = "zmq")]
+            Transport::Zmq(ref mut transport) => transport.send(events).await,
+            #[cfg(feature = "amqp")]
+            Transport::Amqp(ref mut transport) => transport.send(events).await,
         }
     }
 
     /// Lets what was sent reach the wire, then closes connections.
     pub async fn close(self) {
         match self {
+            #[cfg(feature = "jsonrpc")]
             Transport::JsonRpc(_) => {}
+            #[cfg(feature = "zmq")]
             Transport::Zmq(transport) => transport.close().await,
+            #[cfg(feature = "amqp")]
             Transport::Amqp(transport) => (*transport).close().await,
         }
     }
 
     /// Most events worth sending in one go.
     pub fn max_batch(&self) -> usize {
-        match self {
+        match *self {
+            #[cfg(feature = "jsonrpc")]
             Transport::JsonRpc(_) => jsonrpc::MAX_BATCH,
+            #[cfg(feature = "zmq")]
             Transport::Zmq(_) => zmq::MAX_BATCH,
+            #[cfg(feature = "amqp")]
             Transport::Amqp(_) => amqp::MAX_BATCH,
         }
     }

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 use switchboard_config::RealmConfig;
-use switchboard_emitter::TicketKey;
+use switchboard_wire::TicketKey;
 
 use crate::router::Refusal;
 use crate::wamp::{Dict, Id};

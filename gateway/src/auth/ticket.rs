@@ -1,8 +1,8 @@
 //! WAMP ticket authentication: CHALLENGE [4, "ticket", {}], the client answers AUTHENTICATE with a
-//! ticket minted by the web app (`switchboard_emitter::TicketKey`); the gateway checks signature, expiry
+//! ticket minted by the web app (`switchboard_wire::TicketKey`); the gateway checks signature, expiry
 //! and authid and grants the ticket's roles that the realm defines.
 
-use switchboard_emitter::{TicketError, TicketKey};
+use switchboard_wire::{TicketError, TicketKey};
 
 use super::{failed, Identity, RealmAuth, NOT_AUTHORIZED};
 use crate::router::Refusal;

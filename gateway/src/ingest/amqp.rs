@@ -25,8 +25,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
 use switchboard_config::AmqpConfig;
-use switchboard_emitter::transport::amqp::Topology;
-use switchboard_emitter::{Verifier, AMQP_SIGNATURE_HEADER};
+use switchboard_wire::amqp::Topology;
+use switchboard_wire::{Verifier, AMQP_SIGNATURE_HEADER};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

@@ -12,7 +12,7 @@ pub mod zmq;
 use std::sync::Arc;
 
 use switchboard_config::Config;
-use switchboard_emitter::Verifier;
+use switchboard_wire::Verifier;
 
 pub use publish::{PublishError, Publisher};
 

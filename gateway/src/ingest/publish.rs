@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use switchboard_emitter::Event;
+use switchboard_wire::Event;
 
 use super::dedup::RecentKeys;
 use crate::router::broker::{Audience, Publication};

@@ -2,7 +2,7 @@
 //! parse the event, publish it. The refusal says which step failed, for the transport's log, counter
 //! or dead-letter reason.
 
-use switchboard_emitter::{Event, EventError, SignatureError, Verifier};
+use switchboard_wire::{Event, EventError, SignatureError, Verifier};
 
 use super::publish::{PublishError, Publisher};
 use crate::wamp::Id;

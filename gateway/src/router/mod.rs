@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_config::Config;
-use switchboard_emitter::TicketKey;
+use switchboard_wire::TicketKey;
 
 pub use outbox::{Closing, Outbox, OutboxReceiver, QueueLimits};
 pub use realm::Realm;

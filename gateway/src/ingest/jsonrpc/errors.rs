@@ -3,7 +3,7 @@
 
 use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::json;
-use switchboard_emitter::{EventError, SignatureError};
+use switchboard_wire::{EventError, SignatureError};
 
 use crate::ingest::publish::PublishError;
 

@@ -8,7 +8,7 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::{Extensions, RpcModule};
 use serde_json::{json, Map, Value};
 use switchboard_config::{uri, MatchPolicy};
-use switchboard_emitter::{Event, SignatureError};
+use switchboard_wire::{Event, SignatureError};
 
 use super::errors::{invalid_event, invalid_params, signature, unpublishable};
 use super::signature::SignatureCheck;

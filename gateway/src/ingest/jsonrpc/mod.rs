@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use switchboard_config::JsonRpcConfig;
-use switchboard_emitter::Verifier;
+use switchboard_wire::Verifier;
 
 use super::publish::Publisher;
 use super::IngestError;

@@ -28,7 +28,7 @@ use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use switchboard_emitter::signing::{SignatureError, Verifier, SIGNATURE_HEADER};
+use switchboard_wire::signing::{SignatureError, Verifier, SIGNATURE_HEADER};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 

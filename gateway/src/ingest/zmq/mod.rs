@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_config::ZmqConfig;
-use switchboard_emitter::Verifier;
+use switchboard_wire::Verifier;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;

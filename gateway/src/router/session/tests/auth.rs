@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_config::Config;
-use switchboard_emitter::TicketKey;
+use switchboard_wire::TicketKey;
 
 use super::{router_with, Client};
 use crate::auth::wampcra;

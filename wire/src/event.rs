@@ -2,9 +2,9 @@
 //! that names the offending field, so the gateway can answer bad input precisely and emitters can fail
 //! fast before anything goes on the wire.
 
+use crate::uri::{self, MatchPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use switchboard_config::{uri, MatchPolicy};
 
 /// Longest accepted idempotency key (`id`), in bytes: keys are for deduplication, not payload.
 pub const MAX_ID_BYTES: usize = 256;

@@ -1,9 +1,9 @@
 //! Model-change events, the emitter's first-class API (DESIGN.md section 5): "order 42 of app shop was
 //! updated" becomes an event on `models.shop.order` whose kwargs every subscriber can rely on.
 
+use crate::uri::{self, MatchPolicy};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use switchboard_config::{uri, MatchPolicy};
 
 use crate::event::{kind, Event};
 
