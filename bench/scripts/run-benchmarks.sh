@@ -8,22 +8,24 @@
 # connection churn and stalled consumers, sampling the gateway's RSS; extra `switchboard-bench soak`
 # options can be given in SOAK_ARGS (e.g. SOAK_ARGS="--stalled 50 --rate 500").
 #
-# `ingest` starts the gateway with [security], [ingest.jsonrpc] (PORT+1), [ingest.zmq] (PORT+2) and
-# [ingest.amqp] (RabbitMQ at AMQP_URL, exchange/queue switchboard.bench.*, deleted afterwards with
-# rabbitmqctl when present) and runs jsonrpc, jsonrpc-batch, zmq and amqp RUNS times each.
+# Every gateway listens on ports the OS chooses (port 0; PORT pins the HTTP one) and writes them to its
+# --ready-file, which the script waits for (with a deadline) and reads the addresses from.
 #
-# Environment: PORT (default 28080), RUNS (3), OUT (target/bench-results), GATEWAY_BIN (a prebuilt
+# `ingest` starts the gateway with [security], [ingest.jsonrpc], [ingest.zmq] and [ingest.amqp]
+# (RabbitMQ at AMQP_URL, exchange/queue switchboard.bench.*, deleted afterwards with rabbitmqctl when
+# present) and runs jsonrpc, jsonrpc-batch, zmq and amqp RUNS times each.
+#
+# Environment: PORT (default 0: the OS chooses), RUNS (3), OUT (target/bench-results), GATEWAY_BIN (a prebuilt
 # gateway to measure instead of building target/release/switchboard from this tree), AMQP_URL
 # (amqp://guest:guest@127.0.0.1:5672/%2f).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PORT=${PORT:-28080}
+PORT=${PORT:-0}
 RUNS=${RUNS:-3}
 OUT=${OUT:-target/bench-results}
 WHAT=${1:-all}
 BIN=${GATEWAY_BIN:-target/release/switchboard}
 BENCH=target/release/switchboard-bench
-URL="ws://127.0.0.1:$PORT/ws"
 mkdir -p "$OUT"
 
 if [ -n "${GATEWAY_BIN:-}" ]; then
@@ -57,9 +59,9 @@ outbound_queue_bytes = 67108864
 [security]
 secret = "$SECRET"
 [ingest.jsonrpc]
-listen = "127.0.0.1:$((PORT + 1))"
+listen = "127.0.0.1:0"
 [ingest.zmq]
-endpoint = "tcp://127.0.0.1:$((PORT + 2))"
+endpoint = "tcp://127.0.0.1:0"
 [ingest.amqp]
 url = "$AMQP_URL"
 exchange = "$EXCHANGE"
@@ -74,18 +76,31 @@ TOML
 
 CONFIG="$OUT/bench.toml"
 GATEWAY_PID=
+READY="$OUT/ready.json"
+# The value of "$1" in the ready file (one JSON object of strings and the pid).
+ready_field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" "$READY"; }
+# Starts the gateway and waits (30 s at most) for its ready file; sets URL (WebSocket), RPC_ADDR and
+# ZMQ_ADDR (HOST:PORT, when the config enables them).
 start_gateway() {
-    if ss -ltn | grep -q "127.0.0.1:$PORT "; then
-        echo "port $PORT is already in use; set PORT" >&2
-        exit 1
-    fi
-    RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$CONFIG" 2>>"$OUT/gateway.log" &
+    rm -f "$READY"
+    RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$CONFIG" --ready-file "$READY" \
+        2>>"$OUT/gateway.log" &
     GATEWAY_PID=$!
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return 0
+    for _ in $(seq 300); do
+        if [ -f "$READY" ]; then
+            URL="ws://$(ready_field http)/ws"
+            RPC_ADDR=$(ready_field jsonrpc)
+            ZMQ_ADDR=$(ready_field zmq)
+            ZMQ_ADDR=${ZMQ_ADDR#tcp://}
+            return 0
+        fi
+        if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
+            echo "gateway exited before it was ready (see $OUT/gateway.log)" >&2
+            exit 1
+        fi
         sleep 0.1
     done
-    echo "gateway did not become healthy" >&2
+    echo "gateway wrote no ready file within 30 s" >&2
     exit 1
 }
 stop_gateway() {
@@ -97,6 +112,7 @@ stop_gateway() {
 }
 trap stop_gateway EXIT
 
+# `run NAME ARGS...`: RUNS runs on fresh gateways; an argument `@URL@` is replaced by that run's URL.
 run() {
     local name=$1
     shift
@@ -104,7 +120,7 @@ run() {
     for i in $(seq "$RUNS"); do
         start_gateway
         echo "# $name run $i, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-        taskset -c 1 "$BENCH" --json "$@" | tee -a "$OUT/$name.jsonl"
+        taskset -c 1 "$BENCH" --json "${@/#@URL@/$URL}" | tee -a "$OUT/$name.jsonl"
         stop_gateway
     done
 }
@@ -112,10 +128,10 @@ run() {
 wants() { [ "$WHAT" = all ] || [ "$WHAT" = "$1" ]; }
 
 if wants fanout; then
-    run fanout fanout --url "$URL" --subscribers 5000 --events 1000 --size 200
+    run fanout fanout --url @URL@ --subscribers 5000 --events 1000 --size 200
 fi
 if wants latency; then
-    run latency latency --url "$URL" --subscribers 1000 --rate 500 --duration-s 10 --size 200
+    run latency latency --url @URL@ --subscribers 1000 --rate 500 --duration-s 10 --size 200
 fi
 if wants idle; then
     rm -f "$OUT/idle.jsonl"
@@ -140,12 +156,6 @@ fi
 
 if wants ingest; then
     CONFIG="$OUT/ingest.toml"
-    for port in $((PORT + 1)) $((PORT + 2)); do
-        if ss -ltn | grep -q "127.0.0.1:$port "; then
-            echo "port $port is already in use; set PORT" >&2
-            exit 1
-        fi
-    done
     # transport, events (fewer for the slow ones, so that a run stays well under 30 s)
     for spec in jsonrpc:10000 jsonrpc-batch:50000 zmq:50000 amqp:20000; do
         transport=${spec%%:*}
@@ -156,7 +166,7 @@ if wants ingest; then
             echo "# ingest $transport run $i, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
             taskset -c 1 "$BENCH" --json ingest --url "$URL" --transport "$transport" \
                 --events "$events" --size 200 --secret "$SECRET" --pid "$GATEWAY_PID" \
-                --ingest "127.0.0.1:$((PORT + $([ "$transport" = zmq ] && echo 2 || echo 1)))" \
+                --ingest "$([ "$transport" = zmq ] && echo "$ZMQ_ADDR" || echo "$RPC_ADDR")" \
                 --amqp-url "$AMQP_URL" --exchange "$EXCHANGE" --queue "$QUEUE" --timeout-s 30 |
                 tee -a "$OUT/ingest-$transport.jsonl"
             stop_gateway

@@ -1,11 +1,10 @@
 //! Builds nothing: starts the gateway binary (`SWITCHBOARD_BIN`, else `target/debug/switchboard`, which
-//! the test runner builds first) on a free port and runs the smoke scenario, and a few seconds of the
+//! the test runner builds first) on a port the OS chooses (its `--ready-file` says which) and runs the smoke scenario, and a few seconds of the
 //! soak scenario, against it through the library. Asserts no loss; no timing assertions.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use switchboard_bench::Serializer;
@@ -47,24 +46,6 @@ fn gateway_binary() -> PathBuf {
     workspace.join("target/debug/switchboard")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
-
-fn healthz(port: u16) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn start_gateway() -> Gateway {
     let binary = gateway_binary();
     assert!(
@@ -73,38 +54,52 @@ fn start_gateway() -> Gateway {
          (or point SWITCHBOARD_BIN at one)",
         binary.display()
     );
-    let port = free_port();
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "switchboard-bench-smoke-{}-{port}",
-        std::process::id()
+        "switchboard-bench-smoke-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("bench.toml");
-    let text = format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\n{CONFIG}");
+    let ready = dir.join("ready.json");
+    let text = format!("[gateway]\nlisten = \"127.0.0.1:0\"\n{CONFIG}");
     std::fs::write(&config, text).expect("config written");
     let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
     let child = Command::new(&binary)
         .args(["gateway", "--config"])
         .arg(&config)
+        .arg("--ready-file")
+        .arg(&ready)
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-    let mut gateway = Gateway { child, port, dir };
+    let mut gateway = Gateway {
+        child,
+        port: 0,
+        dir,
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if healthz(port) == Some(200) {
+        if let Ok(text) = std::fs::read_to_string(&ready) {
+            let ready: serde_json::Value = serde_json::from_str(&text).expect("ready file is JSON");
+            let http = ready["http"].as_str().expect("http address");
+            gateway.port = http
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse().ok())
+                .unwrap_or_else(|| panic!("no port in {http:?}"));
             return gateway;
         }
         if let Ok(Some(status)) = gateway.child.try_wait() {
             let log = std::fs::read_to_string(gateway.dir.join("gateway.log")).unwrap_or_default();
             panic!("gateway exited with {status}:\n{log}");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("gateway did not answer /healthz on port {port} within 20 s");
+    panic!("gateway wrote no ready file within 20 s");
 }
 
 async fn smoke(serializer: Serializer) {

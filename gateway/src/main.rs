@@ -1,7 +1,8 @@
 //! The `switchboard` command: runs the gateway, emits events to one, mints connection tickets, and checks
 //! configuration files.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,14 @@ enum Command {
         /// Configuration file (switchboard.toml).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Address of the HTTP listener, overriding `[gateway] listen`; port 0 lets the OS choose one.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Once every listener is bound, write their addresses to this file as JSON (atomically:
+        /// PATH.tmp, then renamed), e.g. `{"http": "127.0.0.1:41234", "jsonrpc": "127.0.0.1:41235",
+        /// "zmq": "tcp://127.0.0.1:41236", "pid": 1234}`; a transport not enabled is left out.
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<PathBuf>,
     },
     /// Emit one event (or model change) to a gateway, over the transport of `[emitter].transport`.
     Emit(EmitArgs),
@@ -136,9 +145,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Gateway { config } => {
+        Command::Gateway {
+            config,
+            listen,
+            ready_file,
+        } => {
             init_logging();
-            match run_gateway(config) {
+            match run_gateway(config, listen, ready_file) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("switchboard: {error:#}");
@@ -159,11 +172,18 @@ fn init_logging() {
         .init();
 }
 
-fn run_gateway(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+fn run_gateway(
+    config_path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    ready_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let mut config = match &config_path {
         Some(path) => Config::load(path)?,
         None => Config::load_default_with_env()?,
     };
+    if let Some(listen) = listen {
+        config.gateway.listen = listen;
+    }
     let secret = match config.security.resolve_secret()? {
         Some(secret) => secret,
         None => {
@@ -199,6 +219,10 @@ fn run_gateway(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             realms.join(", ")
         );
         let ingestion = Ingestion::start(&config, Arc::clone(&router), &secret).await?;
+        if let Some(path) = &ready_file {
+            write_ready_file(path, addr, &ingestion)
+                .with_context(|| format!("cannot write the ready file {}", path.display()))?;
+        }
         // One signal stops both: the WebSocket side says GOODBYE while ingestion drains.
         let stop = CancellationToken::new();
         tokio::spawn({
@@ -222,6 +246,26 @@ fn run_gateway(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     // hold the process: the runtime gives them a moment, then the process exits regardless.
     runtime.shutdown_timeout(Duration::from_millis(100));
     result
+}
+
+/// Writes the bound addresses to `path` as one JSON object, atomically: to `PATH.tmp`, then renamed, so
+/// that whoever polls for `path` never reads half of it.
+fn write_ready_file(path: &Path, http: SocketAddr, ingestion: &Ingestion) -> anyhow::Result<()> {
+    let mut ready = serde_json::Map::new();
+    ready.insert("http".into(), http.to_string().into());
+    if let Some(jsonrpc) = ingestion.jsonrpc() {
+        ready.insert("jsonrpc".into(), jsonrpc.local_addr().to_string().into());
+    }
+    if let Some(zmq) = ingestion.zmq() {
+        ready.insert("zmq".into(), zmq.endpoint().into());
+    }
+    ready.insert("pid".into(), std::process::id().into());
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, format!("{}\n", Value::Object(ready)))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 /// Raises the open-file limit to the hard limit and says so, warning when it is too low for

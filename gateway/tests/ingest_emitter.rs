@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use ingest_support::{free_port, jsonrpc_config, Subscriber, SECRET};
+use ingest_support::{jsonrpc_config, Subscriber, SECRET};
 use serde_json::json;
 use support::{Gateway, TempDir};
 use switchboard_emitter::{EmitError, Emitter, Event};
@@ -31,8 +31,8 @@ fn emitter_config(port: u16) -> (TempDir, PathBuf) {
 
 #[tokio::test]
 async fn model_helpers_deliver_the_design_kwargs() {
-    let port = free_port();
-    let gateway = Gateway::start("", &jsonrpc_config(port));
+    let gateway = Gateway::start("", &jsonrpc_config(0));
+    let port = gateway.jsonrpc_port();
     let (_dir, config) = emitter_config(port);
     let emitter = Emitter::from_config(&config).expect("emitter from the shared config");
     let mut subscriber = Subscriber::join(&gateway.url()).await;
@@ -89,8 +89,8 @@ async fn model_helpers_deliver_the_design_kwargs() {
 
 #[tokio::test]
 async fn the_emitter_rides_out_a_gateway_restart() {
-    let port = free_port();
-    let gateway = Gateway::start("", &jsonrpc_config(port));
+    let gateway = Gateway::start("", &jsonrpc_config(0));
+    let port = gateway.jsonrpc_port();
     let emitter = Emitter::builder()
         .jsonrpc(format!("http://127.0.0.1:{port}"))
         .secret(SECRET)
@@ -120,7 +120,11 @@ async fn the_emitter_rides_out_a_gateway_restart() {
 
 #[tokio::test]
 async fn a_full_buffer_and_an_absent_gateway_are_explicit_errors() {
-    let port = free_port();
+    // A port nothing listens on (no gateway is started here).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
     let emitter = Emitter::builder()
         .jsonrpc(format!("http://127.0.0.1:{port}"))
         .secret(SECRET)
@@ -172,8 +176,8 @@ fn switchboard(args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn switchboard_emit_sends_custom_events_and_model_changes() {
-    let port = free_port();
-    let gateway = Gateway::start("", &jsonrpc_config(port));
+    let gateway = Gateway::start("", &jsonrpc_config(0));
+    let port = gateway.jsonrpc_port();
     let (_dir, config) = emitter_config(port);
     let config = config.to_str().expect("utf-8 path").to_string();
     let mut subscriber = Subscriber::join(&gateway.url()).await;
@@ -255,8 +259,8 @@ async fn switchboard_emit_sends_custom_events_and_model_changes() {
 
 #[tokio::test]
 async fn the_blocking_handle_serves_synchronous_code() {
-    let port = free_port();
-    let gateway = Gateway::start("", &jsonrpc_config(port));
+    let gateway = Gateway::start("", &jsonrpc_config(0));
+    let port = gateway.jsonrpc_port();
     let (_dir, config) = emitter_config(port);
     let mut subscriber = Subscriber::join(&gateway.url()).await;
     subscriber.subscribe("models.shop.order").await;
@@ -287,8 +291,8 @@ async fn the_blocking_handle_serves_synchronous_code() {
 
 #[tokio::test]
 async fn an_emitter_with_the_wrong_secret_is_told_so_and_nothing_is_delivered() {
-    let port = free_port();
-    let gateway = Gateway::start("", &jsonrpc_config(port));
+    let gateway = Gateway::start("", &jsonrpc_config(0));
+    let port = gateway.jsonrpc_port();
     let mut subscriber = Subscriber::join(&gateway.url()).await;
     subscriber.subscribe("com.example.secret").await;
     let wrong = Emitter::builder()

@@ -7,15 +7,15 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ingest_support::{free_port, jsonrpc_config, post, unix_now, Rpc, Subscriber, SECRET};
+use ingest_support::{jsonrpc_config, post, unix_now, Rpc, Subscriber, SECRET};
 use serde_json::{json, Value};
 use support::Gateway;
 use switchboard_emitter::{ModelChange, Signer, DEFAULT_MODEL_PREFIX};
 
 fn start() -> (Gateway, Rpc) {
-    let port = free_port();
-    let gateway = Gateway::start("", &jsonrpc_config(port));
-    (gateway, Rpc::new(port))
+    let gateway = Gateway::start("", &jsonrpc_config(0));
+    let rpc = Rpc::new(gateway.jsonrpc_port());
+    (gateway, rpc)
 }
 
 #[tokio::test]
@@ -372,9 +372,8 @@ async fn an_idempotency_key_publishes_once_and_answers_the_same_id() {
 
 #[tokio::test]
 async fn an_event_larger_than_a_wamp_message_may_be_is_refused() {
-    let port = free_port();
-    let gateway = Gateway::start("max_message_bytes = 4096", &jsonrpc_config(port));
-    let mut rpc = Rpc::new(port);
+    let gateway = Gateway::start("max_message_bytes = 4096", &jsonrpc_config(0));
+    let mut rpc = Rpc::new(gateway.jsonrpc_port());
     let topic = "com.example.big";
     let mut subscriber = Subscriber::join(&gateway.url()).await;
     subscriber.subscribe(topic).await;

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ingest_support::{amqp_names, free_port, Subscriber, AMQP_URL, SECRET};
+use ingest_support::{amqp_names, Subscriber, AMQP_URL, SECRET};
 use serde_json::json;
 use support::{Gateway, OPEN_REALM};
 use switchboard_emitter::{Emitter, EmitterBuilder, Event};
@@ -69,16 +69,16 @@ async fn measure(name: &str, gateway: &Gateway, builder: EmitterBuilder) -> f64 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; run with --ignored --nocapture"]
 async fn events_per_second_per_transport() {
-    let (rpc, zmq) = (free_port(), free_port());
     let (exchange, queue) = amqp_names("throughput");
     let config = format!(
-        "[security]\nsecret = \"{SECRET}\"\n[ingest.jsonrpc]\nlisten = \"127.0.0.1:{rpc}\"\n\
-         [ingest.zmq]\nendpoint = \"tcp://127.0.0.1:{zmq}\"\n\
+        "[security]\nsecret = \"{SECRET}\"\n[ingest.jsonrpc]\nlisten = \"127.0.0.1:0\"\n\
+         [ingest.zmq]\nendpoint = \"tcp://127.0.0.1:0\"\n\
          [ingest.amqp]\nurl = \"{AMQP_URL}\"\nexchange = \"{exchange}\"\nqueue = \"{queue}\"\n{OPEN_REALM}"
     );
     // A queue deep enough for the whole run: this measures ingestion, not the slow-consumer policy (a
     // subscriber reading one event at a time falls behind ZeroMQ's bursts).
     let gateway = Gateway::start("outbound_queue = 65536\nslow_consumer_ms = 60000", &config);
+    let (rpc, zmq) = (gateway.jsonrpc_port(), gateway.zmq_port());
     let build = if cfg!(debug_assertions) {
         "debug"
     } else {

@@ -8,19 +8,16 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ingest_support::{free_port, unix_now, zmq_config, Subscriber, SECRET};
+use ingest_support::{unix_now, zmq_config, Subscriber, SECRET};
 use serde_json::json;
 use support::Gateway;
 use switchboard_emitter::{Emitter, Event, Signer};
 use zeromq::{Socket, SocketSend, ZmqMessage};
 
 fn start() -> (Gateway, u16, u16) {
-    let (port, rpc_port) = (free_port(), free_port());
-    (
-        Gateway::start("", &zmq_config(port, rpc_port)),
-        port,
-        rpc_port,
-    )
+    let gateway = Gateway::start("", &zmq_config(0, 0));
+    let (port, rpc_port) = (gateway.zmq_port(), gateway.jsonrpc_port());
+    (gateway, port, rpc_port)
 }
 
 fn emitter(port: u16) -> Emitter {

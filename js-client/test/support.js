@@ -1,10 +1,8 @@
-// What the js-client tests share: a real gateway process (temp config, free ports, restart on the same
-// ports), signed JSON-RPC publishes (DESIGN section 5), tickets from `switchboard ticket`, and polling.
+// What the js-client tests share: a real gateway process (temp config, ports the OS chooses, restart on
+// the same ports), signed JSON-RPC publishes (DESIGN section 5), tickets from `switchboard ticket`, and polling.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,28 +38,6 @@ let counter = 0;
 /** A topic or procedure no other test uses. */
 export const uniqueUri = (prefix) => `${prefix}.p${process.pid}.n${++counter}`;
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function status(url) {
-  return new Promise((resolve) => {
-    const req = http.get(url, { timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(null));
-  });
-}
-
 function config(port, rpcPort, gatewayKeys = '') {
   return `[gateway]
 listen = "127.0.0.1:${port}"
@@ -91,25 +67,25 @@ const children = new Set();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 
 /**
- * A gateway on free ports (WebSocket + JSON-RPC) with a secret, an anonymous realm and a "member" role;
- * `gatewayKeys` are extra `key = value` lines for its `[gateway]` section.
- * `stop()` ends it (SIGTERM, expecting exit 0); `restart()` stops and starts it again on the same ports.
+ * A gateway (WebSocket + JSON-RPC) with a secret, an anonymous realm and a "member" role;
+ * `gatewayKeys` are extra `key = value` lines for its `[gateway]` section. The first start listens on
+ * port 0 and reads the bound ports from its ready file (`--ready-file`), then rewrites the config with
+ * them, so that `restart()` (stop, then start again) comes back on the same ports.
+ * `stop()` ends it (SIGTERM, expecting exit 0).
  */
 export async function startGateway({ gatewayKeys = '' } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`gateway binary not found at ${BIN}: run cargo build -p switchboard-gateway`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-js-client-'));
   const gw = { dir, configPath: path.join(dir, 'switchboard.toml'), bin: BIN, log: [] };
-  gw.port = await freePort();
-  gw.rpcPort = await freePort();
-  gw.url = `ws://127.0.0.1:${gw.port}/ws`;
-  gw.base = `http://127.0.0.1:${gw.port}`;
-  gw.rpcUrl = `http://127.0.0.1:${gw.rpcPort}/`;
-  fs.writeFileSync(gw.configPath, config(gw.port, gw.rpcPort, gatewayKeys));
+  const readyPath = path.join(dir, 'ready.json');
+  fs.writeFileSync(gw.configPath, config(0, 0, gatewayKeys));
 
   gw.spawn = async () => {
     const env = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith('SWITCHBOARD__')) delete env[k];
-    const child = spawn(BIN, ['gateway', '--config', gw.configPath], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    fs.rmSync(readyPath, { force: true });
+    const child = spawn(BIN, ['gateway', '--config', gw.configPath, '--ready-file', readyPath],
+      { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     for (const s of [child.stdout, child.stderr]) {
       s.on('data', (d) => {
@@ -124,10 +100,21 @@ export async function startGateway({ gatewayKeys = '' } = {}) {
     }));
     gw.child = child;
     const deadline = Date.now() + 30000;
-    while ((await status(`${gw.base}/healthz`)) !== 200) {
+    while (!fs.existsSync(readyPath)) {
       if (child.exitCode !== null) throw new Error(`gateway exited early (code ${child.exitCode}):\n${gw.log.join('')}`);
-      if (Date.now() > deadline) throw new Error(`gateway not healthy within 30 s:\n${gw.log.join('')}`);
-      await delay(50);
+      if (Date.now() > deadline) throw new Error(`gateway not ready within 30 s:\n${gw.log.join('')}`);
+      await delay(20);
+    }
+    const ready = JSON.parse(fs.readFileSync(readyPath, 'utf8'));
+    const port = (address) => Number(address.split(':').pop());
+    if (gw.port === undefined) {
+      // First start: keep the ports the OS chose for every restart.
+      gw.port = port(ready.http);
+      gw.rpcPort = port(ready.jsonrpc);
+      gw.url = `ws://127.0.0.1:${gw.port}/ws`;
+      gw.base = `http://127.0.0.1:${gw.port}`;
+      gw.rpcUrl = `http://127.0.0.1:${gw.rpcPort}/`;
+      fs.writeFileSync(gw.configPath, config(gw.port, gw.rpcPort, gatewayKeys));
     }
   };
   gw.stop = async ({ remove = true } = {}) => {

@@ -21,8 +21,6 @@ console.warn = (...args) => {
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const http = require('node:http');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { before, after } = require('node:test');
@@ -165,37 +163,12 @@ class Inbox {
 // ---------------------------------------------------------------------------------------------
 // gateway process
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function httpGetStatus(url, ms) {
-  return new Promise((resolve) => {
-    const req = http.get(url, { timeout: ms }, (res) => {
-      res.resume();
-      resolve(res.statusCode);
-    });
-    req.on('timeout', () => {
-      req.destroy();
-      resolve(null);
-    });
-    req.on('error', () => resolve(null));
-  });
-}
-
 /** The gateway's config: realm1 open to anonymous sessions, then `extraConfig` (TOML) as is. */
-function gatewayConfig(port, extraConfig = '') {
+function gatewayConfig(extraConfig = '') {
   return [
     '[gateway]',
-    `listen = "127.0.0.1:${port}"`,
+    'listen = "127.0.0.1:0"',
+
     'max_message_bytes = 1048576',
     '',
     '[[realms]]',
@@ -222,7 +195,8 @@ process.on('exit', () => {
 });
 
 /**
- * Spawn the gateway with a fresh config on a free port and wait until /healthz answers 200.
+ * Spawn the gateway with a fresh config on port 0 (the OS chooses) and wait, with a deadline, for the
+ * ready file (`--ready-file`) it writes once listening, which names the bound address.
  * `extraConfig` is TOML appended to the config (more realms, `[security]`, ...).
  */
 async function startGateway({ readyTimeoutMs = 30000, extraConfig = '' } = {}) {
@@ -236,26 +210,21 @@ async function startGateway({ readyTimeoutMs = 30000, extraConfig = '' } = {}) {
     throw new Error(`gateway binary not found at ${bin}: build it with \`cargo build -p switchboard-gateway\` ` +
       'or set SWITCHBOARD_BIN');
   }
-  // the free port can be taken by someone else before the gateway binds it: try a few ports
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await spawnGateway(bin, await freePort(), readyTimeoutMs, extraConfig);
-    } catch (e) {
-      if (!e.exitedEarly || attempt >= 3 || !/address (already )?in use/i.test(e.message)) throw e;
-    }
-  }
+  return spawnGateway(bin, readyTimeoutMs, extraConfig);
 }
 
-async function spawnGateway(bin, port, readyTimeoutMs, extraConfig) {
+async function spawnGateway(bin, readyTimeoutMs, extraConfig) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-js-'));
   const configPath = path.join(dir, 'switchboard.toml');
-  fs.writeFileSync(configPath, gatewayConfig(port, extraConfig));
+  const readyPath = path.join(dir, 'ready.json');
+  fs.writeFileSync(configPath, gatewayConfig(extraConfig));
 
   // keep the config hermetic: no SWITCHBOARD__SECTION__KEY overrides from the caller's environment
   const env = { ...process.env, RUST_BACKTRACE: '1' };
   for (const key of Object.keys(env)) if (key.startsWith('SWITCHBOARD__')) delete env[key];
 
-  const child = spawn(bin, ['gateway', '--config', configPath], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, ['gateway', '--config', configPath, '--ready-file', readyPath],
+    { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   liveChildren.add(child);
   const lines = [];
   const echo = process.env.SWITCHBOARD_TEST_GATEWAY_LOG === '1';
@@ -295,26 +264,28 @@ async function spawnGateway(bin, port, readyTimeoutMs, extraConfig) {
   const hasExited = () => child.exitCode !== null || child.signalCode !== null || spawnError !== null;
   const logTail = (n = 60) => lines.slice(-n).join('\n');
 
-  const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + readyTimeoutMs;
+  let ready;
   for (;;) {
+    if (fs.existsSync(readyPath)) {
+      ready = JSON.parse(fs.readFileSync(readyPath, 'utf8'));
+      break;
+    }
     if (hasExited()) {
       const how = spawnError ? `failed to spawn: ${spawnError.message}` : `exited (code=${child.exitCode}, signal=${child.signalCode})`;
       fs.rmSync(dir, { recursive: true, force: true });
-      const err = new Error(`gateway ${how} before /healthz answered\nconfig:\n${gatewayConfig(port, extraConfig)}\noutput:\n${logTail()}`);
-      err.exitedEarly = true;
-      throw err;
+      throw new Error(`gateway ${how} before it was ready\nconfig:\n${gatewayConfig(extraConfig)}\noutput:\n${logTail()}`);
     }
-    const status = await httpGetStatus(`${base}/healthz`, 1000);
-    if (status === 200) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       await exited;
       fs.rmSync(dir, { recursive: true, force: true });
-      throw new Error(`gateway /healthz did not answer 200 within ${readyTimeoutMs} ms (last status ${status})\noutput:\n${logTail()}`);
+      throw new Error(`gateway wrote no ready file within ${readyTimeoutMs} ms\noutput:\n${logTail()}`);
     }
-    await delay(50);
+    await delay(20);
   }
+  const port = Number(ready.http.split(':').pop());
+  const base = `http://${ready.http}`;
 
   return {
     url: `ws://127.0.0.1:${port}/ws`,

@@ -3,8 +3,8 @@
 Everything here drives the *unmodified* Autobahn|Python asyncio client against a
 real `switchboard gateway` process:
 
-* `Gateway` starts the binary with its own config on a free port, waits for
-  `/healthz` with a deadline and stops it with SIGTERM. Env: SWITCHBOARD_BIN (binary,
+* `Gateway` starts the binary with its own config on port 0 (the OS chooses), waits
+  with a deadline for its `--ready-file` (the bound addresses) and stops it with SIGTERM. Env: SWITCHBOARD_BIN (binary,
   default <repo>/target/debug/switchboard), SWITCHBOARD_TEST_GATEWAY_LOG=1 (print the
   gateway's whole log to stderr when it stops; a failed test always shows its tail).
   `Gateway(extra_config=TOML)` appends more sections (`[security]`, `[ingest.*]`, ...).
@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -61,15 +60,9 @@ def uid() -> str:
 # --------------------------------------------------------------------------- gateway
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 CONFIG_TEMPLATE = """\
 [gateway]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:0"
 {gateway_keys}
 [[realms]]
 name = "realm1"
@@ -85,22 +78,53 @@ def gateway_binary() -> str:
     return os.environ.get("SWITCHBOARD_BIN") or str(REPO_ROOT / "target" / "debug" / "switchboard")
 
 
+def port_of(address: str) -> int:
+    """The port of `HOST:PORT` or `tcp://HOST:PORT`."""
+    return int(address.rsplit(":", 1)[1])
+
+
+def wait_for_ready_file(proc: subprocess.Popen, path: Path, timeout: float, log_tail) -> dict:
+    """Polls (with a deadline) for the ready file `switchboard gateway --ready-file` writes once every
+    listener is bound, and returns its JSON: {"http": "127.0.0.1:P", "jsonrpc": ..., "zmq": ..., "pid": N}."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if path.exists():
+            return json.loads(path.read_text())
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"gateway exited with code {proc.returncode} before it was ready\n"
+                f"--- gateway log ---\n{log_tail()}"
+            )
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(timeout=10)
+            raise RuntimeError(
+                f"gateway wrote no {path.name} after {timeout}s\n--- gateway log ---\n{log_tail()}"
+            )
+        time.sleep(0.02)
+
+
 class Gateway:
-    """One `switchboard gateway --config FILE` process on 127.0.0.1:<free port>.
+    """One `switchboard gateway --config FILE --ready-file F` process on 127.0.0.1, port chosen by the OS.
 
     `extra_config` is TOML text appended as is to the config written from CONFIG_TEMPLATE;
     `gateway_keys` are `key = value` lines for its `[gateway]` section (default: max_message_bytes).
+    Ingestion sections in `extra_config` may listen on port 0 too: once started, `ready` holds the
+    ready file's addresses, and `port`, `rpc_port`/`rpc_url` (JSON-RPC) and `zmq_port`/`endpoint`
+    (ZeroMQ) are set from it.
     """
 
     def __init__(self, ready_timeout: float = 30.0, extra_config: str = "", gateway_keys: str = ""):
         self.ready_timeout = ready_timeout
         self.extra_config = extra_config
         self.gateway_keys = gateway_keys or "max_message_bytes = 1048576"
-        self.port = free_port()
+        self.port: int | None = None  # known once started
+        self.ready: dict = {}
         self.tmp = tempfile.TemporaryDirectory(prefix="switchboard-pytest-")
         self.dir = Path(self.tmp.name)
         self.config = self.dir / "switchboard.toml"
         self.log_path = self.dir / "gateway.log"
+        self.ready_path = self.dir / "ready.json"
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -126,48 +150,29 @@ class Gateway:
                 f"gateway binary not found at {binary}; run `cargo build -p switchboard-gateway` "
                 "or set SWITCHBOARD_BIN"
             )
-        config = CONFIG_TEMPLATE.format(port=self.port, gateway_keys=self.gateway_keys.strip() + "\n")
+        config = CONFIG_TEMPLATE.format(gateway_keys=self.gateway_keys.strip() + "\n")
         self.config.write_text(config + self.extra_config)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD__")}
-        # The config file already says this; the env override wins over anything else.
-        env["SWITCHBOARD__GATEWAY__LISTEN"] = f"127.0.0.1:{self.port}"
         env.setdefault("RUST_LOG", "info")
         env["NO_COLOR"] = "1"  # the log goes to a file
         self._log = open(self.log_path, "wb")
+        self.ready_path.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [binary, "gateway", "--config", str(self.config)],
+            [binary, "gateway", "--config", str(self.config), "--ready-file", str(self.ready_path)],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
         )
-        self._wait_ready()
+        self.ready = wait_for_ready_file(self.proc, self.ready_path, self.ready_timeout, self.log_tail)
+        self.port = port_of(self.ready["http"])
+        if "jsonrpc" in self.ready:
+            self.rpc_port = port_of(self.ready["jsonrpc"])
+            self.rpc_url = f"http://{self.ready['jsonrpc']}/"
+        if "zmq" in self.ready:
+            self.endpoint = self.ready["zmq"]
+            self.zmq_port = port_of(self.endpoint)
         return self
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout
-        last = "no attempt"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"gateway exited with code {self.proc.returncode} before it was ready\n"
-                    f"--- gateway log ---\n{self.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(self.health_url, timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-                    last = f"HTTP {resp.status}"
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code}"
-            except (urllib.error.URLError, OSError) as e:
-                last = repr(e)
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(
-            f"gateway not ready at {self.health_url} after {self.ready_timeout}s (last: {last})\n"
-            f"--- gateway log ---\n{self.log_tail()}"
-        )
 
     def terminate(self, timeout: float = 5.0) -> float | None:
         """SIGTERM and wait. Returns seconds it took to exit, None if it had to be killed."""

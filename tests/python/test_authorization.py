@@ -14,7 +14,7 @@ from autobahn.wamp.types import SubscribeOptions
 
 from ingest_support import SECURITY_CONFIG, sign
 from rawws import RawWs
-from support import Clients, Gateway, Inbox, free_port, running, wamp_test
+from support import Clients, Gateway, Inbox, running, wamp_test
 
 SUB = "allow = { subscribe = true }"
 REALMS = {
@@ -45,11 +45,10 @@ def realms_config() -> str:
 
 class AuthzGateway(Gateway):
     def __init__(self):
-        self.rpc_port = free_port()
-        self.rpc_url = f"http://127.0.0.1:{self.rpc_port}/"
+        # JSON-RPC on port 0: start() sets rpc_port and rpc_url from the ready file.
         super().__init__(
             extra_config=SECURITY_CONFIG
-            + f'\n[ingest.jsonrpc]\nlisten = "127.0.0.1:{self.rpc_port}"\n'
+            + '\n[ingest.jsonrpc]\nlisten = "127.0.0.1:0"\n'
             + realms_config()
         )
 

@@ -10,18 +10,15 @@ import requests
 
 import support
 from ingest_support import SECURITY_CONFIG, sign, subscribed
-from support import Clients, Gateway, free_port, uid, wamp_test
+from support import Clients, Gateway, uid, wamp_test
 
 
 class IngestGateway(Gateway):
-    """The suite's gateway with a secret and `[ingest.jsonrpc]` on its own free port."""
+    """The suite's gateway with a secret and `[ingest.jsonrpc]` on a port the OS chooses (start() sets
+    rpc_port and rpc_url from the ready file)."""
 
     def __init__(self):
-        self.rpc_port = free_port()
-        self.rpc_url = f"http://127.0.0.1:{self.rpc_port}/"
-        super().__init__(
-            extra_config=SECURITY_CONFIG + f'\n[ingest.jsonrpc]\nlisten = "127.0.0.1:{self.rpc_port}"\n'
-        )
+        super().__init__(extra_config=SECURITY_CONFIG + '\n[ingest.jsonrpc]\nlisten = "127.0.0.1:0"\n')
 
 
 @pytest.fixture(scope="module")

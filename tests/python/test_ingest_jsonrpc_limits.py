@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from ingest_support import SECURITY_CONFIG, sign
-from support import Gateway, free_port, running
+from support import Gateway, running
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # the default of [ingest.jsonrpc] max_body_bytes
 # Two forged bodies are read whole before their MAC fails (16 MiB, plus the allocator's keep); parsing
@@ -21,11 +21,9 @@ RSS_SLACK = 48 * 1024 * 1024
 
 class RpcGateway(Gateway):
     def __init__(self, max_body_bytes: int | None = None):
-        self.rpc_port = free_port()
-        self.rpc_url = f"http://127.0.0.1:{self.rpc_port}/"
         limit = "" if max_body_bytes is None else f"max_body_bytes = {max_body_bytes}\n"
         super().__init__(
-            extra_config=SECURITY_CONFIG + f'\n[ingest.jsonrpc]\nlisten = "127.0.0.1:{self.rpc_port}"\n{limit}'
+            extra_config=SECURITY_CONFIG + f'\n[ingest.jsonrpc]\nlisten = "127.0.0.1:0"\n{limit}'
         )
 
 

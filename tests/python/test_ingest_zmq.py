@@ -10,16 +10,15 @@ import zmq
 
 import support
 from ingest_support import SECURITY_CONFIG, sign, subscribed
-from support import Clients, Gateway, free_port, uid, wamp_test
+from support import Clients, Gateway, uid, wamp_test
 
 
 class ZmqGateway(Gateway):
-    """The suite's gateway with a secret and `[ingest.zmq]` on a free port."""
+    """The suite's gateway with a secret and `[ingest.zmq]` on a port the OS chooses (start() sets
+    endpoint and zmq_port from the ready file)."""
 
     def __init__(self):
-        self.zmq_port = free_port()
-        self.endpoint = f"tcp://127.0.0.1:{self.zmq_port}"
-        super().__init__(extra_config=SECURITY_CONFIG + f'\n[ingest.zmq]\nendpoint = "{self.endpoint}"\n')
+        super().__init__(extra_config=SECURITY_CONFIG + '\n[ingest.zmq]\nendpoint = "tcp://127.0.0.1:0"\n')
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 import zmq
 
 from ingest_support import SECURITY_CONFIG, sign, subscribed
-from support import Clients, Gateway, free_port, running, uid, wamp_test
+from support import Clients, Gateway, running, uid, wamp_test
 
 MAX_MESSAGE_BYTES = 1048576  # the suite's [gateway] max_message_bytes
 # Slack for the allocator, logs and the test's own event: far below what the peers declare or send.
@@ -33,9 +33,8 @@ def frame(payload: bytes, more: bool) -> bytes:
 
 class ZmqGateway(Gateway):
     def __init__(self):
-        self.zmq_port = free_port()
-        self.endpoint = f"tcp://127.0.0.1:{self.zmq_port}"
-        super().__init__(extra_config=SECURITY_CONFIG + f'\n[ingest.zmq]\nendpoint = "{self.endpoint}"\n')
+        # Port 0: start() sets endpoint and zmq_port from the ready file.
+        super().__init__(extra_config=SECURITY_CONFIG + '\n[ingest.zmq]\nendpoint = "tcp://127.0.0.1:0"\n')
 
 
 @pytest.fixture

@@ -8,47 +8,41 @@ import json
 import os
 import subprocess
 import tempfile
-import time
-import urllib.request
+from pathlib import Path
 
 import pytest
 import requests
 
 from ingest_support import sign
 from rawws import RawWs
-from support import free_port, gateway_binary, wamp_test
+from support import gateway_binary, port_of, wait_for_ready_file, wamp_test
 
 
 class DefaultGateway:
-    """`switchboard gateway` without --config; only the ports are moved (env overrides), so that tests
-    can run beside each other."""
+    """`switchboard gateway` without --config; only the ports are moved (--listen and env overrides, all
+    port 0: the ready file says which), so that tests can run beside each other."""
 
     def __init__(self):
-        self.port, self.rpc_port, self.zmq_port = free_port(), free_port(), free_port()
         self.secret = "defaults-test-secret"
-        self.log = tempfile.NamedTemporaryFile(prefix="switchboard-default-", suffix=".log")
+        self.tmp = tempfile.TemporaryDirectory(prefix="switchboard-default-")
+        self.log_path = Path(self.tmp.name) / "gateway.log"
+        self.log = open(self.log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD__")}
         env.update(
-            SWITCHBOARD__GATEWAY__LISTEN=f"127.0.0.1:{self.port}",
-            SWITCHBOARD__INGEST__JSONRPC__LISTEN=f"127.0.0.1:{self.rpc_port}",
-            SWITCHBOARD__INGEST__ZMQ__ENDPOINT=f"tcp://127.0.0.1:{self.zmq_port}",
+            SWITCHBOARD__INGEST__JSONRPC__LISTEN="127.0.0.1:0",
+            SWITCHBOARD__INGEST__ZMQ__ENDPOINT="tcp://127.0.0.1:0",
             SWITCHBOARD__SECURITY__SECRET=self.secret,
             RUST_LOG="info",
         )
+        ready_path = Path(self.tmp.name) / "ready.json"
         self.proc = subprocess.Popen(
-            [gateway_binary(), "gateway"], stdout=self.log, stderr=subprocess.STDOUT, env=env
+            [gateway_binary(), "gateway", "--listen", "127.0.0.1:0", "--ready-file", str(ready_path)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            assert self.proc.poll() is None, open(self.log.name).read()
-            assert time.monotonic() < deadline, "gateway not ready"
-            time.sleep(0.05)
+        ready = wait_for_ready_file(self.proc, ready_path, 30, lambda: self.log_path.read_text(errors="replace"))
+        self.port, self.rpc_port, self.zmq_port = (port_of(ready[k]) for k in ("http", "jsonrpc", "zmq"))
 
     def rpc(self, method, params):
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
@@ -59,6 +53,7 @@ class DefaultGateway:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         self.log.close()
+        self.tmp.cleanup()
 
 
 @pytest.fixture(scope="module")

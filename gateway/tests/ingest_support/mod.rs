@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -24,14 +24,8 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Config text (after `[gateway]`) enabling JSON-RPC ingestion on `port`, with the open realm.
+/// Config text (after `[gateway]`) enabling JSON-RPC ingestion on `port` (0: the OS chooses; the
+/// gateway's ready file says which), with the open realm.
 pub fn jsonrpc_config(port: u16) -> String {
     format!(
         "[security]\nsecret = \"{SECRET}\"\nmax_skew_s = 300\n[ingest.jsonrpc]\nlisten = \"127.0.0.1:{port}\"\n{OPEN_REALM}"
@@ -196,7 +190,8 @@ impl Subscriber {
     }
 }
 
-/// Config text (after `[gateway]`) enabling ZeroMQ ingestion on `port` (and JSON-RPC on `rpc_port`).
+/// Config text (after `[gateway]`) enabling ZeroMQ ingestion on `port` (and JSON-RPC on `rpc_port`); 0
+/// lets the OS choose.
 pub fn zmq_config(port: u16, rpc_port: u16) -> String {
     format!(
         "[security]\nsecret = \"{SECRET}\"\n[ingest.jsonrpc]\nlisten = \"127.0.0.1:{rpc_port}\"\n[ingest.zmq]\nendpoint = \"tcp://127.0.0.1:{port}\"\n{OPEN_REALM}"
@@ -215,7 +210,13 @@ pub fn amqp_config(exchange: &str, queue: &str) -> String {
 
 /// Exchange and queue names no other test run uses.
 pub fn amqp_names(test: &str) -> (String, String) {
-    let unique = format!("{}.{}.{}", test, std::process::id(), free_port());
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .subsec_nanos();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let unique = format!("{}.{}.{nanos}.{n}", test, std::process::id());
     (
         format!("sbtest.{unique}.events"),
         format!("sbtest.{unique}.ingest"),

@@ -1,11 +1,12 @@
-//! Runs the real `switchboard` binary on a free port and talks raw WAMP to it over WebSocket.
+//! Runs the real `switchboard` binary on ports the OS chooses (`--ready-file` says which) and talks raw
+//! WAMP to it over WebSocket.
 
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -18,7 +19,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// A gateway process that is killed when dropped.
 pub struct Gateway {
     pub child: Child,
+    /// The HTTP (WebSocket) port.
     pub port: u16,
+    /// The ready file's JSON: the bound addresses (`http`, `jsonrpc`, `zmq`) and the `pid`.
+    pub ready: Value,
     log: PathBuf,
     _dir: TempDir,
 }
@@ -32,11 +36,41 @@ impl Drop for TempDir {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// A directory name no other gateway of this test process uses.
+fn unique_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("switchboard-test-{}-{n}", std::process::id()))
+}
+
+/// Waits (up to 20 s) for the gateway to write its ready file and returns the file's JSON; panics with
+/// the gateway's log if it exits first.
+pub fn wait_ready(child: &mut Child, ready: &Path, log: &Path) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(ready) {
+            return serde_json::from_str(&text).expect("the ready file is JSON");
+        }
+        let log_text = || std::fs::read_to_string(log).unwrap_or_default();
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the gateway exited ({status}) before it was ready:\n{}",
+                log_text()
+            );
+        }
+        if Instant::now() >= deadline {
+            panic!("the gateway was not ready after 20 s:\n{}", log_text());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The port of a `HOST:PORT` or `tcp://HOST:PORT` address.
+pub fn port_of(address: &str) -> u16 {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {address:?}"))
 }
 
 /// The `[[realms]]` part every test config uses unless it brings its own.
@@ -50,46 +84,56 @@ permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish
 "#;
 
 impl Gateway {
-    /// Starts the gateway with `[gateway]` extra lines and `realms` TOML, and waits until /healthz answers.
+    /// Starts the gateway with `[gateway]` extra lines and `realms` TOML (which may enable ingestion, on
+    /// port 0 or a given one), listening on a port the OS chooses, and waits for its ready file.
     pub fn start(gateway_extra: &str, realms: &str) -> Gateway {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("switchboard-test-{}-{port}", std::process::id()));
+        let dir = unique_dir();
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("switchboard.toml");
-        let text = format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\n{gateway_extra}\n{realms}");
+        let text = format!("[gateway]\nlisten = \"127.0.0.1:0\"\n{gateway_extra}\n{realms}");
         std::fs::File::create(&config)
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .expect("config written");
         let log = dir.join("gateway.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        let ready_file = dir.join("ready.json");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["gateway", "--config"])
             .arg(&config)
+            .arg("--ready-file")
+            .arg(&ready_file)
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("gateway starts");
-        let gateway = Gateway {
+        let ready = wait_ready(&mut child, &ready_file, &log);
+        let port = port_of(ready["http"].as_str().expect("http address"));
+        Gateway {
             child,
             port,
+            ready,
             log,
             _dir: TempDir(dir),
-        };
-        gateway.wait_healthy();
-        gateway
+        }
     }
 
-    pub fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.healthz() == Some(200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("gateway did not become healthy on port {}", self.port);
+    /// The JSON-RPC ingestion port (the gateway must have `[ingest.jsonrpc]`).
+    pub fn jsonrpc_port(&self) -> u16 {
+        port_of(
+            self.ready["jsonrpc"]
+                .as_str()
+                .expect("JSON-RPC ingestion enabled"),
+        )
+    }
+
+    /// The ZeroMQ ingestion port (the gateway must have `[ingest.zmq]`).
+    pub fn zmq_port(&self) -> u16 {
+        port_of(
+            self.ready["zmq"]
+                .as_str()
+                .expect("ZeroMQ ingestion enabled"),
+        )
     }
 
     /// Status code of GET /healthz, or None when nothing answers.
