@@ -96,9 +96,9 @@ pub struct Audience {
     pub exclude_authid: Vec<String>,
     /// `eligible_authid`: when set, only sessions with these authids.
     pub eligible_authid: Option<Vec<String>>,
-    /// `exclude_authrole`.
+    /// `exclude_authrole`: sessions holding any of these roles (not only as their first) never receive it.
     pub exclude_authrole: Vec<String>,
-    /// `eligible_authrole`: when set, only sessions with these roles.
+    /// `eligible_authrole`: when set, only sessions holding one of these roles.
     pub eligible_authrole: Option<Vec<String>>,
 }
 
@@ -130,11 +130,11 @@ impl Audience {
                 .eligible_authid
                 .as_ref()
                 .is_none_or(|ids| ids.contains(&peer.authid))
-            && !self.exclude_authrole.contains(&peer.authrole)
+            && !peer.roles.iter().any(|r| self.exclude_authrole.contains(r))
             && self
                 .eligible_authrole
                 .as_ref()
-                .is_none_or(|roles| roles.contains(&peer.authrole))
+                .is_none_or(|roles| peer.roles.iter().any(|r| roles.contains(r)))
     }
 }
 
@@ -343,6 +343,7 @@ mod tests {
             id,
             authid: format!("user{id}"),
             authrole: "member".into(),
+            roles: vec!["member".into()],
             grants: Default::default(),
             features: ClientFeatures::default(),
             outbox: Arc::new(outbox),
@@ -350,6 +351,29 @@ mod tests {
             pending_calls: Default::default(),
         };
         (Arc::new(peer), receiver)
+    }
+
+    #[test]
+    fn role_lists_look_at_every_role_a_session_holds() {
+        let (peer, _receiver) = peer(7);
+        let mut two_roles = Arc::try_unwrap(peer).expect("only owner");
+        two_roles.roles = vec!["member".into(), "extra".into()];
+        let roles = |key: &str| {
+            let mut options = Dict::new();
+            options.insert(key.into(), Value::from(vec!["extra"]));
+            Audience::from_options(&options, None)
+        };
+        assert!(
+            !roles("exclude_authrole").admits(&two_roles),
+            "excluded by its second role"
+        );
+        assert!(
+            roles("eligible_authrole").admits(&two_roles),
+            "eligible by its second role"
+        );
+        two_roles.roles = vec!["member".into()];
+        assert!(roles("exclude_authrole").admits(&two_roles));
+        assert!(!roles("eligible_authrole").admits(&two_roles));
     }
 
     #[test]

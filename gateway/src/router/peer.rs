@@ -46,8 +46,11 @@ pub struct Peer {
     pub id: Id,
     /// Authenticated identity.
     pub authid: String,
-    /// Role granted at join; decides permissions.
+    /// Role granted at join (the first of `roles`), as WELCOME and disclosure name it.
     pub authrole: String,
+    /// Every role the session holds (a ticket may grant several): black/white listing by role
+    /// (`exclude_authrole`, `eligible_authrole`) looks at all of them.
+    pub roles: Vec<String>,
     /// What this session may do, resolved once at join.
     pub grants: Grants,
     /// What the client announced it supports.

@@ -278,12 +278,14 @@ impl Session {
         let grants = realm.grants_of(&identity.roles);
         let outbox = Arc::clone(&self.outbox);
         let authrole = identity.authrole().to_string();
+        let roles = identity.roles.clone();
         let max_per_authid = self.router.limits.max_sessions_per_authid;
         let authid = identity.authid.clone();
         let joined = realm.join(id, &authid, max_per_authid, |id| Peer {
             id,
             authid: identity.authid,
             authrole,
+            roles,
             grants,
             features: ClientFeatures::from_hello(hello),
             outbox,
