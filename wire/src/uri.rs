@@ -76,6 +76,7 @@ fn is_forbidden(c: char) -> bool {
     c.is_whitespace()
         || c == '#'
         || c.is_control()
+        // Unicode's Default_Ignorable_Code_Point set, and the blanks that print as nothing.
         || matches!(
             c,
             '\u{00AD}'
@@ -87,11 +88,14 @@ fn is_forbidden(c: char) -> bool {
                 | '\u{200B}'..='\u{200F}'
                 | '\u{202A}'..='\u{202E}'
                 | '\u{2060}'..='\u{206F}'
+                | '\u{2800}'
                 | '\u{3164}'
                 | '\u{FE00}'..='\u{FE0F}'
                 | '\u{FEFF}'
                 | '\u{FFA0}'
                 | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
                 | '\u{E0000}'..='\u{E0FFF}'
         )
 }
@@ -145,6 +149,9 @@ mod tests {
             "com.\u{202E}terces",
             "com.\u{FEFF}a",
             "com.a\u{E0041}",
+            "app.\u{1D173}x",
+            "app.\u{2800}x",
+            "app.\u{1BCA1}x",
         ] {
             let error = validate(uri, MatchPolicy::Exact).unwrap_err();
             assert!(error.contains("forbidden character"), "{uri:?}: {error}");

@@ -22,19 +22,24 @@ pub(super) fn of_rules(
     if !overlapping.iter().any(|rule| rule.allows(action)) {
         return Coverage::None;
     }
-    // Some allowing rule matches every URI of the pattern, and every rule at least as specific that
-    // could match one of them allows too: whichever rule wins for a URI, it allows.
-    let certain = rules.iter().enumerate().any(|(index, covering)| {
-        covering.allows(action)
-            && covers(covering, pattern, policy)
-            && overlapping.iter().all(|other| {
-                std::ptr::eq(*other, &rules[index])
-                    || other.specificity() < covering.specificity()
-                    || other.allows(action)
-            })
-    });
-    if certain {
+    // A rule matching every URI of the pattern decides for all of them when every rule at least as
+    // specific that could match one of them decides the same way: whichever rule wins, the answer is
+    // the covering rule's.
+    let decided = |allowed: bool| {
+        rules.iter().any(|covering| {
+            covering.allows(action) == allowed
+                && covers(covering, pattern, policy)
+                && overlapping.iter().all(|other| {
+                    std::ptr::eq(*other, covering)
+                        || other.specificity() < covering.specificity()
+                        || other.allows(action) == allowed
+                })
+        })
+    };
+    if decided(true) {
         Coverage::All
+    } else if decided(false) {
+        Coverage::None
     } else {
         Coverage::Some
     }
@@ -188,6 +193,26 @@ mod tests {
         assert_eq!(coverage(&g, "com..create", Wildcard), Coverage::None);
         assert_eq!(coverage(&g, "com.", Prefix), Coverage::Some);
         assert_eq!(coverage(&g, "org.", Prefix), Coverage::None);
+    }
+
+    #[test]
+    fn a_deny_that_shadows_every_allow_refuses_the_pattern() {
+        let g = grants(vec![
+            rule("app.", Prefix, true),
+            rule("app.secret.", Prefix, false),
+        ]);
+        assert_eq!(coverage(&g, "app.secret.", Prefix), Coverage::None);
+        assert_eq!(coverage(&g, "app.secret.x", Prefix), Coverage::None);
+        assert_eq!(coverage(&g, "app.secret..", Wildcard), Coverage::None);
+        assert_eq!(coverage(&g, "app.secret", Prefix), Coverage::Some);
+        assert_eq!(coverage(&g, "w.s.x", Wildcard), Coverage::None);
+        // An allow more specific than the deny keeps part of it open.
+        let g = grants(vec![
+            rule("app.", Prefix, true),
+            rule("app.secret.", Prefix, false),
+            rule("app.secret.open", Exact, true),
+        ]);
+        assert_eq!(coverage(&g, "app.secret.", Prefix), Coverage::Some);
     }
 
     #[test]
