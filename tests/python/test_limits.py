@@ -211,7 +211,7 @@ async def test_a_stalled_subscriber_is_closed_on_time_after_publishing_stops(gw_
         # Nothing more is published: only the timer can close it (the deadline is a hang guard, 16 times
         # slow_consumer_ms).
         await asyncio.to_thread(gw.wait_for_log, "closing slow consumer", 5.0)
-        assert re.search(r"which=\"?stalled", gw.log_tail(200)), gw.log_tail(30)
+        assert re.search(r"which=\"?(stalled|no_progress)", gw.log_tail(200)), gw.log_tail(30)
         # What the stalled client gets, once it reads, has no gap.
         seen = []
         while (message := await stalled.recv(timeout=5)) is not None:
@@ -268,5 +268,56 @@ async def test_a_frame_far_over_the_limit_still_gets_its_abort(gw):
         assert abort[0] == 3 and abort[2] == "wamp.error.payload_size_exceeded", abort
         assert await ws.recv() is None and ws.close_code == 1009, ws.close_code
         sender.cancel()
+    finally:
+        ws.close()
+
+
+@pytest.fixture(scope="module")
+def gw_quick():
+    yield from running(
+        gateway_with(
+            "max_message_bytes = 1048576\noutbound_queue_bytes = 33554432\nslow_consumer_ms = 300\n"
+            "hello_timeout_ms = 1000"
+        )
+    )
+
+
+@wamp_test(timeout=30)
+async def test_a_client_that_stops_reading_is_closed_however_little_is_queued(gw_quick):
+    """Below the low-water mark (8 MiB of 32 MiB here) a queue never counts as behind; a client that reads
+    nothing at all is still closed: frames wait at two progress checks with nothing written."""
+    gw = gw_quick
+    stalled = await RawWs.connect(gw.port, rcvbuf=4096)
+    publisher = await RawWs.connect(gw.port)
+    try:
+        await stalled.join()
+        topic = f"com.quiet.{uid()}"
+        await stalled.send([32, 1, {}, topic])
+        assert (await answer(stalled))[0] == 33
+        await publisher.join()
+        chunk = "x" * 10_000
+        for n in range(1, 601):  # 6 MB: past the kernel's buffers (4 MiB at most here), under 8 MiB
+            await publisher.send([16, n, {}, topic, [chunk, n]])
+        await publisher.send([16, 601, {"acknowledge": True}, "com.other", []])
+        assert (await answer(publisher))[0] == 17
+        await asyncio.to_thread(gw.wait_for_log, "which=\"no_progress\"", 5.0)
+    finally:
+        stalled.close()
+        publisher.close()
+
+
+@wamp_test(timeout=30)
+async def test_the_same_connection_may_join_again_after_goodbye_whenever(gw_quick):
+    """The HELLO deadline starts again when a session leaves: re-joining later than hello_timeout_ms after
+    the connection opened is fine."""
+    ws = await RawWs.connect(gw_quick.port)
+    try:
+        await ws.join()
+        await asyncio.sleep(1.5)  # longer than hello_timeout_ms, on purpose
+        await ws.send([6, {}, "wamp.close.normal"])
+        assert (await answer(ws))[0] == 6
+        await ws.join()
+        await ws.send([32, 1, {}, "com.again"])
+        assert (await answer(ws))[0] == 33
     finally:
         ws.close()

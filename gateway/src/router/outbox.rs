@@ -73,6 +73,8 @@ struct Shared {
     level: Notify,
     /// Set once a close was requested (read on every push, so an atomic rather than the watch's lock).
     closed: AtomicBool,
+    /// Bytes the writer has handed to the socket so far: whether a client reads at all.
+    written: AtomicU64,
 }
 
 impl Shared {
@@ -101,6 +103,13 @@ impl Shared {
             self.level.notify_one();
         }
     }
+}
+
+/// What the previous progress check saw (see [`Outbox::check_progress`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Progress {
+    written: u64,
+    pending: bool,
 }
 
 /// What the transport receives: the frames to write and the close request to watch.
@@ -143,6 +152,9 @@ impl FrameReceiver {
 
     /// The writer handed a frame of `bytes` bytes to the socket: it no longer counts against the bounds.
     pub fn written(&self, bytes: usize) {
+        self.shared
+            .written
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         self.shared.release(bytes, 1);
     }
 
@@ -188,6 +200,7 @@ impl Outbox {
             ready: Notify::new(),
             level: Notify::new(),
             closed: AtomicBool::new(false),
+            written: AtomicU64::new(0),
         });
         let (closing_tx, closing_rx) = watch::channel(None);
         let outbox = Outbox {
@@ -291,6 +304,23 @@ impl Outbox {
         false
     }
 
+    /// The periodic progress check (the connection calls it every slow-consumer interval): a session with
+    /// frames queued at this check and the previous one, and nothing written to its socket in between,
+    /// has a client that stopped reading; it is closed as a slow consumer, however little is queued
+    /// (below the low-water mark a queue would never count as stalled otherwise, and the kernel's socket
+    /// buffers would hold megabytes more for it). True when it closed the session.
+    pub fn check_progress(&self, progress: &mut Progress) -> bool {
+        let written = self.shared.written.load(Ordering::Relaxed);
+        let pending = self.shared.count.load(Ordering::Relaxed) > 0;
+        let stuck = pending && progress.pending && written == progress.written;
+        *progress = Progress { written, pending };
+        if stuck && !self.is_closing() {
+            self.close_slow("no_progress");
+            return true;
+        }
+        false
+    }
+
     /// True while the queue is above its low-water mark: the connection stops reading requests until it
     /// drains, so that a client pipelining requests cannot push its own replies past the bounds.
     pub fn is_backed_up(&self) -> bool {
@@ -310,6 +340,10 @@ impl Outbox {
         let why = match which {
             "bytes" => format!("it would pass the bound of {} bytes", limits.max_bytes),
             "frames" => format!("it would pass the bound of {} messages", limits.max_frames),
+            "no_progress" => format!(
+                "nothing was written to its socket for more than {} ms while messages waited",
+                limits.slow_consumer.as_millis()
+            ),
             _ => format!(
                 "it stayed above its low-water mark for more than {} ms",
                 limits.slow_consumer.as_millis()
@@ -327,7 +361,13 @@ impl Outbox {
             let discarded = std::mem::take(&mut *self.shared.lock());
             let discarded_bytes = discarded.iter().map(Frame::len).sum();
             self.shared.release(discarded_bytes, discarded.len());
-            metrics::counter!("switchboard_slow_consumer_closes_total", "reason" => which)
+            // A client that stopped reading counts as stalled, whichever check noticed it.
+            let reason = if which == "no_progress" {
+                "stalled"
+            } else {
+                which
+            };
+            metrics::counter!("switchboard_slow_consumer_closes_total", "reason" => reason)
                 .increment(1);
             metrics::histogram!("switchboard_slow_consumer_queued_bytes").record(queued as f64);
             if let Some(suppressed) = crate::throttle::allow("slow_consumer", which) {

@@ -9,6 +9,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -16,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::upgrade::Socket;
 
-use crate::router::outbox::FrameReceiver;
+use crate::router::outbox::{FrameReceiver, Progress};
 use crate::router::{Closing, Outbox, OutboxReceiver, Router, Session};
 use crate::wamp::{Frame, Message, Serializer};
 
@@ -66,32 +67,53 @@ pub async fn serve(
     let outbox = Arc::new(outbox);
     let mut closing = receiver.closing.clone();
     let (sink, mut stream) = (*socket).split();
-    let writer = tokio::spawn(write_loop(sink, receiver, serializer));
+    // A client closed for being slow may still be reading: give it as long as it was allowed to be behind
+    // to reach the ABORT that says why, behind what the kernel already holds for it.
+    let grace = CLOSE_GRACE.max(limits.queue.slow_consumer);
+    let writer = tokio::spawn(write_loop(sink, receiver, serializer, grace));
     let mut session = Session::new(router, Arc::clone(&outbox));
     tracing::debug!(?serializer, "websocket opened");
 
     let mut oversized = false;
-    // One timer per connection: the HELLO deadline until the session joins, then the slow-consumer
-    // deadline while the outbox is above its low-water mark.
-    let timer = tokio::time::sleep(limits.hello_timeout);
+    // One timer per connection: the HELLO deadline while the session is not joined (again after a
+    // GOODBYE), then the slow-consumer deadlines: the low-water mark's, and a progress check every
+    // `slow_consumer` (frames queued at two checks in a row with nothing written in between: a client
+    // that stopped reading, however little is queued).
+    let slow = limits.queue.slow_consumer;
+    let mut hello_deadline = Instant::now() + limits.hello_timeout;
+    let mut next_check = Instant::now() + slow;
+    let mut progress = Progress::default();
+    let mut was_joined = false;
+    let timer = tokio::time::sleep_until(hello_deadline);
     tokio::pin!(timer);
     if *shutdown.borrow() {
         session.shutdown();
     }
     loop {
+        let joined = session.is_joined();
+        if joined != was_joined {
+            was_joined = joined;
+            if joined {
+                next_check = Instant::now() + slow;
+            } else {
+                hello_deadline = Instant::now() + limits.hello_timeout;
+            }
+        }
+        let deadline = if joined {
+            Some(
+                outbox
+                    .stalled_at()
+                    .map_or(next_check, |at| at.min(next_check)),
+            )
+        } else {
+            (!outbox.is_closing()).then_some(hello_deadline)
+        };
+        if let Some(at) = deadline.filter(|at| timer.deadline() != *at) {
+            timer.as_mut().reset(at);
+        }
         // While the queue is backed up, requests wait in the socket: a client pipelining requests
         // without reading its replies cannot push them past the bounds.
         let backed_up = outbox.is_backed_up();
-        let joined = session.is_joined();
-        let stalled_at = outbox.stalled_at();
-        if let Some(at) = stalled_at.filter(|at| joined && timer.deadline() != *at) {
-            timer.as_mut().reset(at);
-        }
-        let armed = if joined {
-            stalled_at.is_some()
-        } else {
-            !outbox.is_closing()
-        };
         tokio::select! {
             frame = stream.next(), if !backed_up => match frame {
                 Some(Ok(WsMessage::Text(text))) => session.on_frame(text.as_bytes()),
@@ -106,15 +128,16 @@ pub async fn serve(
             _ = outbox.level_changed() => {}
             _ = closing.changed() => break,
             _ = shutdown.changed() => session.shutdown(),
-            _ = &mut timer, if armed => {
-                if joined {
-                    outbox.check_stalled();
-                } else {
+            _ = &mut timer, if deadline.is_some() => {
+                if !joined {
                     let message = format!(
                         "session not established (HELLO, then AUTHENTICATE if challenged) within {} ms",
                         limits.hello_timeout.as_millis()
                     );
                     session.abort("wamp.error.protocol_violation", message);
+                } else if !outbox.check_stalled() && Instant::now() >= next_check {
+                    outbox.check_progress(&mut progress);
+                    next_check = Instant::now() + slow;
                 }
             }
         }
@@ -125,7 +148,7 @@ pub async fn serve(
     drop(session);
     // Boxed: the closing steps hold the whole socket again, and a future's size is paid by every
     // connection for its whole life, idle or not.
-    Box::pin(finish(writer, stream, oversized)).await;
+    Box::pin(finish(writer, stream, oversized, grace)).await;
     tracing::debug!(
         session = session_id,
         queued_bytes = outbox.queued_bytes(),
@@ -140,8 +163,9 @@ async fn finish(
     mut writer: tokio::task::JoinHandle<SplitSink<Socket, WsMessage>>,
     stream: futures_util::stream::SplitStream<Socket>,
     oversized: bool,
+    grace: Duration,
 ) {
-    let sink = match tokio::time::timeout(CLOSE_GRACE, &mut writer).await {
+    let sink = match tokio::time::timeout(grace, &mut writer).await {
         Ok(Ok(sink)) => Some(sink),
         _ => {
             writer.abort();
@@ -234,6 +258,7 @@ async fn write_loop(
     mut sink: SplitSink<Socket, WsMessage>,
     mut receiver: OutboxReceiver,
     serializer: Serializer,
+    grace: Duration,
 ) -> SplitSink<Socket, WsMessage> {
     let mut batch = VecDeque::new();
     loop {
@@ -250,7 +275,7 @@ async fn write_loop(
     let closing = receiver.closing.borrow().clone();
     // Boxed, so that every connection's writer task does not carry the closing steps' size.
     let goodbye = Box::pin(say_goodbye(&mut sink, &mut receiver, serializer, closing));
-    let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
+    let _ = tokio::time::timeout(grace, goodbye).await;
     sink
 }
 

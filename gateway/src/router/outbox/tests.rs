@@ -123,3 +123,35 @@ async fn crossing_the_low_water_mark_is_signalled_both_ways() {
         .await
         .expect("going below signalled");
 }
+
+#[test]
+fn a_queue_with_nothing_written_between_two_checks_is_stalled() {
+    let (outbox, mut rx) = Outbox::new(
+        Serializer::Json,
+        limits(1 << 20, 100, Duration::from_secs(60)),
+    );
+    let mut progress = Progress::default();
+    assert!(
+        !outbox.check_progress(&mut progress),
+        "idle: nothing queued"
+    );
+    assert!(outbox.send(frame(10)));
+    assert!(
+        !outbox.check_progress(&mut progress),
+        "first check with a frame queued: it may just have arrived"
+    );
+    let written = rx.frames.try_recv().expect("queued");
+    assert_eq!(written.len(), 10);
+    assert!(outbox.send(frame(10)));
+    assert!(
+        !outbox.check_progress(&mut progress),
+        "something was written since"
+    );
+    assert!(
+        outbox.check_progress(&mut progress),
+        "queued at two checks, nothing written in between: stalled, though far below low water"
+    );
+    let (reason, message) = abort_reason(&mut rx).expect("closed");
+    assert_eq!(reason, SLOW_CONSUMER);
+    assert!(message.contains("nothing was written"), "{message}");
+}
