@@ -8,6 +8,7 @@ pub mod array;
 pub mod codec;
 pub mod ids;
 pub mod message;
+mod msgpack;
 pub mod options;
 
 pub use codec::{Frame, Serializer};
