@@ -62,6 +62,9 @@ impl Payload {
     }
 }
 
+// The message table: one row per message, fields in wire order with their element kind and the element's
+// name in error texts. `table.rs` explains the kinds and generates the code constants, `name_of`, the
+// enum, its parsing and its encoding from these rows.
 wamp_messages! {
     /// Opens a session in a realm.
     Hello = HELLO(1) { realm: uri "Realm", details: dict "Details" },
