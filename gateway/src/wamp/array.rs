@@ -3,11 +3,12 @@
 
 use serde_json::Value;
 
-use super::message::{code, name_of, Dict, Id, Message, Payload, MAX_ID};
+use super::message::{self, name_of, Dict, Id, Message, Payload, MAX_ID};
 use super::options;
 
-/// Reads the elements of one message array in order, with error texts that name the element.
-struct Elements {
+/// Reads the elements of one message array in order, with error texts that name the element; the parsing
+/// the message table generates calls one method per field.
+pub(super) struct Elements {
     name: &'static str,
     items: std::vec::IntoIter<Value>,
     position: usize,
@@ -21,7 +22,7 @@ impl Elements {
             .ok_or_else(|| format!("{} has no {what} (element {})", self.name, self.position))
     }
 
-    fn id(&mut self, what: &str) -> Result<Id, String> {
+    pub(super) fn id(&mut self, what: &str) -> Result<Id, String> {
         let value = self.next(what)?;
         match value.as_u64() {
             Some(id) if id <= MAX_ID => Ok(id),
@@ -32,7 +33,14 @@ impl Elements {
         }
     }
 
-    fn string(&mut self, what: &str) -> Result<String, String> {
+    pub(super) fn integer(&mut self, what: &str) -> Result<u64, String> {
+        let value = self.next(what)?;
+        value
+            .as_u64()
+            .ok_or_else(|| format!("{}.{what} must be an integer, got {value}", self.name))
+    }
+
+    pub(super) fn string(&mut self, what: &str) -> Result<String, String> {
         match self.next(what)? {
             Value::String(s) => Ok(s),
             other => Err(format!(
@@ -42,20 +50,20 @@ impl Elements {
         }
     }
 
-    fn dict(&mut self, what: &str) -> Result<Dict, String> {
+    pub(super) fn dict(&mut self, what: &str) -> Result<Dict, String> {
         match self.next(what)? {
             Value::Object(map) => Ok(map),
             other => Err(format!("{}.{what} must be a dict, got {other}", self.name)),
         }
     }
 
-    fn checked_dict(&mut self, code: u64, what: &str) -> Result<Dict, String> {
+    pub(super) fn checked_dict(&mut self, code: u64, what: &str) -> Result<Dict, String> {
         let dict = self.dict(what)?;
         options::check(code, &format!("{}.{what}", self.name), &dict)?;
         Ok(dict)
     }
 
-    fn optional_dict(&mut self, what: &str) -> Result<Option<Dict>, String> {
+    pub(super) fn optional_dict(&mut self, what: &str) -> Result<Option<Dict>, String> {
         if self.items.len() == 0 {
             return Ok(None);
         }
@@ -63,7 +71,7 @@ impl Elements {
     }
 
     /// The optional Arguments and ArgumentsKw, or a transparent payload when `dict` announces one.
-    fn payload(&mut self, dict: &Dict) -> Result<Payload, String> {
+    pub(super) fn payload(&mut self, dict: &Dict) -> Result<Payload, String> {
         let Some(first) = self.items.next() else {
             return Ok(Payload::Empty);
         };
@@ -100,7 +108,7 @@ impl Elements {
         Ok(payload)
     }
 
-    fn finish(self, message: Message) -> Result<Message, String> {
+    pub(super) fn finish(self, message: Message) -> Result<Message, String> {
         if self.items.len() > 0 {
             return Err(format!(
                 "{} has {} elements too many",
@@ -131,170 +139,12 @@ pub fn from_array(value: Value) -> Result<Message, String> {
     if name == "UNKNOWN" {
         return Err(format!("unknown message type {type_code}"));
     }
-    let mut el = Elements {
+    let el = Elements {
         name,
         items,
         position: 1,
     };
-    let message = match type_code {
-        code::HELLO => Message::Hello {
-            realm: el.string("Realm")?,
-            details: el.dict("Details")?,
-        },
-        code::WELCOME => Message::Welcome {
-            session: el.id("Session")?,
-            details: el.dict("Details")?,
-        },
-        code::ABORT => Message::Abort {
-            details: el.dict("Details")?,
-            reason: el.string("Reason")?,
-        },
-        code::CHALLENGE => Message::Challenge {
-            authmethod: el.string("AuthMethod")?,
-            extra: el.dict("Extra")?,
-        },
-        code::AUTHENTICATE => Message::Authenticate {
-            signature: el.string("Signature")?,
-            extra: el.dict("Extra")?,
-        },
-        code::GOODBYE => Message::Goodbye {
-            details: el.dict("Details")?,
-            reason: el.string("Reason")?,
-        },
-        code::ERROR => {
-            let request_type = el.next("REQUEST.Type")?;
-            let request_type = request_type.as_u64().ok_or_else(|| {
-                format!("ERROR.REQUEST.Type must be an integer, got {request_type}")
-            })?;
-            let request = el.id("Request")?;
-            let details = el.dict("Details")?;
-            let error = el.string("Error")?;
-            let payload = el.payload(&details)?;
-            return Ok(Message::Error {
-                request_type,
-                request,
-                details,
-                error,
-                payload,
-            });
-        }
-        code::PUBLISH => {
-            let request = el.id("Request")?;
-            let options = el.checked_dict(type_code, "Options")?;
-            let topic = el.string("Topic")?;
-            let payload = el.payload(&options)?;
-            return Ok(Message::Publish {
-                request,
-                options,
-                topic,
-                payload,
-            });
-        }
-        code::PUBLISHED => Message::Published {
-            request: el.id("Request")?,
-            publication: el.id("Publication")?,
-        },
-        code::SUBSCRIBE => Message::Subscribe {
-            request: el.id("Request")?,
-            options: el.checked_dict(type_code, "Options")?,
-            topic: el.string("Topic")?,
-        },
-        code::SUBSCRIBED => Message::Subscribed {
-            request: el.id("Request")?,
-            subscription: el.id("Subscription")?,
-        },
-        code::UNSUBSCRIBE => Message::Unsubscribe {
-            request: el.id("Request")?,
-            subscription: el.id("Subscription")?,
-        },
-        code::UNSUBSCRIBED => Message::Unsubscribed {
-            request: el.id("Request")?,
-            details: el.optional_dict("Details")?,
-        },
-        code::EVENT => {
-            let subscription = el.id("Subscription")?;
-            let publication = el.id("Publication")?;
-            let details = el.checked_dict(type_code, "Details")?;
-            let payload = el.payload(&details)?;
-            return Ok(Message::Event {
-                subscription,
-                publication,
-                details,
-                payload,
-            });
-        }
-        code::CALL => {
-            let request = el.id("Request")?;
-            let options = el.checked_dict(type_code, "Options")?;
-            let procedure = el.string("Procedure")?;
-            let payload = el.payload(&options)?;
-            return Ok(Message::Call {
-                request,
-                options,
-                procedure,
-                payload,
-            });
-        }
-        code::CANCEL => Message::Cancel {
-            request: el.id("Request")?,
-            options: el.checked_dict(type_code, "Options")?,
-        },
-        code::RESULT => {
-            let request = el.id("Request")?;
-            let details = el.checked_dict(type_code, "Details")?;
-            let payload = el.payload(&details)?;
-            return Ok(Message::Result {
-                request,
-                details,
-                payload,
-            });
-        }
-        code::REGISTER => Message::Register {
-            request: el.id("Request")?,
-            options: el.checked_dict(type_code, "Options")?,
-            procedure: el.string("Procedure")?,
-        },
-        code::REGISTERED => Message::Registered {
-            request: el.id("Request")?,
-            registration: el.id("Registration")?,
-        },
-        code::UNREGISTER => Message::Unregister {
-            request: el.id("Request")?,
-            registration: el.id("Registration")?,
-        },
-        code::UNREGISTERED => Message::Unregistered {
-            request: el.id("Request")?,
-            details: el.optional_dict("Details")?,
-        },
-        code::INVOCATION => {
-            let request = el.id("Request")?;
-            let registration = el.id("Registration")?;
-            let details = el.checked_dict(type_code, "Details")?;
-            let payload = el.payload(&details)?;
-            return Ok(Message::Invocation {
-                request,
-                registration,
-                details,
-                payload,
-            });
-        }
-        code::INTERRUPT => Message::Interrupt {
-            request: el.id("Request")?,
-            options: el.checked_dict(type_code, "Options")?,
-        },
-        code::YIELD => {
-            let request = el.id("Request")?;
-            let options = el.checked_dict(type_code, "Options")?;
-            let payload = el.payload(&options)?;
-            return Ok(Message::Yield {
-                request,
-                options,
-                payload,
-            });
-        }
-        _ => return Err(format!("unknown message type {type_code}")),
-    };
-    el.finish(message)
+    message::parse(type_code, el)
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -308,137 +158,11 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// Turns a message into its array form, the input of both serializers.
+/// Turns a message into its array form as a JSON value, for tests and tools that inspect it. The codecs do
+/// not go through this: they serialize the borrowed message directly.
 pub fn to_array(message: &Message) -> Value {
-    let mut items: Vec<Value> = vec![Value::from(message.code())];
-    let payload_of = |items: &mut Vec<Value>, payload: &Payload| match payload {
-        Payload::Empty => {}
-        Payload::Args(args) => items.push(Value::Array(args.clone())),
-        Payload::ArgsKwargs(args, kwargs) => {
-            items.push(Value::Array(args.clone()));
-            items.push(Value::Object(kwargs.clone()));
-        }
-        Payload::Transparent(value) => items.push(value.clone()),
-    };
-    let dict = |d: &Dict| Value::Object(d.clone());
-    match message {
-        Message::Hello { realm, details } => items.extend([realm.as_str().into(), dict(details)]),
-        Message::Welcome { session, details } => items.extend([(*session).into(), dict(details)]),
-        Message::Abort { details, reason } | Message::Goodbye { details, reason } => {
-            items.extend([dict(details), reason.as_str().into()])
-        }
-        Message::Challenge { authmethod, extra } => {
-            items.extend([authmethod.as_str().into(), dict(extra)])
-        }
-        Message::Authenticate { signature, extra } => {
-            items.extend([signature.as_str().into(), dict(extra)])
-        }
-        Message::Error {
-            request_type,
-            request,
-            details,
-            error,
-            payload,
-        } => {
-            items.extend([
-                (*request_type).into(),
-                (*request).into(),
-                dict(details),
-                error.as_str().into(),
-            ]);
-            payload_of(&mut items, payload);
-        }
-        Message::Publish {
-            request,
-            options,
-            topic,
-            payload,
-        } => {
-            items.extend([(*request).into(), dict(options), topic.as_str().into()]);
-            payload_of(&mut items, payload);
-        }
-        Message::Published {
-            request,
-            publication,
-        } => items.extend([(*request).into(), (*publication).into()]),
-        Message::Subscribe {
-            request,
-            options,
-            topic,
-        } => items.extend([(*request).into(), dict(options), topic.as_str().into()]),
-        Message::Subscribed {
-            request,
-            subscription,
-        }
-        | Message::Unsubscribe {
-            request,
-            subscription,
-        } => items.extend([(*request).into(), (*subscription).into()]),
-        Message::Unsubscribed { request, details } | Message::Unregistered { request, details } => {
-            items.push((*request).into());
-            items.extend(details.as_ref().map(dict));
-        }
-        Message::Event {
-            subscription,
-            publication,
-            details,
-            payload,
-        } => {
-            items.extend([(*subscription).into(), (*publication).into(), dict(details)]);
-            payload_of(&mut items, payload);
-        }
-        Message::Call {
-            request,
-            options,
-            procedure,
-            payload,
-        } => {
-            items.extend([(*request).into(), dict(options), procedure.as_str().into()]);
-            payload_of(&mut items, payload);
-        }
-        Message::Cancel { request, options } | Message::Interrupt { request, options } => {
-            items.extend([(*request).into(), dict(options)])
-        }
-        Message::Result {
-            request,
-            details,
-            payload,
-        } => {
-            items.extend([(*request).into(), dict(details)]);
-            payload_of(&mut items, payload);
-        }
-        Message::Register {
-            request,
-            options,
-            procedure,
-        } => items.extend([(*request).into(), dict(options), procedure.as_str().into()]),
-        Message::Registered {
-            request,
-            registration,
-        }
-        | Message::Unregister {
-            request,
-            registration,
-        } => items.extend([(*request).into(), (*registration).into()]),
-        Message::Invocation {
-            request,
-            registration,
-            details,
-            payload,
-        } => {
-            items.extend([(*request).into(), (*registration).into(), dict(details)]);
-            payload_of(&mut items, payload);
-        }
-        Message::Yield {
-            request,
-            options,
-            payload,
-        } => {
-            items.extend([(*request).into(), dict(options)]);
-            payload_of(&mut items, payload);
-        }
-    }
-    Value::Array(items)
+    // A message holds only strings, integers and JSON values, which always convert.
+    serde_json::to_value(message).expect("a message converts to a JSON value")
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! The two WAMP serializers (JSON and MessagePack): frames to messages and back.
 //!
-//! Both go through the message's array form; MessagePack binary values become the WAMP JSON convention for
-//! binary (a string holding a NUL byte then base64) so that a JSON subscriber and a MessagePack publisher
-//! see the same value.
+//! Decoding goes through the message's array form as a JSON value; encoding serializes the borrowed message
+//! straight into the frame's bytes, so fan-out does not copy payloads. MessagePack binary values become the
+//! WAMP JSON convention for binary (a string holding a NUL byte then base64) and back, so that a JSON
+//! subscriber and a MessagePack publisher see the same value.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::array;
 use super::message::Message;
+use super::msgpack::{self, BINARY_MARK};
 
 /// A serializer negotiated through the WebSocket subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,8 +50,6 @@ impl Frame {
         self.len() == 0
     }
 }
-
-const BINARY_MARK: char = '\0';
 
 /// How deep rmpv may recurse into a MessagePack frame. Its default (1024) lets a few hundred bytes of
 /// nested arrays overflow a 2 MiB thread stack in debug builds, aborting the whole process. rmpv spends
@@ -100,9 +100,9 @@ impl Serializer {
         array::from_array(value)
     }
 
-    /// Encodes a message into a frame for this serializer.
+    /// Encodes a message into a frame for this serializer, writing straight from the borrowed message.
     pub fn encode(self, message: &Message) -> Frame {
-        self.encode_value(array::to_array(message))
+        self.encode_serialize(message)
     }
 
     /// Encodes any JSON value (normally a message's array form) into a frame for this serializer, with
@@ -110,14 +110,19 @@ impl Serializer {
     /// WAMP message: this is for tests and tools that need to put arbitrary (also malformed) arrays on the
     /// wire.
     pub fn encode_value(self, value: Value) -> Frame {
+        self.encode_serialize(&value)
+    }
+
+    fn encode_serialize<T: serde::Serialize + ?Sized>(self, value: &T) -> Frame {
+        // Messages and JSON values hold only strings, numbers, lists and dicts with string keys, which
+        // both serializers always write.
         match self {
-            Self::Json => Frame::Text(Utf8Bytes::from(value.to_string())),
-            Self::Msgpack => {
-                let mut out = Vec::with_capacity(128);
-                // Writing into a Vec cannot fail.
-                let _ = rmpv::encode::write_value(&mut out, &to_msgpack(value));
-                Frame::Binary(Bytes::from(out))
-            }
+            Self::Json => Frame::Text(Utf8Bytes::from(
+                serde_json::to_string(value).expect("a message serializes to JSON"),
+            )),
+            Self::Msgpack => Frame::Binary(Bytes::from(
+                msgpack::to_vec(value).expect("a message serializes to MessagePack"),
+            )),
         }
     }
 }
@@ -174,35 +179,6 @@ fn float(f: f64) -> Result<Value, String> {
     Number::from_f64(f)
         .map(Value::Number)
         .ok_or_else(|| format!("{f} is not a JSON number"))
-}
-
-fn to_msgpack(value: Value) -> rmpv::Value {
-    match value {
-        Value::Null => rmpv::Value::Nil,
-        Value::Bool(b) => rmpv::Value::Boolean(b),
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                rmpv::Value::from(u)
-            } else if let Some(i) = n.as_i64() {
-                rmpv::Value::from(i)
-            } else {
-                rmpv::Value::F64(n.as_f64().unwrap_or_default())
-            }
-        }
-        Value::String(s) => match s.strip_prefix(BINARY_MARK) {
-            Some(b64) => match base64::engine::general_purpose::STANDARD.decode(b64) {
-                Ok(bytes) => rmpv::Value::Binary(bytes),
-                Err(_) => rmpv::Value::String(s.into()),
-            },
-            None => rmpv::Value::String(s.into()),
-        },
-        Value::Array(items) => rmpv::Value::Array(items.into_iter().map(to_msgpack).collect()),
-        Value::Object(map) => rmpv::Value::Map(
-            map.into_iter()
-                .map(|(k, v)| (rmpv::Value::String(k.into()), to_msgpack(v)))
-                .collect(),
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The WAMP v2 messages the router speaks, as typed values: the codec turns frames into these and back, and
 //! the router never looks at raw arrays.
 
+use serde::ser::SerializeSeq;
 use serde_json::{Map, Value};
 
 /// A WAMP dictionary (Details, Options, ArgumentsKw).
@@ -36,191 +37,112 @@ impl Payload {
             _ => Self::ArgsKwargs(args, kwargs),
         }
     }
-}
 
-/// Message type codes of the WAMP v2 spec.
-#[allow(missing_docs)]
-pub mod code {
-    pub const HELLO: u64 = 1;
-    pub const WELCOME: u64 = 2;
-    pub const ABORT: u64 = 3;
-    pub const CHALLENGE: u64 = 4;
-    pub const AUTHENTICATE: u64 = 5;
-    pub const GOODBYE: u64 = 6;
-    pub const ERROR: u64 = 8;
-    pub const PUBLISH: u64 = 16;
-    pub const PUBLISHED: u64 = 17;
-    pub const SUBSCRIBE: u64 = 32;
-    pub const SUBSCRIBED: u64 = 33;
-    pub const UNSUBSCRIBE: u64 = 34;
-    pub const UNSUBSCRIBED: u64 = 35;
-    pub const EVENT: u64 = 36;
-    pub const CALL: u64 = 48;
-    pub const CANCEL: u64 = 49;
-    pub const RESULT: u64 = 50;
-    pub const REGISTER: u64 = 64;
-    pub const REGISTERED: u64 = 65;
-    pub const UNREGISTER: u64 = 66;
-    pub const UNREGISTERED: u64 = 67;
-    pub const INVOCATION: u64 = 68;
-    pub const INTERRUPT: u64 = 69;
-    pub const YIELD: u64 = 70;
-}
-
-/// One WAMP message. Field names follow the spec's element names.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
-pub enum Message {
-    Hello {
-        realm: String,
-        details: Dict,
-    },
-    Welcome {
-        session: Id,
-        details: Dict,
-    },
-    Abort {
-        details: Dict,
-        reason: String,
-    },
-    Challenge {
-        authmethod: String,
-        extra: Dict,
-    },
-    Authenticate {
-        signature: String,
-        extra: Dict,
-    },
-    Goodbye {
-        details: Dict,
-        reason: String,
-    },
-    Error {
-        request_type: u64,
-        request: Id,
-        details: Dict,
-        error: String,
-        payload: Payload,
-    },
-    Publish {
-        request: Id,
-        options: Dict,
-        topic: String,
-        payload: Payload,
-    },
-    Published {
-        request: Id,
-        publication: Id,
-    },
-    Subscribe {
-        request: Id,
-        options: Dict,
-        topic: String,
-    },
-    Subscribed {
-        request: Id,
-        subscription: Id,
-    },
-    Unsubscribe {
-        request: Id,
-        subscription: Id,
-    },
-    Unsubscribed {
-        request: Id,
-        details: Option<Dict>,
-    },
-    Event {
-        subscription: Id,
-        publication: Id,
-        details: Dict,
-        payload: Payload,
-    },
-    Call {
-        request: Id,
-        options: Dict,
-        procedure: String,
-        payload: Payload,
-    },
-    Cancel {
-        request: Id,
-        options: Dict,
-    },
-    Result {
-        request: Id,
-        details: Dict,
-        payload: Payload,
-    },
-    Register {
-        request: Id,
-        options: Dict,
-        procedure: String,
-    },
-    Registered {
-        request: Id,
-        registration: Id,
-    },
-    Unregister {
-        request: Id,
-        registration: Id,
-    },
-    Unregistered {
-        request: Id,
-        details: Option<Dict>,
-    },
-    Invocation {
-        request: Id,
-        registration: Id,
-        details: Dict,
-        payload: Payload,
-    },
-    Interrupt {
-        request: Id,
-        options: Dict,
-    },
-    Yield {
-        request: Id,
-        options: Dict,
-        payload: Payload,
-    },
-}
-
-impl Message {
-    /// The spec's type code of this message.
-    pub fn code(&self) -> u64 {
-        use Message::*;
+    /// How many array elements the payload takes on the wire (0, 1 or 2), for the array's length.
+    pub fn element_count(&self) -> usize {
         match self {
-            Hello { .. } => code::HELLO,
-            Welcome { .. } => code::WELCOME,
-            Abort { .. } => code::ABORT,
-            Challenge { .. } => code::CHALLENGE,
-            Authenticate { .. } => code::AUTHENTICATE,
-            Goodbye { .. } => code::GOODBYE,
-            Error { .. } => code::ERROR,
-            Publish { .. } => code::PUBLISH,
-            Published { .. } => code::PUBLISHED,
-            Subscribe { .. } => code::SUBSCRIBE,
-            Subscribed { .. } => code::SUBSCRIBED,
-            Unsubscribe { .. } => code::UNSUBSCRIBE,
-            Unsubscribed { .. } => code::UNSUBSCRIBED,
-            Event { .. } => code::EVENT,
-            Call { .. } => code::CALL,
-            Cancel { .. } => code::CANCEL,
-            Result { .. } => code::RESULT,
-            Register { .. } => code::REGISTER,
-            Registered { .. } => code::REGISTERED,
-            Unregister { .. } => code::UNREGISTER,
-            Unregistered { .. } => code::UNREGISTERED,
-            Invocation { .. } => code::INVOCATION,
-            Interrupt { .. } => code::INTERRUPT,
-            Yield { .. } => code::YIELD,
+            Self::Empty => 0,
+            Self::Args(_) | Self::Transparent(_) => 1,
+            Self::ArgsKwargs(..) => 2,
         }
     }
 
-    /// The spec's name of this message, for logs and error texts.
-    pub fn name(&self) -> &'static str {
-        name_of(self.code())
+    /// Writes the payload's elements into a message array being serialized, borrowing them: this is how
+    /// one EVENT is encoded for its subscribers without copying its arguments.
+    pub fn serialize_elements<S: SerializeSeq>(&self, seq: &mut S) -> Result<(), S::Error> {
+        match self {
+            Self::Empty => Ok(()),
+            Self::Args(args) => seq.serialize_element(args),
+            Self::ArgsKwargs(args, kwargs) => {
+                seq.serialize_element(args)?;
+                seq.serialize_element(kwargs)
+            }
+            Self::Transparent(value) => seq.serialize_element(value),
+        }
     }
+}
 
+// The message table: one row per message, fields in wire order with their element kind and the element's
+// name in error texts. `table.rs` explains the kinds and generates the code constants, `name_of`, the
+// enum, its parsing and its encoding from these rows.
+wamp_messages! {
+    /// Opens a session in a realm.
+    Hello = HELLO(1) { realm: uri "Realm", details: dict "Details" },
+    /// Accepts a HELLO: the session is open.
+    Welcome = WELCOME(2) { session: id "Session", details: dict "Details" },
+    /// Ends a session that never opened or broke the protocol.
+    Abort = ABORT(3) { details: dict "Details", reason: uri "Reason" },
+    /// Asks the client to authenticate.
+    Challenge = CHALLENGE(4) { authmethod: string "AuthMethod", extra: dict "Extra" },
+    /// Answers a CHALLENGE.
+    Authenticate = AUTHENTICATE(5) { signature: string "Signature", extra: dict "Extra" },
+    /// Closes an open session (and acknowledges the peer's GOODBYE).
+    Goodbye = GOODBYE(6) { details: dict "Details", reason: uri "Reason" },
+    /// Reports that a request failed.
+    Error = ERROR(8) {
+        request_type: int "REQUEST.Type",
+        request: id "Request",
+        details: dict "Details",
+        error: uri "Error",
+        payload: payload(details),
+    },
+    /// Publishes an event to a topic.
+    Publish = PUBLISH(16) {
+        request: id "Request",
+        options: options "Options",
+        topic: uri "Topic",
+        payload: payload(options),
+    },
+    /// Acknowledges a PUBLISH that asked for it.
+    Published = PUBLISHED(17) { request: id "Request", publication: id "Publication" },
+    /// Subscribes to a topic.
+    Subscribe = SUBSCRIBE(32) { request: id "Request", options: options "Options", topic: uri "Topic" },
+    /// Acknowledges a SUBSCRIBE.
+    Subscribed = SUBSCRIBED(33) { request: id "Request", subscription: id "Subscription" },
+    /// Ends a subscription.
+    Unsubscribe = UNSUBSCRIBE(34) { request: id "Request", subscription: id "Subscription" },
+    /// Acknowledges an UNSUBSCRIBE, or (request 0, with details) says the router ended a subscription.
+    Unsubscribed = UNSUBSCRIBED(35) { request: id "Request", details: opt_dict "Details" },
+    /// Delivers a published event to a subscriber.
+    Event = EVENT(36) {
+        subscription: id "Subscription",
+        publication: id "Publication",
+        details: options "Details",
+        payload: payload(details),
+    },
+    /// Calls a procedure.
+    Call = CALL(48) {
+        request: id "Request",
+        options: options "Options",
+        procedure: uri "Procedure",
+        payload: payload(options),
+    },
+    /// Cancels a CALL.
+    Cancel = CANCEL(49) { request: id "Request", options: options "Options" },
+    /// Answers a CALL.
+    Result = RESULT(50) { request: id "Request", details: options "Details", payload: payload(details) },
+    /// Registers a procedure.
+    Register = REGISTER(64) { request: id "Request", options: options "Options", procedure: uri "Procedure" },
+    /// Acknowledges a REGISTER.
+    Registered = REGISTERED(65) { request: id "Request", registration: id "Registration" },
+    /// Withdraws a registration.
+    Unregister = UNREGISTER(66) { request: id "Request", registration: id "Registration" },
+    /// Acknowledges an UNREGISTER, or (request 0, with details) says the router revoked a registration.
+    Unregistered = UNREGISTERED(67) { request: id "Request", details: opt_dict "Details" },
+    /// Hands a CALL to the callee.
+    Invocation = INVOCATION(68) {
+        request: id "Request",
+        registration: id "Registration",
+        details: options "Details",
+        payload: payload(details),
+    },
+    /// Asks the callee to stop an INVOCATION.
+    Interrupt = INTERRUPT(69) { request: id "Request", options: options "Options" },
+    /// The callee's answer to an INVOCATION.
+    Yield = YIELD(70) { request: id "Request", options: options "Options", payload: payload(options) },
+}
+
+impl Message {
     /// An ABORT with a human-readable message, as sent for protocol violations and refused HELLOs.
     pub fn abort(reason: &str, message: impl Into<String>) -> Self {
         let mut details = Dict::new();
@@ -241,36 +163,5 @@ impl Message {
             error: error.to_string(),
             payload: Payload::Args(vec![Value::String(message.into())]),
         }
-    }
-}
-
-/// The spec's name for a message type code.
-pub fn name_of(code: u64) -> &'static str {
-    match code {
-        code::HELLO => "HELLO",
-        code::WELCOME => "WELCOME",
-        code::ABORT => "ABORT",
-        code::CHALLENGE => "CHALLENGE",
-        code::AUTHENTICATE => "AUTHENTICATE",
-        code::GOODBYE => "GOODBYE",
-        code::ERROR => "ERROR",
-        code::PUBLISH => "PUBLISH",
-        code::PUBLISHED => "PUBLISHED",
-        code::SUBSCRIBE => "SUBSCRIBE",
-        code::SUBSCRIBED => "SUBSCRIBED",
-        code::UNSUBSCRIBE => "UNSUBSCRIBE",
-        code::UNSUBSCRIBED => "UNSUBSCRIBED",
-        code::EVENT => "EVENT",
-        code::CALL => "CALL",
-        code::CANCEL => "CANCEL",
-        code::RESULT => "RESULT",
-        code::REGISTER => "REGISTER",
-        code::REGISTERED => "REGISTERED",
-        code::UNREGISTER => "UNREGISTER",
-        code::UNREGISTERED => "UNREGISTERED",
-        code::INVOCATION => "INVOCATION",
-        code::INTERRUPT => "INTERRUPT",
-        code::YIELD => "YIELD",
-        _ => "UNKNOWN",
     }
 }

@@ -1,10 +1,14 @@
 //! WAMP v2 on the wire: typed messages, their array form, the JSON and MessagePack codecs, ids and option
 //! checks. Nothing here knows about sockets or routing.
 
+#[macro_use]
+mod table;
+
 pub mod array;
 pub mod codec;
 pub mod ids;
 pub mod message;
+mod msgpack;
 pub mod options;
 
 pub use codec::{Frame, Serializer};
