@@ -158,6 +158,9 @@ pub struct JsonRpcConfig {
     /// Largest request body, in bytes: a bigger one is answered 413 before it is read, so one request
     /// costs the gateway at most this much memory (a full `publish_batch` needs a few MiB).
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive in full, in milliseconds (HTTP 408 past it), so that
+    /// a client sending slowly cannot hold its share of the body budget or its connection for long.
+    pub body_timeout_ms: u64,
 }
 
 /// Default `[ingest.jsonrpc] max_body_bytes`: 8 MiB.
@@ -168,6 +171,7 @@ impl Default for JsonRpcConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             max_body_bytes: DEFAULT_JSONRPC_MAX_BODY_BYTES,
+            body_timeout_ms: 30_000,
         }
     }
 }

@@ -179,6 +179,12 @@ fn check_ingest(ingest: &IngestConfig) -> Option<Problem> {
                 format!("must be between {MIN_BODY_BYTES} and {MAX_BODY_BYTES}, got {max}"),
             ));
         }
+        if jsonrpc.body_timeout_ms < 100 {
+            return Some(Problem::new(
+                path.key("jsonrpc").key("body_timeout_ms"),
+                format!("must be at least 100, got {}", jsonrpc.body_timeout_ms),
+            ));
+        }
     }
     if let Some(zmq) = &ingest.zmq {
         if let Err(reason) = check_zmq_endpoint(&zmq.endpoint) {

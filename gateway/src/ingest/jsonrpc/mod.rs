@@ -42,8 +42,11 @@ impl JsonRpcIngest {
             .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_CALLS))
             .max_request_body_size(u32::try_from(config.max_body_bytes).unwrap_or(u32::MAX))
             .build();
-        let middleware = tower::ServiceBuilder::new()
-            .layer(SignatureLayer::new(verifier, config.max_body_bytes));
+        let middleware = tower::ServiceBuilder::new().layer(SignatureLayer::new(
+            verifier,
+            config.max_body_bytes,
+            std::time::Duration::from_millis(config.body_timeout_ms),
+        ));
         let server = Server::builder()
             .set_config(server_config)
             .set_http_middleware(middleware)

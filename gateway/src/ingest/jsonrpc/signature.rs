@@ -9,8 +9,10 @@
 //!
 //! Anyone can forge a fresh-looking header, so step 3 must read bodies it will refuse. What all
 //! requests being read or served may hold at once is bounded by [`BUFFERED_BODIES`] maximal bodies:
-//! each request reserves its `Content-Length` (or `max_body_bytes` when it declares none) from that
-//! budget before reading, and is answered 503 (the emitter retries) when the budget is spent.
+//! each request reserves budget for the bytes it has actually sent, as they arrive (a client that
+//! declares a large body and sends nothing holds nothing), and is answered 503 (the emitter retries)
+//! when the budget is spent. A body must arrive within `[ingest.jsonrpc] body_timeout_ms` (408
+//! otherwise), so a client sending slowly cannot hold its share, or its connection, for long.
 //!
 //! The `-32001` answers carry `"id": null`, since the request was not read as JSON. Only authenticated
 //! bodies reach jsonrpsee, with the outcome as a request extension the methods check again. For those,
@@ -21,15 +23,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use switchboard_wire::signing::{SignatureError, Verifier, SIGNATURE_HEADER};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use super::errors::SIGNATURE_REJECTED;
@@ -48,17 +51,20 @@ pub struct SignatureCheck(pub Result<(), SignatureError>);
 pub struct SignatureLayer {
     verifier: Arc<Verifier>,
     max_body: usize,
+    body_timeout: Duration,
     budget: Arc<Semaphore>,
 }
 
 impl SignatureLayer {
-    /// Checks signatures with `verifier`; bodies over `max_body` bytes are refused unread, and at most
-    /// [`BUFFERED_BODIES`] times `max_body` bytes of bodies are held at once.
-    pub fn new(verifier: Arc<Verifier>, max_body: usize) -> Self {
+    /// Checks signatures with `verifier`; bodies over `max_body` bytes are refused unread, at most
+    /// [`BUFFERED_BODIES`] times `max_body` bytes of bodies are held at once, and a body must arrive
+    /// within `body_timeout`.
+    pub fn new(verifier: Arc<Verifier>, max_body: usize, body_timeout: Duration) -> Self {
         let budget = kib(max_body).saturating_mul(BUFFERED_BODIES as u32);
         SignatureLayer {
             verifier,
             max_body,
+            body_timeout,
             budget: Arc::new(Semaphore::new(budget as usize)),
         }
     }
@@ -77,6 +83,7 @@ impl<S> Layer<S> for SignatureLayer {
             inner,
             verifier: Arc::clone(&self.verifier),
             max_body: self.max_body,
+            body_timeout: self.body_timeout,
             budget: Arc::clone(&self.budget),
         }
     }
@@ -88,6 +95,7 @@ pub struct SignatureService<S> {
     inner: S,
     verifier: Arc<Verifier>,
     max_body: usize,
+    body_timeout: Duration,
     budget: Arc<Semaphore>,
 }
 
@@ -112,6 +120,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = Arc::clone(&self.verifier);
         let max_body = self.max_body;
+        let body_timeout = self.body_timeout;
         let budget = Arc::clone(&self.budget);
         Box::pin(async move {
             let (parts, body) = request.into_parts();
@@ -127,22 +136,20 @@ where
                 .get(SIGNATURE_HEADER)
                 .map(|value| value.to_str().unwrap_or("<not ASCII>"));
             if let Err(error) = verifier.check_header(header) {
-                if let Err(fault) = drain(body, max_body).await {
-                    return Ok(unreadable(fault, max_body));
+                let drained = tokio::time::timeout(body_timeout, drain(body, max_body)).await;
+                match drained {
+                    Ok(Ok(())) => return Ok(unsigned(&error)),
+                    Ok(Err(fault)) => return Ok(unreadable(fault, max_body)),
+                    Err(_) => return Ok(unreadable(BodyFault::TimedOut, max_body)),
                 }
-                return Ok(unsigned(&error));
             }
             // Held until the answer is ready: the body, and for authenticated ones their parse.
-            let reserve = kib(declared.map_or(max_body, |length| length as usize));
-            let Ok(_reserved) = budget.try_acquire_many_owned(reserve) else {
-                return Ok(busy());
-            };
-            let bytes = match Limited::new(body, max_body).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                    return Ok(unreadable(BodyFault::TooLarge, max_body))
-                }
-                Err(_) => return Ok(unreadable(BodyFault::Unreadable, max_body)),
+            let read = tokio::time::timeout(body_timeout, read_reserved(body, max_body, &budget));
+            let (bytes, _reserved) = match read.await {
+                Ok(Ok(read)) => read,
+                Ok(Err(BodyFault::Busy)) => return Ok(busy()),
+                Ok(Err(fault)) => return Ok(unreadable(fault, max_body)),
+                Err(_) => return Ok(unreadable(BodyFault::TimedOut, max_body)),
             };
             if let Err(error) = verifier.verify(header, &bytes) {
                 return Ok(unsigned(&error));
@@ -164,6 +171,50 @@ where
 enum BodyFault {
     TooLarge,
     Unreadable,
+    /// The budget of bodies in progress is spent.
+    Busy,
+    /// Not all there within `body_timeout_ms`.
+    TimedOut,
+}
+
+/// Reads `body` (at most `max_body` bytes), reserving budget for its bytes as they arrive; returns them
+/// with the reservation, which the caller holds until its answer is ready.
+async fn read_reserved<B>(
+    body: B,
+    max_body: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), BodyFault>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut bytes = BytesMut::new();
+    let mut reserved: Option<OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyFault::Unreadable)?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        let total = bytes.len().saturating_add(data.len());
+        if total > max_body {
+            return Err(BodyFault::TooLarge);
+        }
+        let held = reserved
+            .as_ref()
+            .map_or(0, |permit| permit.num_permits() as u32);
+        let more = kib(total).saturating_sub(held);
+        if more > 0 {
+            let permit = Arc::clone(budget)
+                .try_acquire_many_owned(more)
+                .map_err(|_| BodyFault::Busy)?;
+            match &mut reserved {
+                Some(held) => held.merge(permit),
+                None => reserved = Some(permit),
+            }
+        }
+        bytes.extend_from_slice(data);
+    }
+    Ok((bytes.freeze(), reserved))
 }
 
 /// Reads and drops `body`, at most `max_body` bytes of it.
@@ -243,10 +294,15 @@ fn unreadable(fault: BodyFault, max_body: usize) -> HttpResponse {
             "too_large",
             format!("request body exceeds {max_body} bytes"),
         ),
-        BodyFault::Unreadable => (
+        BodyFault::Unreadable | BodyFault::Busy => (
             http::StatusCode::BAD_REQUEST,
             "unreadable",
             "request body could not be read".to_string(),
+        ),
+        BodyFault::TimedOut => (
+            http::StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "request body not complete within the body timeout".to_string(),
         ),
     };
     refused(reason, &message);
