@@ -23,6 +23,8 @@ use crate::wamp::{Frame, Message, Serializer};
 
 /// Frames a writer keeps room for between bursts; more is given back after a burst.
 const IDLE_BATCH_CAPACITY: usize = 16;
+/// How many written bytes a writer accumulates before it reports them to the outbox.
+const WRITTEN_REPORT_BYTES: usize = 64 * 1024;
 /// How long a closing session gets to flush what is queued and say goodbye.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -285,10 +287,19 @@ async fn write_batch(
     frames: &FrameReceiver,
     batch: &mut VecDeque<Frame>,
 ) -> Result<(), WsError> {
+    // Reported every WRITTEN_REPORT_BYTES (and at the end): close enough for the queue's bounds, and
+    // one touch of the shared counters per slice instead of per frame.
+    let (mut bytes, mut count) = (0, 0);
     while let Some(frame) = batch.pop_front() {
-        let len = frame.len();
+        bytes += frame.len();
+        count += 1;
         sink.feed(to_ws(frame)).await?;
-        frames.written(len);
+        if bytes >= WRITTEN_REPORT_BYTES {
+            frames.written_many(std::mem::take(&mut bytes), std::mem::take(&mut count));
+        }
+    }
+    if count > 0 {
+        frames.written_many(bytes, count);
     }
     if batch.capacity() > IDLE_BATCH_CAPACITY {
         batch.shrink_to(IDLE_BATCH_CAPACITY);
