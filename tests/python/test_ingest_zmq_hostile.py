@@ -5,6 +5,7 @@ frame declaring 64 MiB, or endless MORE frames, made it buffer what the peer sen
 that the gateway is still alive and serving (healthz, a signed pyzmq event delivered) and that its
 resident memory did not grow by what the peer declared or sent."""
 
+import asyncio
 import json
 import socket
 import struct
@@ -149,3 +150,22 @@ def test_sigterm_is_prompt_with_a_peer_stuck_in_the_middle_of_a_frame(gw):
     peer.close()
     assert took is not None, "the gateway did not exit within 5 s of SIGTERM"
     assert gw.proc.returncode == 0, gw.log_tail()
+
+
+@wamp_test(timeout=40)
+async def test_silent_peers_holding_every_slot_do_not_lock_emitters_out(gw):
+    """A ZMTP handshake needs no secret: 256 peers that greet and stay silent hold every connection slot.
+    A newcomer displaces the oldest of those that never sent a signed message (once they are a couple
+    of seconds old), so a real emitter still gets its event through."""
+    silent = []
+    try:
+        for _ in range(256):
+            peer = raw_peer(gw)
+            peer.sendall(GREETING + READY)
+            silent.append(peer)
+        await asyncio.sleep(2.5)  # past EVICTABLE_AFTER (2 s): the silent peers become displaceable
+        await assert_pyzmq_event_arrives(gw)
+        gw.assert_alive()
+    finally:
+        for peer in silent:
+            peer.close()

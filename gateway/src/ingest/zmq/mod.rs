@@ -5,21 +5,22 @@
 //! The listening side is our own bounded ZMTP receiver ([`zmtp`]); what one peer can cost is:
 //! one connection holds at most a signature frame ([`MAX_SIGNATURE_BYTES`]) plus one event frame
 //! (`[gateway] max_message_bytes`) plus a 64 KiB read buffer; at most [`MAX_CONNECTIONS`] connections
-//! are served at once (more are closed on accept). A frame declaring more than `max_message_bytes`
+//! are served at once (past that a newcomer displaces the oldest connection that never sent a signed
+//! message, see [`slots`], or is closed on accept). A frame declaring more than `max_message_bytes`
 //! closes its connection before anything is allocated for it; messages of any other shape than two
 //! frames, however many MORE frames they carry, are dropped frame by frame as they arrive.
 
+mod slots;
 pub mod zmtp;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_config::ZmqConfig;
 use switchboard_wire::Verifier;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -130,7 +131,7 @@ impl ZmqIngest {
 }
 
 async fn accept(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = slots::Slots::new(MAX_CONNECTIONS);
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -148,7 +149,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, stop: CancellationTo
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+        let Some(slot) = slots.take().await else {
             refuse(
                 &shared.stats,
                 peer,
@@ -162,7 +163,10 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, stop: CancellationTo
         connections.spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
-                _ = serve(stream, peer, &shared) => {}
+                _ = slot.evicted.cancelled() => {
+                    refuse(&shared.stats, peer, "displaced", "never sent a signed message; its slot went to a newcomer");
+                }
+                _ = serve(stream, peer, &shared, &slot.proven) => {}
             }
             drop(slot);
         });
@@ -172,7 +176,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, stop: CancellationTo
 }
 
 /// One peer's connection: handshake, then its messages in order until it closes or misbehaves.
-async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, proven: &AtomicBool) {
     let _ = stream.set_nodelay(true);
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, Zmtp::handshake(stream, shared.limits));
     let mut zmtp = match handshake.await {
@@ -186,7 +190,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     loop {
         match zmtp.receive().await {
             Ok(Received::Message { signature, body }) => {
-                on_message(&signature, &body, peer, shared)
+                if on_message(&signature, &body, peer, shared) {
+                    proven.store(true, Ordering::Relaxed);
+                }
             }
             Ok(Received::Refused { which, reason }) => refuse(&shared.stats, peer, which, &reason),
             Err(error) => return ended(&shared.stats, peer, &error),
@@ -207,22 +213,28 @@ fn ended(stats: &ZmqStats, peer: SocketAddr, error: &ZmtpError) {
     }
 }
 
-fn on_message(signature: &[u8], body: &[u8], peer: SocketAddr, shared: &Shared) {
+/// Publishes one message; true when it was validly signed (the peer holds the secret).
+fn on_message(signature: &[u8], body: &[u8], peer: SocketAddr, shared: &Shared) -> bool {
     let Ok(signature) = std::str::from_utf8(signature) else {
-        return refuse(
+        refuse(
             &shared.stats,
             peer,
             "malformed",
             "signature frame is not UTF-8",
         );
+        return false;
     };
     match ingest(&shared.verifier, &shared.publisher, Some(signature), body) {
         Ok(_) => {
             shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("switchboard_ingest_accepted_total", "transport" => "zmq")
                 .increment(1);
+            true
         }
-        Err(refusal) => refuse(&shared.stats, peer, refusal.which(), &refusal.to_string()),
+        Err(refusal) => {
+            refuse(&shared.stats, peer, refusal.which(), &refusal.to_string());
+            false
+        }
     }
 }
 
