@@ -6,8 +6,6 @@
 //! Every scenario is a plain async function taking an options struct, so the `switchboard-bench` binary
 //! and the integration tests run the same code. The generator talks only to `127.0.0.x` addresses.
 
-#![warn(missing_docs)]
-
 pub mod client;
 pub mod clock;
 pub mod counter;

@@ -20,7 +20,6 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
 // With every transport feature off the crate still builds (events, tickets, signing) but cannot send:
 // the sending path is then unreachable and its pieces unused.
 #![cfg_attr(

@@ -4,8 +4,6 @@
 //! Loading is strict: unknown keys, bad addresses and bad URI patterns are errors that name the file and
 //! line. Every key can be overridden from the environment as `SWITCHBOARD__SECTION__KEY`.
 
-#![warn(missing_docs)]
-
 mod default;
 mod env;
 mod error;

@@ -67,14 +67,14 @@ pub struct Plan {
 type Call<'a> = Pin<Box<dyn Future<Output = Tally> + Send + 'a>>;
 
 /// The benchmark event `sequence` on `topic`, stamped now.
-pub fn stamped(topic: &str, sequence: u64, padding: &str) -> Event {
+pub(super) fn stamped(topic: &str, sequence: u64, padding: &str) -> Event {
     Event::new(topic).with_args(vec![json!(sequence), json!(now_ns()), json!(padding)])
 }
 
 /// Emits `plan.events` events on `topic` through `emitter` and returns the tally. Each call is polled
 /// once as soon as it is made, which puts its events in the emitter's buffer, so events leave in
 /// sequence order whatever the window; at most `plan.window` calls are in flight.
-pub async fn emit_all(emitter: &Emitter, topic: &str, padding: &str, plan: Plan) -> Tally {
+pub(super) async fn emit_all(emitter: &Emitter, topic: &str, padding: &str, plan: Plan) -> Tally {
     let mut tally = Tally::default();
     let mut inflight: VecDeque<Call<'_>> = VecDeque::with_capacity(plan.window);
     let per_call = plan.batch.unwrap_or(1).max(1) as u64;

@@ -26,14 +26,29 @@ pub const SLOW_CONSUMER: &str = "switchboard.error.slow_consumer";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Closing {
     /// Send ABORT with this reason URI and message (protocol violations, refused HELLO, slow consumer).
-    Abort { reason: String, message: String },
+    Abort {
+        /// The ABORT's reason URI.
+        reason: String,
+        /// Details.message: what went wrong, for a human.
+        message: String,
+    },
     /// Send GOODBYE with this reason and wait briefly for the peer's GOODBYE (shutdown, kick).
-    Goodbye { reason: String, message: String },
+    Goodbye {
+        /// The GOODBYE's reason URI.
+        reason: String,
+        /// Details.message.
+        message: String,
+    },
     /// Close the socket without a WAMP message (the session already ended cleanly).
     Silent,
     /// The peer broke the transport's protocol: close with this WebSocket close code and reason, no
     /// WAMP message.
-    Failed { code: u16, reason: String },
+    Failed {
+        /// The WebSocket close code (RFC 6455 section 7.4.1).
+        code: u16,
+        /// The close frame's reason text.
+        reason: String,
+    },
 }
 
 /// The bounds of one session's outbound queue (`[gateway] outbound_queue_bytes`, `outbound_queue`,

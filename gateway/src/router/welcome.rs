@@ -33,7 +33,7 @@ fn features(names: &[&str]) -> Value {
 }
 
 /// WELCOME.Details for a session that joined `realm` as `authid` with `authrole` via `authmethod`.
-pub fn details(realm: &str, authid: &str, authrole: &str, authmethod: &str) -> Dict {
+pub(super) fn details(realm: &str, authid: &str, authrole: &str, authmethod: &str) -> Dict {
     let value = json!({
         "realm": realm,
         "authid": authid,

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// A connection to the gateway with a 10 s read timeout.
-pub fn connect(port: u16) -> TcpStream {
+pub(crate) fn connect(port: u16) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -17,7 +17,7 @@ pub fn connect(port: u16) -> TcpStream {
 }
 
 /// GET `path` on a fresh connection; returns (status, raw header block, body).
-pub fn get_full(port: u16, path: &str) -> (u16, String, String) {
+pub(crate) fn get_full(port: u16, path: &str) -> (u16, String, String) {
     let mut stream = connect(port);
     let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).expect("request sent");
@@ -33,14 +33,14 @@ pub fn get_full(port: u16, path: &str) -> (u16, String, String) {
 }
 
 /// GET `path` on a fresh connection; returns (status, body).
-pub fn get(port: u16, path: &str) -> (u16, String) {
+pub(crate) fn get(port: u16, path: &str) -> (u16, String) {
     let (status, _, body) = get_full(port, path);
     (status, body)
 }
 
 /// The value of the sample `series` (name with its labels, as rendered: `name{reason="x"}`) in a
 /// Prometheus text exposition.
-pub fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
@@ -54,13 +54,13 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
 
 /// Scrapes `/metrics` until `series` satisfies `wanted`, for up to 10 s; panics with the last value
 /// otherwise.
-pub fn wait_for_sample(port: u16, series: &str, wanted: impl Fn(f64) -> bool) -> f64 {
+pub(crate) fn wait_for_sample(port: u16, series: &str, wanted: impl Fn(f64) -> bool) -> f64 {
     wait_for_sample_when_busy(port, series, wanted).0
 }
 
 /// [`wait_for_sample`] on a gateway at its `max_connections`: a scrape refused with 503 is retried.
 /// Returns the value and how many scrapes were refused before it was read.
-pub fn wait_for_sample_when_busy(
+pub(crate) fn wait_for_sample_when_busy(
     port: u16,
     series: &str,
     wanted: impl Fn(f64) -> bool,

@@ -14,10 +14,10 @@ use tokio::net::TcpStream;
 use crate::support::{RawClient, OPEN_REALM};
 
 /// The secret every ingestion test gateway is configured with.
-pub const SECRET: &str = "ingest-test-secret";
+pub(crate) const SECRET: &str = "ingest-test-secret";
 
 /// The current time in unix seconds, as signatures carry it.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
@@ -26,7 +26,7 @@ pub fn unix_now() -> u64 {
 
 /// Config text (after `[gateway]`) enabling JSON-RPC ingestion on `port` (0: the OS chooses; the
 /// gateway's ready file says which), with the open realm.
-pub fn jsonrpc_config(port: u16) -> String {
+pub(crate) fn jsonrpc_config(port: u16) -> String {
     format!(
         "[security]\nsecret = \"{SECRET}\"\nmax_skew_s = 300\n[ingest.jsonrpc]\nlisten = \"127.0.0.1:{port}\"\n{OPEN_REALM}"
     )
@@ -34,13 +34,13 @@ pub fn jsonrpc_config(port: u16) -> String {
 
 /// An HTTP answer: status and JSON body (Null when the body was not JSON).
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub body: Value,
 }
 
 /// POSTs `body` to the JSON-RPC endpoint with `headers`; one connection per request.
-pub async fn post(port: u16, body: &[u8], headers: &[(&str, String)]) -> Answer {
+pub(crate) async fn post(port: u16, body: &[u8], headers: &[(&str, String)]) -> Answer {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("JSON-RPC port answers");
@@ -98,14 +98,14 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// A JSON-RPC client signing every request with [`SECRET`].
-pub struct Rpc {
+pub(crate) struct Rpc {
     pub port: u16,
     signer: Signer,
     next_id: u64,
 }
 
 impl Rpc {
-    pub fn new(port: u16) -> Rpc {
+    pub(crate) fn new(port: u16) -> Rpc {
         Rpc {
             port,
             signer: Signer::new(SECRET),
@@ -114,19 +114,19 @@ impl Rpc {
     }
 
     /// A JSON-RPC request object for `method` with `params`.
-    pub fn request(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn request(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
     }
 
     /// Sends raw bytes signed correctly.
-    pub async fn send_signed(&self, body: &[u8]) -> Answer {
+    pub(crate) async fn send_signed(&self, body: &[u8]) -> Answer {
         let signature = self.signer.sign(body);
         post(self.port, body, &[("X-Switchboard-Signature", signature)]).await
     }
 
     /// Calls `method` with a valid signature; returns the whole response object.
-    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) async fn call(&mut self, method: &str, params: Value) -> Value {
         let body = self.request(method, params).to_string();
         let answer = self.send_signed(body.as_bytes()).await;
         assert_eq!(answer.status, 200, "HTTP status for {method}: {answer:?}");
@@ -134,7 +134,7 @@ impl Rpc {
     }
 
     /// Calls `method` and returns its result, failing on an error response.
-    pub async fn result(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) async fn result(&mut self, method: &str, params: Value) -> Value {
         let response = self.call(method, params).await;
         assert!(
             response.get("error").is_none(),
@@ -145,7 +145,7 @@ impl Rpc {
 }
 
 /// A joined WAMP session that knows its authid.
-pub struct Subscriber {
+pub(crate) struct Subscriber {
     pub client: RawClient,
     pub session: u64,
     pub authid: String,
@@ -153,7 +153,7 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub async fn join(url: &str) -> Subscriber {
+    pub(crate) async fn join(url: &str) -> Subscriber {
         let mut client = RawClient::connect(url, "wamp.2.json").await;
         client
             .send(json!([1, "realm1", {"roles": {"subscriber": {}}}]))
@@ -172,7 +172,7 @@ impl Subscriber {
     }
 
     /// Subscribes to `topic` (exact) and waits for SUBSCRIBED.
-    pub async fn subscribe(&mut self, topic: &str) -> u64 {
+    pub(crate) async fn subscribe(&mut self, topic: &str) -> u64 {
         self.next_request += 1;
         self.client
             .send(json!([32, self.next_request, {}, topic]))
@@ -183,7 +183,7 @@ impl Subscriber {
     }
 
     /// The next EVENT: `[36, subscription, publication, details, args?, kwargs?]`.
-    pub async fn event(&mut self) -> Value {
+    pub(crate) async fn event(&mut self) -> Value {
         let event = self.client.recv().await.expect("an EVENT within 10 s");
         assert_eq!(event[0], 36, "expected EVENT, got {event}");
         event
@@ -192,24 +192,24 @@ impl Subscriber {
 
 /// Config text (after `[gateway]`) enabling ZeroMQ ingestion on `port` (and JSON-RPC on `rpc_port`); 0
 /// lets the OS choose.
-pub fn zmq_config(port: u16, rpc_port: u16) -> String {
+pub(crate) fn zmq_config(port: u16, rpc_port: u16) -> String {
     format!(
         "[security]\nsecret = \"{SECRET}\"\n[ingest.jsonrpc]\nlisten = \"127.0.0.1:{rpc_port}\"\n[ingest.zmq]\nendpoint = \"tcp://127.0.0.1:{port}\"\n{OPEN_REALM}"
     )
 }
 
 /// The RabbitMQ every AMQP test uses (DESIGN.md: 127.0.0.1:5672, guest/guest).
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub(crate) const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Config text enabling AMQP ingestion with test-specific exchange and queue names.
-pub fn amqp_config(exchange: &str, queue: &str) -> String {
+pub(crate) fn amqp_config(exchange: &str, queue: &str) -> String {
     format!(
         "[security]\nsecret = \"{SECRET}\"\n[ingest.amqp]\nurl = \"{AMQP_URL}\"\nexchange = \"{exchange}\"\nqueue = \"{queue}\"\n{OPEN_REALM}"
     )
 }
 
 /// Exchange and queue names no other test run uses.
-pub fn amqp_names(test: &str) -> (String, String) {
+pub(crate) fn amqp_names(test: &str) -> (String, String) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A gateway process that is killed when dropped.
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub child: Child,
     /// The HTTP (WebSocket) port.
     pub port: u16,
@@ -28,7 +28,7 @@ pub struct Gateway {
 }
 
 /// A directory removed when dropped.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -45,7 +45,7 @@ fn unique_dir() -> PathBuf {
 
 /// Waits (up to 20 s) for the gateway to write its ready file and returns the file's JSON; panics with
 /// the gateway's log if it exits first.
-pub fn wait_ready(child: &mut Child, ready: &Path, log: &Path) -> Value {
+pub(crate) fn wait_ready(child: &mut Child, ready: &Path, log: &Path) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(text) = std::fs::read_to_string(ready) {
@@ -66,7 +66,7 @@ pub fn wait_ready(child: &mut Child, ready: &Path, log: &Path) -> Value {
 }
 
 /// The port of a `HOST:PORT` or `tcp://HOST:PORT` address.
-pub fn port_of(address: &str) -> u16 {
+pub(crate) fn port_of(address: &str) -> u16 {
     address
         .rsplit_once(':')
         .and_then(|(_, port)| port.parse().ok())
@@ -74,7 +74,7 @@ pub fn port_of(address: &str) -> u16 {
 }
 
 /// The `[[realms]]` part every test config uses unless it brings its own.
-pub const OPEN_REALM: &str = r#"
+pub(crate) const OPEN_REALM: &str = r#"
 [[realms]]
 name = "realm1"
 anonymous_role = "anonymous"
@@ -86,7 +86,7 @@ permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish
 impl Gateway {
     /// Starts the gateway with `[gateway]` extra lines and `realms` TOML (which may enable ingestion, on
     /// port 0 or a given one), listening on a port the OS chooses, and waits for its ready file.
-    pub fn start(gateway_extra: &str, realms: &str) -> Gateway {
+    pub(crate) fn start(gateway_extra: &str, realms: &str) -> Gateway {
         let dir = unique_dir();
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("switchboard.toml");
@@ -119,7 +119,7 @@ impl Gateway {
     }
 
     /// The JSON-RPC ingestion port (the gateway must have `[ingest.jsonrpc]`).
-    pub fn jsonrpc_port(&self) -> u16 {
+    pub(crate) fn jsonrpc_port(&self) -> u16 {
         port_of(
             self.ready["jsonrpc"]
                 .as_str()
@@ -128,7 +128,7 @@ impl Gateway {
     }
 
     /// The ZeroMQ ingestion port (the gateway must have `[ingest.zmq]`).
-    pub fn zmq_port(&self) -> u16 {
+    pub(crate) fn zmq_port(&self) -> u16 {
         port_of(
             self.ready["zmq"]
                 .as_str()
@@ -137,7 +137,7 @@ impl Gateway {
     }
 
     /// Status code of GET /healthz, or None when nothing answers.
-    pub fn healthz(&self) -> Option<u16> {
+    pub(crate) fn healthz(&self) -> Option<u16> {
         use std::io::Read;
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -150,11 +150,11 @@ impl Gateway {
     }
 
     /// Whether the gateway's log (stderr) mentions `text` so far.
-    pub fn log_contains(&self, text: &str) -> bool {
+    pub(crate) fn log_contains(&self, text: &str) -> bool {
         std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(text))
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("ws://127.0.0.1:{}/ws", self.port)
     }
 }
@@ -166,15 +166,15 @@ impl Drop for Gateway {
     }
 }
 
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A raw WAMP-over-WebSocket client speaking JSON.
-pub struct RawClient {
+pub(crate) struct RawClient {
     pub socket: Socket,
 }
 
 impl RawClient {
-    pub async fn connect(url: &str, subprotocol: &str) -> RawClient {
+    pub(crate) async fn connect(url: &str, subprotocol: &str) -> RawClient {
         let mut request = url.into_client_request().expect("request");
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
@@ -186,7 +186,7 @@ impl RawClient {
         RawClient { socket }
     }
 
-    pub async fn joined(url: &str) -> (RawClient, u64) {
+    pub(crate) async fn joined(url: &str) -> (RawClient, u64) {
         let mut client = RawClient::connect(url, "wamp.2.json").await;
         client
             .send(serde_json::json!([1, "realm1", {"roles": {"subscriber": {}, "publisher": {}}}]))
@@ -197,19 +197,19 @@ impl RawClient {
         (client, session)
     }
 
-    pub async fn send(&mut self, message: Value) {
+    pub(crate) async fn send(&mut self, message: Value) {
         self.socket
             .send(WsMessage::text(message.to_string()))
             .await
             .expect("send");
     }
 
-    pub async fn send_raw(&mut self, frame: WsMessage) {
+    pub(crate) async fn send_raw(&mut self, frame: WsMessage) {
         let _ = self.socket.send(frame).await;
     }
 
     /// The next WAMP message (JSON), or None when the connection closed; gives up after 10 s.
-    pub async fn recv(&mut self) -> Option<Value> {
+    pub(crate) async fn recv(&mut self) -> Option<Value> {
         loop {
             let next = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
                 .await
@@ -224,7 +224,7 @@ impl RawClient {
     }
 
     /// Reads until the connection closes, returning the messages seen.
-    pub async fn recv_until_closed(&mut self) -> Vec<Value> {
+    pub(crate) async fn recv_until_closed(&mut self) -> Vec<Value> {
         let mut seen = Vec::new();
         while let Some(message) = self.recv().await {
             seen.push(message);
@@ -244,7 +244,7 @@ fn rmpv_to_json(bytes: &[u8]) -> Option<Value> {
 }
 
 /// Asserts `message` is ABORT with `reason` and a message containing `fragment`.
-pub fn assert_abort(message: Option<&Value>, reason: &str, fragment: &str) {
+pub(crate) fn assert_abort(message: Option<&Value>, reason: &str, fragment: &str) {
     let message =
         message.unwrap_or_else(|| panic!("expected ABORT {reason}, connection closed without it"));
     let mut shown = message.to_string();

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How old a connection that never sent a signed message must be before a newcomer may displace it
 /// (time for a real emitter to connect and send its first event).
-pub const EVICTABLE_AFTER: Duration = Duration::from_secs(2);
+pub(super) const EVICTABLE_AFTER: Duration = Duration::from_secs(2);
 /// How long a newcomer waits for the displaced connection to give its slot back.
 const HANDOVER: Duration = Duration::from_secs(1);
 
