@@ -9,7 +9,7 @@ use std::time::Instant;
 use switchboard_wire::Event;
 
 use super::dedup::RecentKeys;
-use crate::router::broker::{Audience, Publication};
+use crate::router::publish::Outgoing;
 use crate::router::{Realm, Router};
 use crate::wamp::ids::random_id;
 use crate::wamp::{Dict, Id, Payload};
@@ -98,24 +98,22 @@ impl Publisher {
             keys.insert(&realm.name, key, id, now);
         }
         let options: Dict = event.options.to_dict();
-        let audience = Audience::from_options(&options, None);
         let payload = Payload::from_parts(event.args.clone(), event.kwargs.clone());
-        let publication = Publication {
+        let fanout = realm.publish(Outgoing {
             id,
             topic: &event.topic,
             payload: &payload,
-            publisher_details: Dict::new(),
-            audience: &audience,
-        };
-        let fanout = realm.broker().publish(&publication);
+            options: &options,
+            publisher: None,
+        });
         tracing::debug!(
             realm = %realm.name,
             topic = %event.topic,
-            publication = publication.id,
+            publication = id,
             delivered = fanout.delivered,
             dropped = fanout.dropped,
             "ingested event published"
         );
-        Ok(publication.id)
+        Ok(id)
     }
 }

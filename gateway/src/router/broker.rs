@@ -85,7 +85,7 @@ impl RoleDecisions {
 
 /// Who may receive an event, from PUBLISH options (black/white listing) and publisher exclusion.
 #[derive(Debug, Default, Clone)]
-pub struct Audience {
+pub(crate) struct Audience {
     /// The publisher's session, excluded when `exclude_me` is true (the default).
     pub exclude_session: Option<Id>,
     /// `exclude`: session ids never to receive it.
@@ -105,7 +105,7 @@ pub struct Audience {
 impl Audience {
     /// Reads the black/white-listing keys of WAMP PUBLISH options (also the ingestion event's options);
     /// `exclude_session` is the publisher when it asked to be excluded.
-    pub fn from_options(publish_options: &Dict, exclude_session: Option<Id>) -> Self {
+    pub(crate) fn from_options(publish_options: &Dict, exclude_session: Option<Id>) -> Self {
         Audience {
             exclude_session,
             exclude: options::ids(publish_options, "exclude").unwrap_or_default(),
@@ -140,7 +140,7 @@ impl Audience {
 
 /// An event on its way to subscribers.
 #[derive(Debug)]
-pub struct Publication<'a> {
+pub(crate) struct Publication<'a> {
     /// The publication id (random, global scope).
     pub id: Id,
     /// The concrete topic.
@@ -260,7 +260,7 @@ impl Broker {
     }
 
     /// Delivers an event to every matching, admitted subscriber whose role may subscribe to its topic.
-    pub fn publish(&self, publication: &Publication<'_>) -> Fanout {
+    pub(crate) fn publish(&self, publication: &Publication<'_>) -> Fanout {
         let mut fanout = Fanout::default();
         let mut roles = RoleDecisions::default();
         if let Some(id) = self.exact.get(publication.topic) {

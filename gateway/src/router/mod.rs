@@ -7,6 +7,7 @@ mod coverage;
 pub mod dealer;
 pub mod outbox;
 pub mod peer;
+pub mod publish;
 pub mod realm;
 pub mod session;
 mod welcome;

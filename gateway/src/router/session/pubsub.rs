@@ -1,10 +1,9 @@
 //! SUBSCRIBE, UNSUBSCRIBE and PUBLISH for a joined session.
 
-use serde_json::Value;
 use switchboard_config::MatchPolicy;
 
 use super::super::authorize::Action;
-use super::super::broker::{Audience, Publication};
+use super::super::publish::Outgoing;
 use super::Session;
 use crate::wamp::{code, options, Dict, Id, Message, Payload};
 
@@ -103,25 +102,14 @@ impl Session {
         }
         let Some(joined) = self.joined() else { return };
         let peer = &joined.peer;
-        let exclude_me = options::flag(publish_options, "exclude_me", true);
-        let audience = Audience::from_options(publish_options, exclude_me.then_some(peer.id));
-        let mut publisher_details = Dict::new();
-        if options::flag(publish_options, "disclose_me", false) {
-            publisher_details.insert("publisher".into(), Value::from(peer.id));
-            publisher_details.insert("publisher_authid".into(), Value::from(peer.authid.clone()));
-            publisher_details.insert(
-                "publisher_authrole".into(),
-                Value::from(peer.authrole.clone()),
-            );
-        }
-        let publication = Publication {
-            id: crate::wamp::ids::random_id(),
+        let id = crate::wamp::ids::random_id();
+        let fanout = joined.realm.publish(Outgoing {
+            id,
             topic,
             payload: &payload,
-            publisher_details,
-            audience: &audience,
-        };
-        let fanout = joined.realm.broker().publish(&publication);
+            options: publish_options,
+            publisher: Some(peer),
+        });
         tracing::trace!(
             session = peer.id,
             topic,
@@ -132,7 +120,7 @@ impl Session {
         if acknowledge {
             self.send(&Message::Published {
                 request,
-                publication: publication.id,
+                publication: id,
             });
         }
     }
