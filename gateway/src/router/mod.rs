@@ -1,6 +1,7 @@
 //! The router: realms, sessions, the broker and the dealer. It sees typed WAMP messages and outboxes,
 //! never sockets: transports feed it through [`session::Session`].
 
+pub mod admin;
 pub mod authorize;
 pub mod broker;
 mod coverage;

@@ -2,8 +2,6 @@
 //! app needs: `session_count`, `sessions`, `kick`, `subscribers`. Every call must carry a valid
 //! signature; every refusal is logged as a warning and answered with a precise error.
 
-use std::sync::Arc;
-
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::{Extensions, RpcModule};
 use serde_json::{json, Map, Value};
@@ -13,7 +11,7 @@ use switchboard_wire::{Event, SignatureError};
 use super::errors::{invalid_event, invalid_params, signature, unpublishable};
 use super::signature::SignatureCheck;
 use crate::ingest::publish::{PublishError, Publisher};
-use crate::router::Realm;
+use crate::router::admin::UnknownRealm;
 use crate::throttle;
 
 /// Every method this server answers (also used to log calls to unknown methods).
@@ -225,28 +223,16 @@ fn required<'a>(fields: &'a Map<String, Value>, key: &str) -> Result<&'a str, Er
     text(fields, key)?.ok_or_else(|| invalid_params(key, "missing"))
 }
 
-/// The realm named by the optional `realm` param, or every realm.
-fn realms(
-    publisher: &Publisher,
-    fields: &Map<String, Value>,
-) -> Result<Vec<Arc<Realm>>, ErrorObjectOwned> {
-    match text(fields, "realm")? {
-        Some(name) => publisher
-            .router()
-            .realm(name)
-            .map(|realm| vec![Arc::clone(realm)])
-            .ok_or_else(|| invalid_params("realm", &format!("no realm named {name:?}"))),
-        None => Ok(publisher.router().realms().cloned().collect()),
-    }
+/// A management call's realm error as `-32602` on the `realm` param.
+fn no_realm(error: UnknownRealm) -> ErrorObjectOwned {
+    invalid_params("realm", &error.to_string())
 }
 
 /// `session_count({"realm"?}) -> n`: joined sessions in the realm, or in all realms.
 fn session_count(params: &Params<'_>, publisher: &Publisher) -> Answer {
     let fields = fields(params, &["realm"])?;
-    let count: usize = realms(publisher, &fields)?
-        .iter()
-        .map(|realm| realm.session_count())
-        .sum();
+    let realm = text(&fields, "realm")?;
+    let count = publisher.router().count_sessions(realm).map_err(no_realm)?;
     Ok(json!(count))
 }
 
@@ -254,17 +240,15 @@ fn session_count(params: &Params<'_>, publisher: &Publisher) -> Answer {
 fn sessions(params: &Params<'_>, publisher: &Publisher) -> Answer {
     let fields = fields(params, &["authid", "realm"])?;
     let authid = required(&fields, "authid")?;
-    let mut list = Vec::new();
-    for realm in realms(publisher, &fields)? {
-        for peer in realm.peers_by_authid(authid) {
-            list.push(json!({
-                "session": peer.id,
-                "authid": peer.authid,
-                "authrole": peer.authrole,
-                "realm": realm.name,
-            }));
-        }
-    }
+    let realm = text(&fields, "realm")?;
+    let list = publisher
+        .router()
+        .sessions_of(authid, realm)
+        .map_err(no_realm)?;
+    let list = list
+        .into_iter()
+        .map(|s| json!({"session": s.session, "authid": s.authid, "authrole": s.authrole, "realm": s.realm}))
+        .collect();
     Ok(Value::Array(list))
 }
 
@@ -276,10 +260,11 @@ fn kick(params: &Params<'_>, publisher: &Publisher) -> Answer {
     let reason = text(&fields, "reason")?.unwrap_or(DEFAULT_KICK_REASON);
     uri::validate(reason, MatchPolicy::Exact).map_err(|r| invalid_params("reason", &r))?;
     let message = text(&fields, "message")?.unwrap_or("closed by the web app");
-    let kicked: usize = realms(publisher, &fields)?
-        .iter()
-        .map(|realm| realm.kick(authid, reason, message))
-        .sum();
+    let realm = text(&fields, "realm")?;
+    let kicked = publisher
+        .router()
+        .kick(authid, reason, message, realm)
+        .map_err(no_realm)?;
     tracing::info!(authid, reason, kicked, "sessions kicked");
     Ok(json!({"kicked": kicked}))
 }
@@ -290,9 +275,10 @@ fn subscribers(params: &Params<'_>, publisher: &Publisher) -> Answer {
     let fields = fields(params, &["topic", "realm"])?;
     let topic = required(&fields, "topic")?;
     uri::validate(topic, MatchPolicy::Exact).map_err(|r| invalid_params("topic", &r))?;
-    let mut sessions = Vec::new();
-    for realm in realms(publisher, &fields)? {
-        sessions.extend(realm.broker().subscriber_sessions(topic));
-    }
+    let realm = text(&fields, "realm")?;
+    let sessions = publisher
+        .router()
+        .subscribers_of(topic, realm)
+        .map_err(no_realm)?;
     Ok(json!({"count": sessions.len(), "sessions": sessions}))
 }
