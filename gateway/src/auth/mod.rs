@@ -16,7 +16,7 @@ use serde_json::Value;
 use switchboard_config::RealmConfig;
 use switchboard_wire::TicketKey;
 
-use crate::router::Refusal;
+use crate::wamp::Refusal;
 use crate::wamp::{Dict, Id};
 
 /// ABORT reason of a failed ticket or WAMP-CRA authentication.
@@ -25,7 +25,7 @@ pub const AUTHENTICATION_FAILED: &str = "wamp.error.authentication_failed";
 pub const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
 /// ABORT reason when none of the client's authmethods is available.
 pub const NO_AUTH_METHOD: &str = "wamp.error.no_auth_method";
-const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
+use crate::wamp::refusal::PROTOCOL_VIOLATION;
 
 /// Who an authenticated session is.
 #[derive(Debug, Clone, PartialEq, Eq)]

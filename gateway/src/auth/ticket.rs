@@ -5,7 +5,7 @@
 use switchboard_wire::{TicketError, TicketKey};
 
 use super::{failed, Identity, RealmAuth, NOT_AUTHORIZED};
-use crate::router::Refusal;
+use crate::wamp::Refusal;
 
 /// A ticket challenge sent; waiting for the ticket.
 #[derive(Debug)]

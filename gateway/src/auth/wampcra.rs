@@ -16,7 +16,7 @@ use sha2::Sha256;
 use switchboard_config::UserConfig;
 
 use super::{failed, Identity};
-use crate::router::Refusal;
+use crate::wamp::Refusal;
 use crate::wamp::{Dict, Id};
 
 type HmacSha256 = hmac::Hmac<Sha256>;

@@ -20,28 +20,10 @@ use std::time::Duration;
 use switchboard_config::Config;
 use switchboard_wire::TicketKey;
 
+pub use crate::wamp::Refusal;
 pub use outbox::{Closing, Outbox, OutboxReceiver, QueueLimits};
 pub use realm::Realm;
 pub use session::Session;
-
-/// A refused request: the WAMP error URI and a message for the peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// `wamp.error.*` or `switchboard.error.*`.
-    pub uri: &'static str,
-    /// What went wrong, for a human.
-    pub message: String,
-}
-
-impl Refusal {
-    /// A refusal with its URI and message.
-    pub fn new(uri: &'static str, message: impl Into<String>) -> Self {
-        Refusal {
-            uri,
-            message: message.into(),
-        }
-    }
-}
 
 /// Per-session limits from `[gateway]`: what keeps one peer from hurting the others.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,6 @@
 //! One client session's protocol state machine: HELLO (then CHALLENGE/AUTHENTICATE when authenticating,
 //! see [`crate::auth`]) and WELCOME, then requests routed to the broker and dealer, until GOODBYE, ABORT or
-//! the transport goes away. Transports hand it raw frames; it answers
+//! the transport goes away. Transports hand it decoded messages; it answers
 //! through the session's outbox and never blocks.
 
 mod pubsub;
@@ -20,7 +20,7 @@ use crate::auth::{self, HelloOutcome, Identity, Pending};
 use crate::wamp::ids::{random_id, IdSequence};
 use crate::wamp::{code, Dict, Id, Message};
 
-const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
+use crate::wamp::refusal::PROTOCOL_VIOLATION;
 
 /// A joined session's own bookkeeping (only this session touches it, so no lock).
 struct Joined {
@@ -85,25 +85,6 @@ impl Session {
         }
     }
 
-    /// Handles one frame from the peer. Oversized or malformed frames abort the session with the reason.
-    pub fn on_frame(&mut self, bytes: &[u8]) {
-        if self.outbox.is_closing() {
-            return;
-        }
-        let limit = self.router.limits.max_message_bytes;
-        if bytes.len() > limit {
-            let message = format!(
-                "message of {} bytes exceeds the limit of {limit} bytes",
-                bytes.len()
-            );
-            return self.abort("wamp.error.payload_size_exceeded", message);
-        }
-        match self.outbox.serializer().decode(bytes) {
-            Ok(message) => self.on_message(message),
-            Err(reason) => self.abort(PROTOCOL_VIOLATION, reason),
-        }
-    }
-
     /// Tells a joined client the gateway is going away (GOODBYE `wamp.close.system_shutdown`).
     pub fn shutdown(&mut self) {
         if self.is_joined() {
@@ -148,8 +129,12 @@ impl Session {
         self.outbox.send_message(message);
     }
 
-    /// Handles one decoded message.
+    /// Handles one decoded message (the transport checked its size and decoded it, see
+    /// `transport/inbound.rs`). Nothing is handled once the session is closing.
     pub fn on_message(&mut self, message: Message) {
+        if self.outbox.is_closing() {
+            return;
+        }
         if !self.is_joined() {
             return self.on_message_before_join(message);
         }

@@ -4,6 +4,7 @@
 
 pub mod accept;
 pub mod http;
+pub mod inbound;
 pub mod static_js;
 pub mod upgrade;
 pub mod websocket;

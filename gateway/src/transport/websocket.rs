@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::inbound;
 use super::upgrade::Socket;
 
 use crate::router::outbox::{FrameReceiver, Progress};
@@ -118,8 +119,8 @@ pub async fn serve(
         let backed_up = outbox.is_backed_up();
         tokio::select! {
             frame = stream.next(), if !backed_up => match frame {
-                Some(Ok(WsMessage::Text(text))) => session.on_frame(text.as_bytes()),
-                Some(Ok(WsMessage::Binary(bytes))) => session.on_frame(&bytes),
+                Some(Ok(WsMessage::Text(text))) => on_frame(&mut session, serializer, text.as_bytes(), limits.max_message_bytes),
+                Some(Ok(WsMessage::Binary(bytes))) => on_frame(&mut session, serializer, &bytes, limits.max_message_bytes),
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
                 Some(Ok(WsMessage::Close(_))) | None => break,
                 Some(Err(error)) => {
@@ -136,7 +137,7 @@ pub async fn serve(
                         "session not established (HELLO, then AUTHENTICATE if challenged) within {} ms",
                         limits.hello_timeout.as_millis()
                     );
-                    session.abort("wamp.error.protocol_violation", message);
+                    session.abort(crate::wamp::refusal::PROTOCOL_VIOLATION, message);
                 } else if !outbox.check_stalled() && Instant::now() >= next_check {
                     outbox.check_progress(&mut progress);
                     next_check = Instant::now() + slow;
@@ -184,6 +185,14 @@ async fn finish(
             let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut socket)).await;
         }
         Some(Err(_)) | None => {}
+    }
+}
+
+/// One frame from the peer: decoded for the session, or refused with ABORT.
+fn on_frame(session: &mut Session, serializer: Serializer, bytes: &[u8], max_message_bytes: usize) {
+    match inbound::decode(serializer, bytes, max_message_bytes) {
+        Ok(message) => session.on_message(message),
+        Err(refusal) => session.abort(refusal.uri, refusal.message),
     }
 }
 

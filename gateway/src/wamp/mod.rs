@@ -10,6 +10,8 @@ pub mod ids;
 pub mod message;
 mod msgpack;
 pub mod options;
+pub mod refusal;
 
 pub use codec::{Frame, Serializer};
 pub use message::{code, Dict, Id, Message, Payload};
+pub use refusal::Refusal;

@@ -16,6 +16,7 @@ struct Client {
     session: Session,
     receiver: OutboxReceiver,
     serializer: Serializer,
+    max_message_bytes: usize,
 }
 
 fn router_with(config: Config) -> Arc<Router> {
@@ -34,6 +35,7 @@ impl Client {
             session,
             receiver,
             serializer,
+            max_message_bytes: router.limits.max_message_bytes,
         }
     }
 
@@ -49,8 +51,16 @@ impl Client {
         }
     }
 
+    /// A frame as the transport hands it on: size check and decoding, then the session.
+    fn feed(&mut self, bytes: &[u8]) {
+        match crate::transport::inbound::decode(self.serializer, bytes, self.max_message_bytes) {
+            Ok(message) => self.session.on_message(message),
+            Err(refusal) => self.session.abort(refusal.uri, refusal.message),
+        }
+    }
+
     fn send(&mut self, message: Value) {
-        self.session.on_frame(message.to_string().as_bytes());
+        self.feed(message.to_string().as_bytes());
     }
 
     fn next(&mut self) -> Option<Message> {
@@ -107,7 +117,7 @@ fn welcome_announces_roles_and_a_session_id_in_range() {
         },
         Err(e) => panic!("{e}"),
     };
-    client.session.on_frame(&bytes);
+    client.feed(&bytes);
     match client.next() {
         Some(Message::Welcome { session, details }) => {
             assert!((1..=1u64 << 53).contains(&session));
@@ -137,7 +147,7 @@ fn anything_before_hello_is_a_protocol_violation() {
 fn unparseable_and_misshapen_frames_abort_with_the_reason() {
     let router = router();
     let mut client = Client::joined(&router);
-    client.session.on_frame(b"{not json");
+    client.feed(b"{not json");
     client.expect_abort("wamp.error.protocol_violation", "not valid JSON");
 
     let mut client = Client::joined(&router);
