@@ -108,11 +108,6 @@ impl Router {
             .and_then(|name| self.realm(name))
     }
 
-    /// Number of joined sessions across realms.
-    pub fn session_count(&self) -> usize {
-        self.realms.values().map(|r| r.session_count()).sum()
-    }
-
     /// Every realm (for management calls that span realms).
     pub fn realms(&self) -> impl Iterator<Item = &Arc<Realm>> {
         self.realms.values()

@@ -314,7 +314,7 @@ fn unsubscribe_and_leaving_stop_delivery() {
     );
     publisher.send(json!([16, 2, {}, "t.y"]));
     assert_eq!(subscriber.next(), None);
-    assert_eq!(router.session_count(), 1);
+    assert_eq!(router.count_sessions(None), Ok(1));
 }
 
 #[test]
