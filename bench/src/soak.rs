@@ -256,11 +256,23 @@ async fn read_until(connection: &mut Connection, until: Instant) -> (u64, bool) 
     }
 }
 
+/// Runs `connecting` until the run's deadline; `None` when the run ended first, which is not a failure
+/// of the gateway (a connection begun just before the end cannot finish).
+async fn before<T>(
+    deadline: Instant,
+    connecting: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> Option<anyhow::Result<T>> {
+    timeout_at(deadline.into(), connecting).await.ok()
+}
+
 /// A subscriber that reads everything until the deadline, reconnecting if dropped.
 async fn steady(target: &Target, options: &SoakOptions, deadline: Instant, counters: &Counters) {
     while Instant::now() < deadline {
         let opened = subscribed(target, options.serializer, None, &options.topic, None);
-        let Ok(Ok(mut connection)) = timeout_at(deadline.into(), opened).await else {
+        let Some(opened) = before(deadline, opened).await else {
+            break;
+        };
+        let Ok(mut connection) = opened else {
             counters.subscriber_drops.fetch_add(1, Relaxed);
             tokio::time::sleep(RETRY).await;
             continue;
@@ -288,7 +300,10 @@ async fn churn(
     while Instant::now() < deadline {
         cycle += 1;
         let opened = subscribed(target, options.serializer, None, &options.topic, None);
-        let Ok(Ok(mut connection)) = timeout_at(deadline.into(), opened).await else {
+        let Some(opened) = before(deadline, opened).await else {
+            break;
+        };
+        let Ok(mut connection) = opened else {
             counters.churn_failures.fetch_add(1, Relaxed);
             tokio::time::sleep(RETRY).await;
             continue;
@@ -321,8 +336,10 @@ async fn stalled(target: &Target, options: &SoakOptions) -> anyhow::Result<Conne
 /// closed it (reading what is left, for at most two seconds), then a new one takes its place.
 async fn stall(target: &Target, options: &SoakOptions, deadline: Instant, counters: &Counters) {
     while Instant::now() < deadline {
-        let Ok(Ok(mut connection)) = timeout_at(deadline.into(), stalled(target, options)).await
-        else {
+        let Some(opened) = before(deadline, stalled(target, options)).await else {
+            break;
+        };
+        let Ok(mut connection) = opened else {
             counters.stalled_failures.fetch_add(1, Relaxed);
             tokio::time::sleep(RETRY).await;
             continue;
