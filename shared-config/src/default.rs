@@ -6,8 +6,8 @@ use crate::env::process_env_vars;
 use crate::error::ConfigError;
 use crate::load::EMBEDDED_ORIGIN;
 use crate::{
-    Allow, Config, EmitterConfig, GatewayConfig, IngestConfig, JsonRpcConfig, MatchPolicy,
-    Permission, RealmConfig, RoleConfig, SecurityConfig, ZmqConfig,
+    Allow, Config, EmitterConfig, GatewayConfig, HistoryConfig, IngestConfig, JsonRpcConfig,
+    MatchPolicy, Permission, RealmConfig, RoleConfig, SecurityConfig, ZmqConfig,
 };
 
 /// Name of the realm of the embedded default.
@@ -57,6 +57,15 @@ impl Config {
                     permissions: vec![allow_everything, no_model_events],
                 }],
                 users: Vec::new(),
+                // Model events keep their recent history, so that a page that reconnects recovers
+                // what it missed.
+                history: vec![HistoryConfig {
+                    uri: "models.".to_string(),
+                    match_policy: MatchPolicy::Prefix,
+                    limit: HistoryConfig::DEFAULT_LIMIT,
+                    ttl_s: HistoryConfig::DEFAULT_TTL_S,
+                }],
+                models: Vec::new(),
             }],
             cluster: None,
         }

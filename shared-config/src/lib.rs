@@ -90,6 +90,9 @@ pub struct GatewayConfig {
     /// How long shutdown waits for sessions to say GOODBYE and connections to close before the process
     /// exits anyway, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Most bytes of stored events (history and retained events together) per realm; past it the oldest
+    /// stored events are evicted first, and recovery from before them answers `history_gap`.
+    pub history_max_bytes: usize,
 }
 
 impl Default for GatewayConfig {
@@ -109,6 +112,7 @@ impl Default for GatewayConfig {
             header_timeout_ms: 10_000,
             max_connections: 10_000,
             shutdown_grace_ms: 3_000,
+            history_max_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -248,6 +252,73 @@ pub struct RealmConfig {
     /// Static WAMP-CRA users.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// Topics whose recent events are kept for recovery (`wamp.subscription.get_events`).
+    #[serde(default)]
+    pub history: Vec<HistoryConfig>,
+    /// Model views: the latest row per pk of a model, kept from its model events
+    /// (`switchboard.model.rows`).
+    #[serde(default)]
+    pub models: Vec<ModelViewConfig>,
+}
+
+/// `[[realms.history]]`: which topics keep their recent events, how many and for how long. A topic
+/// matched by several entries uses the most specific one (exact, then the longest pattern).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// The topic or topic pattern.
+    pub uri: String,
+    /// How `uri` matches.
+    #[serde(rename = "match", default)]
+    pub match_policy: MatchPolicy,
+    /// Most events kept per topic (the newest).
+    #[serde(default = "HistoryConfig::default_limit")]
+    pub limit: usize,
+    /// Longest time an event is kept, in seconds.
+    #[serde(default = "HistoryConfig::default_ttl_s")]
+    pub ttl_s: u64,
+}
+
+impl HistoryConfig {
+    /// Events kept per topic when `limit` is not given.
+    pub const DEFAULT_LIMIT: usize = 1000;
+    /// Seconds an event is kept when `ttl_s` is not given.
+    pub const DEFAULT_TTL_S: u64 = 3600;
+    /// Most events per topic a config may ask for.
+    pub const MAX_LIMIT: usize = 1_000_000;
+
+    fn default_limit() -> usize {
+        Self::DEFAULT_LIMIT
+    }
+
+    fn default_ttl_s() -> u64 {
+        Self::DEFAULT_TTL_S
+    }
+}
+
+/// `[[realms.models]]`: a model view, the latest row per pk of model `name` (e.g. `shop.order`) kept from
+/// the model events on its topic, so that a page can load its first rows from the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelViewConfig {
+    /// The model name as model events carry it (`app.model`); its topic is the emitter's model prefix
+    /// (`models.`) followed by it.
+    pub name: String,
+    /// Most rows kept; a created row past it is refused from the view (counted and logged) until
+    /// rows are deleted or the view is resynced.
+    #[serde(default = "ModelViewConfig::default_max_rows")]
+    pub max_rows: usize,
+}
+
+impl ModelViewConfig {
+    /// Rows kept when `max_rows` is not given.
+    pub const DEFAULT_MAX_ROWS: usize = 10_000;
+    /// Most rows a config may ask for.
+    pub const MAX_ROWS: usize = 1_000_000;
+
+    fn default_max_rows() -> usize {
+        Self::DEFAULT_MAX_ROWS
+    }
 }
 
 /// `[[realms.roles]]`.

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+mod live;
+
 use crate::error::{ConfigError, KeyPath};
 use crate::{uri, Config, IngestConfig, MatchPolicy, RealmConfig};
 
@@ -75,7 +77,7 @@ impl Config {
             ));
         }
         let g = &self.gateway;
-        let at_least: [(&str, usize, usize); 7] = [
+        let at_least: [(&str, usize, usize); 8] = [
             ("outbound_queue", g.outbound_queue, 1),
             (
                 "outbound_queue_bytes",
@@ -87,6 +89,7 @@ impl Config {
             ("max_pending_requests", g.max_pending_requests, 1),
             ("max_sessions_per_authid", g.max_sessions_per_authid, 1),
             ("max_uri_bytes", g.max_uri_bytes, 16),
+            ("history_max_bytes", g.history_max_bytes, 64 * 1024),
         ];
         for (key, value, minimum) in at_least {
             if value < minimum {
@@ -311,7 +314,7 @@ fn check_realm(realm: &RealmConfig, path: &KeyPath) -> Option<Problem> {
             ));
         }
     }
-    None
+    live::check(realm, path)
 }
 
 #[cfg(test)]

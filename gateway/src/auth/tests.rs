@@ -24,6 +24,8 @@ fn realm(anonymous: bool) -> RealmAuth {
             iterations: None,
             keylen: None,
         }],
+        history: vec![],
+        models: vec![],
     })
 }
 
