@@ -99,3 +99,26 @@ impl Router {
         Ok(sessions)
     }
 }
+
+impl Router {
+    /// The newest stored publication of `topic` in `realm` (or the default realm): the position a page
+    /// rendered now recovers from with `get_events`. `None` when the topic has nothing in history.
+    pub fn last_publication(
+        &self,
+        topic: &str,
+        realm: Option<&str>,
+    ) -> Result<Option<Id>, UnknownRealm> {
+        let realm = match realm {
+            Some(name) => self
+                .realm(name)
+                .ok_or_else(|| UnknownRealm(name.to_string()))?,
+            None => match self.default_realm() {
+                Some(realm) => realm,
+                None => return Ok(None),
+            },
+        };
+        Ok(realm
+            .stored()
+            .last_publication(topic, std::time::Instant::now()))
+    }
+}

@@ -118,6 +118,17 @@ impl Audience {
         }
     }
 
+    /// Does the publisher restrict who receives the event (black or white lists)? Such an event is private
+    /// and never stored (the WAMP rule for history and retention).
+    pub(crate) fn is_private(&self) -> bool {
+        !self.exclude.is_empty()
+            || self.eligible.is_some()
+            || !self.exclude_authid.is_empty()
+            || self.eligible_authid.is_some()
+            || !self.exclude_authrole.is_empty()
+            || self.eligible_authrole.is_some()
+    }
+
     fn admits(&self, peer: &Peer) -> bool {
         self.exclude_session != Some(peer.id)
             && !self.exclude.contains(&peer.id)
@@ -224,6 +235,13 @@ impl Broker {
             }
         }
         removed
+    }
+
+    /// The topic (or pattern) and match policy of subscription `id`.
+    pub fn describe(&self, id: Id) -> Option<(String, MatchPolicy)> {
+        self.subscriptions
+            .get(&id)
+            .map(|s| (s.topic.clone(), s.policy))
     }
 
     /// Number of sessions subscribed to subscription `id`.

@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod broker;
 mod coverage;
 pub mod dealer;
+pub(crate) mod history;
 pub mod outbox;
 pub mod peer;
 pub mod publish;
@@ -69,7 +70,10 @@ impl Router {
             realms: config
                 .realms
                 .iter()
-                .map(|r| (r.name.clone(), Arc::new(Realm::from_config(r))))
+                .map(|r| {
+                    let realm = Realm::from_config(r, gateway.history_max_bytes);
+                    (r.name.clone(), Arc::new(realm))
+                })
                 .collect(),
             default_realm: config.realms.first().map(|r| r.name.clone()),
             // An unreadable secret_file was already reported by whoever resolved the secret to start.

@@ -3,6 +3,8 @@
 //! options are read here once, the same way for both: black/white listing, publisher exclusion and
 //! disclosure. History, retention, filters and the cluster's event log hook in at this one place.
 
+use std::time::Instant;
+
 use serde_json::Value;
 
 use super::broker::{Audience, Fanout, Publication};
@@ -36,6 +38,7 @@ impl Realm {
             .filter(|_| options::flag(event.options, "exclude_me", true))
             .map(|peer| peer.id);
         let audience = Audience::from_options(event.options, excluded);
+        self.store(&event, &audience);
         let mut publisher_details = Dict::new();
         if let Some(peer) = publisher.filter(|_| options::flag(event.options, "disclose_me", false))
         {
@@ -54,5 +57,27 @@ impl Realm {
             audience: &audience,
         };
         self.broker().publish(&publication)
+    }
+
+    /// Keeps the event in history (when its topic has an entry) and as the topic's retained event (when
+    /// published with `retain: true`), unless it is private. Stored before it is delivered, so that a
+    /// subscriber that recovers right after receiving it finds it in history.
+    fn store(&self, event: &Outgoing<'_>, audience: &Audience) {
+        let retain = options::flag(event.options, "retain", false);
+        if (!retain && self.history_rules().keep(event.topic).is_none()) || audience.is_private() {
+            return;
+        }
+        let (evicted, bytes) = {
+            let mut stored = self.stored();
+            let evicted =
+                stored.record(event.id, event.topic, event.payload, retain, Instant::now());
+            (evicted, stored.bytes())
+        };
+        metrics::gauge!("switchboard_history_bytes", "realm" => self.name.clone())
+            .set(bytes as f64);
+        if evicted.for_memory > 0 {
+            metrics::counter!("switchboard_history_evicted_total", "reason" => "memory")
+                .increment(evicted.for_memory as u64);
+        }
     }
 }

@@ -9,6 +9,7 @@ use switchboard_config::RealmConfig;
 use super::authorize::Grants;
 use super::broker::Broker;
 use super::dealer::Dealer;
+use super::history::{Rules, Store};
 use super::outbox::Closing;
 use super::peer::Peer;
 use super::{Refusal, LIMIT_EXCEEDED};
@@ -32,6 +33,10 @@ pub struct Realm {
     sessions: RwLock<Sessions>,
     broker: RwLock<Broker>,
     dealer: Mutex<Dealer>,
+    /// Which topics keep history (also inside `stored`: read here without taking its lock).
+    history_rules: Rules,
+    /// History and retained events.
+    stored: Mutex<Store>,
 }
 
 /// The joined sessions, and how many each authid has (for `max_sessions_per_authid`).
@@ -54,8 +59,9 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl Realm {
-    /// Builds a realm from its configuration.
-    pub fn from_config(config: &RealmConfig) -> Self {
+    /// Builds a realm from its configuration; `history_max_bytes` bounds its stored events.
+    pub fn from_config(config: &RealmConfig, history_max_bytes: usize) -> Self {
+        let history_rules = Rules::from_config(&config.history);
         Realm {
             name: config.name.clone(),
             anonymous_role: config.anonymous_role.clone(),
@@ -69,6 +75,8 @@ impl Realm {
             sessions: RwLock::default(),
             broker: RwLock::default(),
             dealer: Mutex::default(),
+            stored: Mutex::new(Store::new(history_rules.clone(), history_max_bytes)),
+            history_rules,
         }
     }
 
@@ -197,6 +205,16 @@ impl Realm {
     /// Exclusive access to the broker, for subscription changes.
     pub fn broker_mut(&self) -> RwLockWriteGuard<'_, Broker> {
         write(&self.broker)
+    }
+
+    /// Which topics keep history.
+    pub(crate) fn history_rules(&self) -> &Rules {
+        &self.history_rules
+    }
+
+    /// Exclusive access to the stored events (history and retained).
+    pub(crate) fn stored(&self) -> MutexGuard<'_, Store> {
+        self.stored.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Exclusive access to the dealer.

@@ -5,6 +5,7 @@
 
 mod pubsub;
 mod rpc;
+mod stored;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The JSON-RPC methods (DESIGN.md section 5): `publish`, `publish_batch`, and the management calls a web
-//! app needs: `session_count`, `sessions`, `kick`, `subscribers`. Every call must carry a valid
+//! app needs: `session_count`, `sessions`, `kick`, `subscribers`, `last_publication`. Every call must carry a valid
 //! signature; every refusal is logged as a warning and answered with a precise error.
 
 use jsonrpsee::types::{ErrorObjectOwned, Params};
@@ -15,13 +15,14 @@ use crate::router::admin::UnknownRealm;
 use crate::throttle;
 
 /// Every method this server answers (also used to log calls to unknown methods).
-pub const METHODS: [&str; 6] = [
+pub const METHODS: [&str; 7] = [
     "publish",
     "publish_batch",
     "session_count",
     "sessions",
     "kick",
     "subscribers",
+    "last_publication",
 ];
 
 /// Most events one `publish_batch` call may carry.
@@ -38,13 +39,14 @@ pub fn module(
     publisher: Publisher,
 ) -> Result<RpcModule<Publisher>, jsonrpsee::core::RegisterMethodError> {
     let mut module = RpcModule::new(publisher);
-    let methods: [(&'static str, Method); 6] = [
+    let methods: [(&'static str, Method); 7] = [
         ("publish", publish),
         ("publish_batch", publish_batch),
         ("session_count", session_count),
         ("sessions", sessions),
         ("kick", kick),
         ("subscribers", subscribers),
+        ("last_publication", last_publication),
     ];
     for (name, method) in methods {
         module.register_method(name, move |params, publisher, extensions| {
@@ -281,4 +283,18 @@ fn subscribers(params: &Params<'_>, publisher: &Publisher) -> Answer {
         .subscribers_of(topic, realm)
         .map_err(no_realm)?;
     Ok(json!({"count": sessions.len(), "sessions": sessions}))
+}
+
+/// `last_publication({"topic", "realm"?}) -> {"publication": id | null}`: the newest stored publication
+/// of a topic. A web app reads it, then its database, and renders both: the page recovers from there.
+fn last_publication(params: &Params<'_>, publisher: &Publisher) -> Answer {
+    let fields = fields(params, &["topic", "realm"])?;
+    let topic = required(&fields, "topic")?;
+    uri::validate(topic, MatchPolicy::Exact).map_err(|r| invalid_params("topic", &r))?;
+    let realm = text(&fields, "realm")?;
+    let publication = publisher
+        .router()
+        .last_publication(topic, realm)
+        .map_err(no_realm)?;
+    Ok(json!({"publication": publication}))
 }

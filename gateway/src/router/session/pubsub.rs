@@ -58,6 +58,9 @@ impl Session {
             request,
             subscription,
         });
+        if options::flag(subscribe_options, "get_retained", false) {
+            self.send_retained(subscription, &topic, policy, coverage);
+        }
     }
 
     pub(super) fn unsubscribe(&mut self, request: Id, subscription: Id) {

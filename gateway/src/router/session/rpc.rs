@@ -73,6 +73,9 @@ impl Session {
         procedure: &str,
         payload: Payload,
     ) {
+        if procedure == super::stored::GET_EVENTS {
+            return self.get_events(request, &payload);
+        }
         if let Err(refusal) = self.check(Action::Call, procedure, MatchPolicy::Exact) {
             return self.refuse(code::CALL, request, refusal);
         }

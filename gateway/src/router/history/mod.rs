@@ -1,0 +1,306 @@
+//! Stored events of a realm: the recent history of the topics `[[realms.history]]` names (for recovery,
+//! `wamp.subscription.get_events`) and each topic's retained event (`retain: true`). One store per realm,
+//! bounded by `[gateway] history_max_bytes`: past it the oldest stored events are evicted first. Every
+//! eviction is remembered per topic, so a recovery that would skip an evicted event is refused as a gap
+//! instead of answered with a partial list.
+
+mod query;
+mod retained;
+mod rules;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+
+pub(crate) use query::{Gap, Query};
+pub(crate) use rules::Rules;
+
+use crate::wamp::{Id, Payload};
+use retained::Retained;
+use rules::Keep;
+
+/// One stored event: what `get_events` answers with and `get_retained` delivers.
+#[derive(Debug)]
+pub(crate) struct StoredEvent {
+    /// Realm-wide order of storing: publication ids are random, this is what "after" means.
+    pub seq: u64,
+    /// The publication id.
+    pub id: Id,
+    /// The concrete topic.
+    pub topic: Arc<str>,
+    /// Arguments as published.
+    pub payload: Payload,
+    /// When it was published (the `timestamp` of `get_events`).
+    pub published: SystemTime,
+    /// When it was stored, for `ttl_s`.
+    stored: Instant,
+    /// What it counts against `history_max_bytes`.
+    bytes: usize,
+}
+
+/// Bytes an event costs beyond its payload and topic: the event's own fields, its slots in the topic's
+/// queue, in the realm-wide order and in the publication index (measured: see BENCHMARKS.md).
+const EVENT_OVERHEAD: usize = 200;
+
+/// Bytes a topic's log costs when empty (its map entry and bookkeeping).
+const TOPIC_OVERHEAD: usize = 96;
+
+/// The stored events of one topic, oldest first.
+#[derive(Debug)]
+struct TopicLog {
+    events: VecDeque<Arc<StoredEvent>>,
+    keep: Keep,
+    /// `seq` of the newest event evicted from this topic (0: none): recovering from any earlier position
+    /// would skip it.
+    evicted_upto: u64,
+}
+
+/// A realm's stored events.
+#[derive(Debug)]
+pub(crate) struct Store {
+    rules: Rules,
+    max_bytes: usize,
+    bytes: usize,
+    next_seq: u64,
+    topics: HashMap<Arc<str>, TopicLog>,
+    /// Every stored history event's position, by publication id.
+    index: HashMap<Id, (u64, Arc<str>)>,
+    /// History events in storing order (with entries left behind by per-topic eviction, skipped and
+    /// compacted away), for evicting the oldest first.
+    order: VecDeque<(u64, Arc<str>)>,
+    /// The newest `evicted_upto` of topic logs dropped altogether (when memory ran short): a recovery
+    /// from before it may have missed their events.
+    forgotten_upto: u64,
+    retained: Retained,
+}
+
+/// Counts of evictions, for `/metrics` (by the caller, outside the lock).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Evicted {
+    /// Events evicted because memory (`history_max_bytes`) ran short.
+    pub for_memory: usize,
+}
+
+/// The JSON size of a payload, counted without building the text.
+fn payload_bytes(payload: &Payload) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    let counted = match payload {
+        Payload::Empty => Ok(()),
+        Payload::Args(args) => serde_json::to_writer(&mut counter, args),
+        Payload::ArgsKwargs(args, kwargs) => serde_json::to_writer(&mut counter, args)
+            .and_then(|()| serde_json::to_writer(&mut counter, kwargs)),
+        Payload::Transparent(value) => {
+            value.serialize(&mut serde_json::Serializer::new(&mut counter))
+        }
+    };
+    counted.map_or(0, |()| counter.0)
+}
+
+impl Store {
+    /// An empty store with the realm's history entries and the memory bound.
+    pub(crate) fn new(rules: Rules, max_bytes: usize) -> Self {
+        Store {
+            rules,
+            max_bytes,
+            bytes: 0,
+            next_seq: 1,
+            topics: HashMap::new(),
+            index: HashMap::new(),
+            order: VecDeque::new(),
+            forgotten_upto: 0,
+            retained: Retained::default(),
+        }
+    }
+
+    /// Bytes counted against `history_max_bytes` now.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Stores an event: in its topic's history when an entry names the topic, and as the topic's
+    /// retained event when `retain` is set. Returns what had to be evicted to make room.
+    pub(crate) fn record(
+        &mut self,
+        id: Id,
+        topic: &str,
+        payload: &Payload,
+        retain: bool,
+        now: Instant,
+    ) -> Evicted {
+        let keep = self.rules.keep(topic);
+        if keep.is_none() && !retain {
+            return Evicted::default();
+        }
+        let topic: Arc<str> = match self.topics.get_key_value(topic) {
+            Some((name, _)) => Arc::clone(name),
+            None => Arc::from(topic),
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let event = Arc::new(StoredEvent {
+            seq,
+            id,
+            topic: Arc::clone(&topic),
+            payload: payload.clone(),
+            published: SystemTime::now(),
+            stored: now,
+            bytes: payload_bytes(payload) + topic.len() + EVENT_OVERHEAD,
+        });
+        if retain {
+            self.bytes += event.bytes;
+            if let Some(replaced) = self.retained.set(Arc::clone(&event)) {
+                self.bytes -= replaced.bytes;
+            }
+        }
+        if let Some(keep) = keep {
+            self.append(topic, event, keep, now);
+        }
+        self.expire_oldest(now);
+        self.fit()
+    }
+
+    /// Gives back the memory of expired events on topics nobody publishes to any more, a few at a time:
+    /// every store looks at the realm's oldest stored events (reads skip expired events anyway).
+    fn expire_oldest(&mut self, now: Instant) {
+        for _ in 0..4 {
+            let Some((seq, topic)) = self.order.front() else {
+                return;
+            };
+            let Some(log) = self.topics.get_mut(topic) else {
+                self.order.pop_front();
+                continue;
+            };
+            match log.events.front() {
+                Some(oldest) if oldest.seq == *seq => {
+                    if !log.front_expired(now) {
+                        return;
+                    }
+                    self.bytes -= log.evict_front(&mut self.index);
+                }
+                // Left behind by per-topic eviction.
+                _ => {}
+            }
+            self.order.pop_front();
+        }
+    }
+
+    fn append(&mut self, topic: Arc<str>, event: Arc<StoredEvent>, keep: Keep, now: Instant) {
+        let log = self.topics.entry(Arc::clone(&topic)).or_insert_with(|| {
+            self.bytes += topic.len() + TOPIC_OVERHEAD;
+            TopicLog {
+                events: VecDeque::new(),
+                keep,
+                evicted_upto: 0,
+            }
+        });
+        self.bytes += event.bytes;
+        self.index.insert(event.id, (event.seq, Arc::clone(&topic)));
+        self.order.push_back((event.seq, topic));
+        log.events.push_back(event);
+        while log.events.len() > log.keep.limit {
+            self.bytes -= log.evict_front(&mut self.index);
+        }
+        log.expire(now, &mut self.index, &mut self.bytes);
+        // Entries of `order` left behind by per-topic eviction are skipped when they reach the front;
+        // compact them away before they outnumber the live ones. A topic's log only loses events at its
+        // front, so an entry is live while its seq is not older than the log's oldest event.
+        if self.order.len() > 2 * self.index.len() + 64 {
+            let topics = &self.topics;
+            self.order.retain(|(seq, topic)| {
+                topics
+                    .get(topic)
+                    .and_then(|log| log.events.front())
+                    .is_some_and(|oldest| oldest.seq <= *seq)
+            });
+        }
+    }
+
+    /// Evicts the oldest stored events until the store fits `max_bytes`.
+    fn fit(&mut self) -> Evicted {
+        let mut evicted = Evicted::default();
+        while self.bytes > self.max_bytes {
+            if let Some((seq, topic)) = self.order.pop_front() {
+                let Some(log) = self.topics.get_mut(&topic) else {
+                    continue;
+                };
+                if log.events.front().is_some_and(|e| e.seq == seq) {
+                    self.bytes -= log.evict_front(&mut self.index);
+                    evicted.for_memory += 1;
+                }
+                continue;
+            }
+            if let Some(old) = self.retained.evict_oldest() {
+                self.bytes -= old.bytes;
+                evicted.for_memory += 1;
+                continue;
+            }
+            // Only empty topic logs are left: forget them, remembering that they had evictions.
+            let Some(topic) = self.topics.keys().next().cloned() else {
+                break;
+            };
+            if let Some(log) = self.topics.remove(&topic) {
+                self.forgotten_upto = self.forgotten_upto.max(log.evicted_upto);
+                self.bytes -= topic.len() + TOPIC_OVERHEAD;
+            }
+        }
+        evicted
+    }
+
+    /// Drops events older than their topic's `ttl_s` (before answering a recovery).
+    pub(crate) fn expire(&mut self, now: Instant) {
+        for log in self.topics.values_mut() {
+            log.expire(now, &mut self.index, &mut self.bytes);
+        }
+    }
+
+    /// The publication id of the newest stored event of `topic` (JSON-RPC `last_publication`): the
+    /// position a page rendered now recovers from.
+    pub(crate) fn last_publication(&mut self, topic: &str, now: Instant) -> Option<Id> {
+        let log = self.topics.get_mut(topic)?;
+        log.expire(now, &mut self.index, &mut self.bytes);
+        log.events.back().map(|event| event.id)
+    }
+}
+
+impl TopicLog {
+    fn front_expired(&self, now: Instant) -> bool {
+        self.events
+            .front()
+            .is_some_and(|event| now.saturating_duration_since(event.stored) > self.keep.ttl)
+    }
+
+    /// Evicts the oldest event, remembering it was evicted; returns the bytes freed.
+    fn evict_front(&mut self, index: &mut HashMap<Id, (u64, Arc<str>)>) -> usize {
+        let Some(old) = self.events.pop_front() else {
+            return 0;
+        };
+        self.evicted_upto = old.seq;
+        index.remove(&old.id);
+        old.bytes
+    }
+
+    fn expire(
+        &mut self,
+        now: Instant,
+        index: &mut HashMap<Id, (u64, Arc<str>)>,
+        bytes: &mut usize,
+    ) {
+        while self.front_expired(now) {
+            *bytes -= self.evict_front(index);
+        }
+    }
+}

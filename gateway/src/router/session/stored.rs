@@ -1,0 +1,212 @@
+//! What a session reads back from its realm's stored events: `wamp.subscription.get_events` (recovery,
+//! answered by the router itself) and the retained events sent right after SUBSCRIBED (`get_retained`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use switchboard_config::MatchPolicy;
+
+use super::super::authorize::{Action, Coverage};
+use super::super::history::{Gap, Query, StoredEvent};
+use super::super::Refusal;
+use super::Session;
+use crate::wamp::message::MAX_ID;
+use crate::wamp::{code, Dict, Id, Message, Payload};
+
+/// The procedure that answers a subscription's stored events (the WAMP advanced profile's event history).
+pub(crate) const GET_EVENTS: &str = "wamp.subscription.get_events";
+
+/// ERROR when stored events cannot answer a recovery completely.
+pub(crate) const HISTORY_GAP: &str = "switchboard.error.history_gap";
+
+/// ERROR when the subscription's topics keep no history at all.
+pub(crate) const NO_HISTORY: &str = "switchboard.error.no_history";
+
+/// Events answered by one `get_events` when the caller names no limit.
+pub(crate) const DEFAULT_LIMIT: u64 = 1000;
+
+/// Most events one `get_events` may ask for (page with `after_publication` for more).
+pub(crate) const MAX_LIMIT: u64 = 10_000;
+
+/// `get_events`' arguments, checked.
+struct Asked {
+    subscription: Id,
+    limit: usize,
+    after: Option<Id>,
+    reverse: bool,
+}
+
+fn invalid(message: String) -> Refusal {
+    Refusal::new("wamp.error.invalid_argument", message)
+}
+
+fn id_argument(name: &str, value: &Value) -> Result<Id, Refusal> {
+    value
+        .as_u64()
+        .filter(|id| (1..=MAX_ID).contains(id))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{name} must be an id (an integer from 1 to 2^53), got {value}"
+            ))
+        })
+}
+
+/// Reads `(subscription_id, limit?)` positionally (Crossbar's form) and `limit`, `after_publication`,
+/// `reverse` from the keyword arguments.
+fn asked(payload: &Payload) -> Result<Asked, Refusal> {
+    let empty = Dict::new();
+    let (args, kwargs): (&[Value], &Dict) = match payload {
+        Payload::Empty => (&[], &empty),
+        Payload::Args(args) => (args, &empty),
+        Payload::ArgsKwargs(args, kwargs) => (args, kwargs),
+        Payload::Transparent(_) => {
+            return Err(invalid(format!("{GET_EVENTS} takes plain arguments")))
+        }
+    };
+    let subscription = match args.first().or_else(|| kwargs.get("subscription")) {
+        Some(value) => id_argument("subscription", value)?,
+        None => return Err(invalid(format!("{GET_EVENTS}(subscription_id, limit=, after_publication=, reverse=): the subscription id is missing"))),
+    };
+    let limit = match args.get(1).or_else(|| kwargs.get("limit")) {
+        None | Some(Value::Null) => DEFAULT_LIMIT,
+        Some(value) => value
+            .as_u64()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "limit must be an integer from 1 to {MAX_LIMIT}, got {value}"
+                ))
+            })?,
+    };
+    let after = match kwargs.get("after_publication") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(id_argument("after_publication", value)?),
+    };
+    let reverse = match kwargs.get("reverse") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(reverse)) => *reverse,
+        Some(value) => {
+            return Err(invalid(format!(
+                "reverse must be true or false, got {value}"
+            )))
+        }
+    };
+    Ok(Asked {
+        subscription,
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        after,
+        reverse,
+    })
+}
+
+fn timestamp(event: &StoredEvent) -> String {
+    humantime::format_rfc3339_millis(event.published).to_string()
+}
+
+/// One stored event as `get_events` answers it: `{timestamp, subscription, publication, topic, args,
+/// kwargs}`.
+fn described(event: &StoredEvent, subscription: Id) -> Value {
+    let (args, kwargs) = match &event.payload {
+        Payload::Empty => (Value::Array(Vec::new()), Value::Object(Dict::new())),
+        Payload::Args(args) => (Value::Array(args.clone()), Value::Object(Dict::new())),
+        Payload::ArgsKwargs(args, kwargs) => {
+            (Value::Array(args.clone()), Value::Object(kwargs.clone()))
+        }
+        Payload::Transparent(value) => (json!([value]), Value::Object(Dict::new())),
+    };
+    json!({
+        "timestamp": timestamp(event),
+        "subscription": subscription,
+        "publication": event.id,
+        "topic": &*event.topic,
+        "args": args,
+        "kwargs": kwargs,
+    })
+}
+
+impl Session {
+    /// Answers `wamp.subscription.get_events` for one of this session's own subscriptions. No call
+    /// permission is needed: holding the subscription is the permission, and a pattern subscription only
+    /// reads the topics its role may subscribe to.
+    pub(super) fn get_events(&mut self, request: Id, payload: &Payload) {
+        let asked = match asked(payload) {
+            Ok(asked) => asked,
+            Err(refusal) => return self.refuse(code::CALL, request, refusal),
+        };
+        let Some(joined) = self.joined() else { return };
+        if !joined.subscriptions.contains(&asked.subscription) {
+            let refusal = Refusal::new(
+                "wamp.error.no_such_subscription",
+                format!("this session has no subscription {}", asked.subscription),
+            );
+            return self.refuse(code::CALL, request, refusal);
+        }
+        let Some((uri, policy)) = joined.realm.broker().describe(asked.subscription) else {
+            return;
+        };
+        let query = Query {
+            uri: &uri,
+            policy,
+            after: asked.after,
+            limit: asked.limit,
+            reverse: asked.reverse,
+        };
+        let peer = Arc::clone(&joined.peer);
+        let admit = |event: &StoredEvent| {
+            policy == MatchPolicy::Exact || peer.grants.allows(Action::Subscribe, &event.topic)
+        };
+        let found = joined.realm.stored().events(&query, Instant::now(), admit);
+        match found {
+            Ok(events) => {
+                let list = events
+                    .iter()
+                    .map(|e| described(e, asked.subscription))
+                    .collect();
+                self.send(&Message::Result {
+                    request,
+                    details: Dict::new(),
+                    payload: Payload::Args(vec![Value::Array(list)]),
+                });
+            }
+            Err(gap) => {
+                let uri = match gap {
+                    Gap::NoHistory(_) => NO_HISTORY,
+                    Gap::Unknown(_) | Gap::Evicted(_) => HISTORY_GAP,
+                };
+                self.refuse(code::CALL, request, Refusal::new(uri, gap.to_string()));
+            }
+        }
+    }
+
+    /// Sends the retained events of a new subscription's topics (SUBSCRIBE with `get_retained: true`),
+    /// each as an EVENT with details `retained: true`, oldest first.
+    pub(super) fn send_retained(
+        &self,
+        subscription: Id,
+        uri: &str,
+        policy: MatchPolicy,
+        coverage: Coverage,
+    ) {
+        let Some(joined) = self.joined() else { return };
+        let retained = joined.realm.stored().retained(uri, policy);
+        for event in retained {
+            if coverage != Coverage::All
+                && !joined.peer.grants.allows(Action::Subscribe, &event.topic)
+            {
+                continue;
+            }
+            let mut details = Dict::new();
+            details.insert("retained".into(), Value::Bool(true));
+            if policy != MatchPolicy::Exact {
+                details.insert("topic".into(), Value::String(event.topic.to_string()));
+            }
+            self.send(&Message::Event {
+                subscription,
+                publication: event.id,
+                details,
+                payload: event.payload.clone(),
+            });
+        }
+    }
+}
