@@ -8,7 +8,7 @@ const gw = useGateway();
 const T = { timeout: 10000 };
 
 const BROKER_FEATURES = ['pattern_based_subscription', 'publisher_exclusion', 'publisher_identification',
-  'subscriber_blackwhite_listing'];
+  'subscriber_blackwhite_listing', 'event_history', 'event_retention'];
 const DEALER_FEATURES = ['progressive_call_results', 'call_canceling', 'call_timeout', 'shared_registration'];
 
 forEachSerializer(test, 'WELCOME: negotiated serializer, anonymous role, announced features', T, async (t, ser) => {

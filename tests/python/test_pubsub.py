@@ -46,6 +46,8 @@ async def test_welcome_announces_roles_and_negotiates_serializer(url, serializer
             "publisher_exclusion",
             "publisher_identification",
             "subscriber_blackwhite_listing",
+            "event_history",
+            "event_retention",
         ):
             assert getattr(broker, feature) is True, f"broker feature {feature} not announced"
         for feature in ("progressive_call_results", "call_canceling", "call_timeout", "shared_registration"):

@@ -12,6 +12,8 @@ const BROKER_FEATURES: &[&str] = &[
     "publisher_exclusion",
     "publisher_identification",
     "subscriber_blackwhite_listing",
+    "event_history",
+    "event_retention",
 ];
 
 /// Features the dealer implements, announced as `roles.dealer.features`.
