@@ -2,7 +2,7 @@
 # The whole Switchboard test suite, from a fresh checkout: `tests/run.sh` (from any directory).
 #
 #   setup:  Python venv tests/.venv (from tests/requirements.txt), node deps in tests/js (npm ci),
-#           debug build of the gateway (cargo build -p switchboard-gateway)
+#           debug build of the gateway binary (cargo build -p switchboard)
 #   tests:  cargo test --workspace, pytest tests/python (Autobahn|Python), npm test in tests/js (Autobahn|JS),
 #           npm ci && npm test in js-client (switchboard.js against the gateway, and in headless Chromium)
 #
@@ -93,8 +93,8 @@ if [[ -f "$JS_DIR/package.json" ]]; then
     setup_js || die "node dependencies (npm ci in tests/js)"
 fi
 
-say "setup: cargo build -p switchboard-gateway (debug)"
-cargo build -p switchboard-gateway || die "cargo build -p switchboard-gateway"
+say "setup: cargo build -p switchboard (debug)"
+cargo build -p switchboard || die "cargo build -p switchboard"
 
 if [[ -z "${SWITCHBOARD_BIN:-}" ]]; then
     SWITCHBOARD_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/switchboard"

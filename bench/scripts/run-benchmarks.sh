@@ -31,7 +31,7 @@ mkdir -p "$OUT"
 if [ -n "${GATEWAY_BIN:-}" ]; then
     cargo build --release -p switchboard-bench
 else
-    cargo build --release -p switchboard-gateway -p switchboard-bench
+    cargo build --release -p switchboard -p switchboard-bench
 fi
 
 cat > "$OUT/bench.toml" <<TOML

@@ -50,7 +50,7 @@ fn start_gateway() -> Gateway {
     let binary = gateway_binary();
     assert!(
         binary.exists(),
-        "gateway binary {} is missing: build it first with `cargo build -p switchboard-gateway` \
+        "gateway binary {} is missing: build it first with `cargo build -p switchboard` \
          (or point SWITCHBOARD_BIN at one)",
         binary.display()
     );

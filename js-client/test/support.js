@@ -74,7 +74,7 @@ process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
  * `stop()` ends it (SIGTERM, expecting exit 0).
  */
 export async function startGateway({ gatewayKeys = '' } = {}) {
-  if (!fs.existsSync(BIN)) throw new Error(`gateway binary not found at ${BIN}: run cargo build -p switchboard-gateway`);
+  if (!fs.existsSync(BIN)) throw new Error(`gateway binary not found at ${BIN}: run cargo build -p switchboard`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-js-client-'));
   const gw = { dir, configPath: path.join(dir, 'switchboard.toml'), bin: BIN, log: [] };
   const readyPath = path.join(dir, 'ready.json');

@@ -207,7 +207,7 @@ async function startGateway({ readyTimeoutMs = 30000, extraConfig = '' } = {}) {
   }
   const bin = process.env.SWITCHBOARD_BIN || path.join(REPO, 'target', 'debug', 'switchboard');
   if (!fs.existsSync(bin)) {
-    throw new Error(`gateway binary not found at ${bin}: build it with \`cargo build -p switchboard-gateway\` ` +
+    throw new Error(`gateway binary not found at ${bin}: build it with \`cargo build -p switchboard\` ` +
       'or set SWITCHBOARD_BIN');
   }
   return spawnGateway(bin, readyTimeoutMs, extraConfig);

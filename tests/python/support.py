@@ -147,7 +147,7 @@ class Gateway:
         binary = gateway_binary()
         if not os.path.exists(binary):
             raise RuntimeError(
-                f"gateway binary not found at {binary}; run `cargo build -p switchboard-gateway` "
+                f"gateway binary not found at {binary}; run `cargo build -p switchboard` "
                 "or set SWITCHBOARD_BIN"
             )
         config = CONFIG_TEMPLATE.format(gateway_keys=self.gateway_keys.strip() + "\n")

@@ -357,7 +357,7 @@ fn rabbitmqctl(action: &str) {
 
 /// Restarts the RabbitMQ application under both the emitter and the gateway's consumer. Ignored by
 /// default because it interrupts every other user of the shared broker:
-/// `cargo test -p switchboard-gateway --test ingest_amqp -- --ignored`.
+/// `cargo test -p switchboard --test ingest_amqp -- --ignored`.
 #[tokio::test]
 #[ignore = "restarts the shared RabbitMQ; run with --ignored"]
 async fn emitter_and_consumer_ride_out_a_broker_restart() {

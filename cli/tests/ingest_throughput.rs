@@ -1,6 +1,6 @@
 //! Ingestion throughput, emitter to subscriber, for each transport (DESIGN.md section 10, issue 3's
 //! closing note). Ignored by default (it measures, it does not check behaviour); run with
-//! `cargo test -p switchboard-gateway --test ingest_throughput -- --ignored --nocapture`
+//! `cargo test -p switchboard --test ingest_throughput -- --ignored --nocapture`
 //! (add `--release` for numbers worth comparing).
 
 mod ingest_support;
