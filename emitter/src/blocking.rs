@@ -56,6 +56,13 @@ impl BlockingEmitter {
         self.runtime.block_on(self.emitter.emit_batch(events))
     }
 
+    /// The id of the newest publication the gateway stores for `topic`, blocking; see
+    /// [`Emitter::last_publication`] for why it exists (read it before querying the database) and
+    /// where it needs the gateway's JSON-RPC endpoint.
+    pub fn last_publication(&self, topic: &str) -> Result<Option<u64>, EmitError> {
+        self.runtime.block_on(self.emitter.last_publication(topic))
+    }
+
     /// Model-change events for `model` (`<app>.<model>`), blocking until confirmed:
     /// `emitter.model("shop.order").updated(42, &order, &["status"])`.
     pub fn model(&self, model: impl Into<String>) -> BlockingModel<'_> {
@@ -105,5 +112,19 @@ impl BlockingModel<'_> {
     pub fn deleted(&self, pk: impl Serialize) -> Result<Receipt, EmitError> {
         let model = self.handle.emitter.model(self.model.as_str());
         self.handle.block_on(model.deleted(pk))
+    }
+
+    /// Every row of the model, as `(pk, data)` pairs; see [`crate::ModelEmitter::sync`], including
+    /// its size limit (the whole sync must fit the gateway's `max_message_bytes`, 1 MiB by default).
+    pub fn sync<'a, P, D>(
+        &self,
+        rows: impl IntoIterator<Item = (P, &'a D)>,
+    ) -> Result<Receipt, EmitError>
+    where
+        P: Serialize,
+        D: Serialize + ?Sized + 'a,
+    {
+        let model = self.handle.emitter.model(self.model.as_str());
+        self.handle.block_on(model.sync(rows))
     }
 }

@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use serde::Serialize;
 use switchboard_config::{Config, EmitterTransport};
+use switchboard_wire::uri::{self, MatchPolicy};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::event::Event;
+use crate::event::{Event, EventError};
 use crate::model::{ModelChange, DEFAULT_MODEL_PREFIX};
 use crate::signing::Signer;
 use crate::ticket::TicketKey;
 #[cfg(feature = "amqp")]
 use crate::transport::amqp::AmqpTransport;
 #[cfg(feature = "jsonrpc")]
-use crate::transport::jsonrpc::JsonRpcTransport;
+use crate::transport::jsonrpc::{JsonRpcCalls, JsonRpcTransport};
 #[cfg(feature = "zmq")]
 use crate::transport::zmq::ZmqTransport;
 use crate::transport::{Receipt, Transport};
@@ -57,6 +58,7 @@ pub struct EmitterBuilder {
     timeout: Duration,
     model_prefix: String,
     auto_id: bool,
+    jsonrpc_endpoint: Option<String>,
 }
 
 impl Default for EmitterBuilder {
@@ -68,13 +70,16 @@ impl Default for EmitterBuilder {
             timeout: DEFAULT_TIMEOUT,
             model_prefix: DEFAULT_MODEL_PREFIX.to_string(),
             auto_id: true,
+            jsonrpc_endpoint: None,
         }
     }
 }
 
 impl EmitterBuilder {
     /// A builder set from the shared configuration: `[emitter].transport`, the address of that
-    /// transport's `[ingest.*]` section and the `[security]` secret.
+    /// transport's `[ingest.*]` section and the `[security]` secret. With another transport than
+    /// JSON-RPC, an `[ingest.jsonrpc]` section still gives the endpoint of
+    /// [`Emitter::last_publication`].
     pub fn from_config(config: &Config) -> Result<Self, EmitError> {
         let secret = config
             .security
@@ -112,7 +117,11 @@ impl EmitterBuilder {
                 }
             }
         };
-        Ok(EmitterBuilder::default().target(target).secret(secret))
+        let mut builder = EmitterBuilder::default().target(target).secret(secret);
+        if let Some(jsonrpc) = &config.ingest.jsonrpc {
+            builder = builder.jsonrpc_endpoint(format!("http://{}", jsonrpc.listen));
+        }
+        Ok(builder)
     }
 
     /// Sends to `target`.
@@ -143,6 +152,14 @@ impl EmitterBuilder {
             exchange: exchange.into(),
             queue: queue.into(),
         })
+    }
+
+    /// The gateway's JSON-RPC URL for calls other than publishing ([`Emitter::last_publication`]) when
+    /// events go over ZeroMQ or AMQP; with a JSON-RPC target, the target's URL serves and this is
+    /// ignored.
+    pub fn jsonrpc_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.jsonrpc_endpoint = Some(url.into());
+        self
     }
 
     /// Signs with `secret` (the gateway's `[security]` secret).
@@ -183,6 +200,21 @@ impl EmitterBuilder {
         let secret = self.secret.ok_or(EmitError::NoSecret)?;
         let signer = Signer::new(&secret);
         let tickets = TicketKey::new(&secret);
+        let jsonrpc_endpoint = match &self.target {
+            Some(Target::JsonRpc(url)) => Some(url.clone()),
+            _ => self.jsonrpc_endpoint,
+        };
+        #[cfg(feature = "jsonrpc")]
+        let calls = match jsonrpc_endpoint {
+            Some(url) => Some(Arc::new(JsonRpcCalls::new(
+                &url,
+                signer.clone(),
+                self.timeout,
+            )?)),
+            None => None,
+        };
+        #[cfg(not(feature = "jsonrpc"))]
+        let has_jsonrpc_endpoint = jsonrpc_endpoint.is_some();
         let transport = match self.target {
             #[cfg(feature = "jsonrpc")]
             Some(Target::JsonRpc(url)) => Transport::JsonRpc(JsonRpcTransport::new(&url, signer)?),
@@ -226,6 +258,10 @@ impl EmitterBuilder {
             model_prefix: Arc::from(self.model_prefix),
             auto_id: self.auto_id,
             tickets,
+            #[cfg(feature = "jsonrpc")]
+            calls,
+            #[cfg(not(feature = "jsonrpc"))]
+            has_jsonrpc_endpoint,
         })
     }
 }
@@ -252,6 +288,12 @@ pub struct Emitter {
     model_prefix: Arc<str>,
     auto_id: bool,
     tickets: TicketKey,
+    /// The gateway's JSON-RPC methods other than publishing, when an endpoint is known.
+    #[cfg(feature = "jsonrpc")]
+    calls: Option<Arc<JsonRpcCalls>>,
+    /// Whether an endpoint was given (this build cannot call it).
+    #[cfg(not(feature = "jsonrpc"))]
+    has_jsonrpc_endpoint: bool,
 }
 
 impl Emitter {
@@ -355,6 +397,43 @@ impl Emitter {
         Ok(self.tickets.mint(authid, roles, ttl)?)
     }
 
+    /// The id of the newest publication the gateway stores for `topic` (its history), or `None` when
+    /// it stores none: the signed JSON-RPC call `last_publication({"topic": topic})`, sent directly
+    /// (not buffered) and waiting at most the emitter's timeout.
+    ///
+    /// It exists so that a page can render rows and then follow them live without missing a change:
+    /// the web app reads this id *first*, then queries its database, and renders the rows together
+    /// with the id; the browser's live collection subscribes and recovers the events published after
+    /// that id. A change committed between the two reads is both in the rows and after the id, which
+    /// is harmless: model events are idempotent (applying one twice leaves the same rows).
+    ///
+    /// It needs the gateway's JSON-RPC ingestion endpoint: the target's URL with the jsonrpc
+    /// transport, otherwise `[ingest.jsonrpc]` of the configuration or
+    /// [`EmitterBuilder::jsonrpc_endpoint`]; without one it fails with
+    /// [`EmitError::NoJsonRpcEndpoint`]. A gateway that cannot be reached gives
+    /// [`EmitError::Unreachable`]; one refusing the call (say, a bad signature)
+    /// [`EmitError::Rejected`].
+    pub async fn last_publication(&self, topic: &str) -> Result<Option<u64>, EmitError> {
+        uri::validate(topic, MatchPolicy::Exact).map_err(|r| EventError::new("topic", r))?;
+        #[cfg(feature = "jsonrpc")]
+        {
+            let calls = self.calls.as_ref().ok_or(EmitError::NoJsonRpcEndpoint {
+                method: "last_publication",
+            })?;
+            calls.last_publication(topic).await
+        }
+        #[cfg(not(feature = "jsonrpc"))]
+        {
+            if self.has_jsonrpc_endpoint {
+                Err(not_built("jsonrpc"))
+            } else {
+                Err(EmitError::NoJsonRpcEndpoint {
+                    method: "last_publication",
+                })
+            }
+        }
+    }
+
     /// The topic prefix of model-change events.
     pub fn model_prefix(&self) -> &str {
         &self.model_prefix
@@ -441,6 +520,27 @@ impl ModelEmitter<'_> {
         self.emit(ModelChange::deleted(&self.model, pk)?).await
     }
 
+    /// Every row of the model, as `(pk, data)` pairs (`orders.iter().map(|o| (o.id, o))`): the gateway
+    /// replaces its view of the model with these rows and open pages resync. See
+    /// [`ModelChange::synced`] for the kwargs. The rows are serialized before this returns its future,
+    /// which therefore holds neither them nor the iterator.
+    ///
+    /// The sync is one event and must fit the gateway's `[gateway] max_message_bytes` (1 MiB by
+    /// default), kwargs and all. A larger one is refused by the gateway: over JSON-RPC as
+    /// [`EmitError::Rejected`], while over ZeroMQ and AMQP the receipt comes first and the gateway then
+    /// drops (AMQP: dead-letters) the event. Keep a synced model small enough, or raise the limit.
+    pub fn sync<'a, P, D>(
+        &self,
+        rows: impl IntoIterator<Item = (P, &'a D)>,
+    ) -> impl std::future::Future<Output = Result<Receipt, EmitError>> + '_
+    where
+        P: Serialize,
+        D: Serialize + ?Sized + 'a,
+    {
+        let change = ModelChange::synced(&self.model, rows);
+        async move { self.emit(change?).await }
+    }
+
     async fn emit(&self, change: ModelChange) -> Result<Receipt, EmitError> {
         let mut event = change.to_event(&self.emitter.model_prefix);
         event.options.eligible_authid = self.eligible_authid.clone();
@@ -451,6 +551,201 @@ impl ModelEmitter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signing::Verifier;
+    use serde_json::{json, Value};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::task::JoinHandle;
+
+    /// A gateway for one JSON-RPC request: answers `result` to it and hands back the request's
+    /// `X-Switchboard-Signature` header and body.
+    async fn answer_once(result: Value) -> (String, JoinHandle<(Option<String>, Vec<u8>)>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bound");
+        let address = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("a connection");
+            let mut received = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let read = socket.read(&mut chunk).await.expect("read");
+                assert!(read > 0, "connection closed before a whole request");
+                received.extend_from_slice(&chunk[..read]);
+                let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&received[..end]).to_lowercase();
+                let length = header(&head, "content-length")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if received.len() >= end + 4 + length {
+                    break (head, received[end + 4..end + 4 + length].to_vec());
+                }
+            };
+            let request: Value = serde_json::from_slice(&body).expect("a JSON request");
+            let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": result});
+            let answer = serde_json::to_vec(&answer).expect("JSON");
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                answer.len()
+            );
+            socket
+                .write_all(response.as_bytes())
+                .await
+                .expect("written");
+            socket.write_all(&answer).await.expect("written");
+            let _ = socket.shutdown().await;
+            (header(&head, "x-switchboard-signature"), body)
+        });
+        (format!("http://{address}"), server)
+    }
+
+    /// The value of header `name` (lowercase) in a lowercased request head.
+    fn header(head: &str, name: &str) -> Option<String> {
+        head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+    }
+
+    /// Checks one `last_publication` request the way the gateway does: signature, method, params.
+    fn check_signed_request(signature: Option<&str>, body: &[u8], topic: &str) {
+        assert_eq!(Verifier::new("s", 300).verify(signature, body), Ok(()));
+        let forged = Verifier::new("not-s", 300).verify(signature, body);
+        assert_eq!(forged.map_err(|e| e.which()), Err("invalid"));
+        let request: Value = serde_json::from_slice(body).expect("JSON");
+        assert_eq!(request["method"], "last_publication");
+        assert_eq!(request["params"], json!({"topic": topic}));
+    }
+
+    #[tokio::test]
+    async fn last_publication_is_a_signed_call_answering_an_id_or_none() {
+        for (answer, expected) in [
+            (json!({"publication": 17}), Some(17)),
+            (json!({"publication": null}), None),
+        ] {
+            let (url, server) = answer_once(answer).await;
+            let emitter = Emitter::builder()
+                .jsonrpc(url)
+                .secret("s")
+                .build()
+                .expect("emitter");
+            let publication = emitter.last_publication("models.shop.order").await;
+            assert_eq!(publication.expect("answered"), expected);
+            let (signature, body) = server.await.expect("server");
+            check_signed_request(signature.as_deref(), &body, "models.shop.order");
+        }
+    }
+
+    #[tokio::test]
+    async fn last_publication_uses_the_configured_jsonrpc_endpoint_with_another_transport() {
+        let (url, server) = answer_once(json!({"publication": 5})).await;
+        let listen = url.trim_start_matches("http://");
+        let config = Config::from_toml_str(
+            &format!(
+                "[security]\nsecret = \"s\"\n[emitter]\ntransport = \"zmq\"\n\
+                 [ingest.zmq]\nendpoint = \"tcp://127.0.0.1:1\"\n[ingest.jsonrpc]\nlisten = \"{listen}\"\n"
+            ),
+            "test.toml",
+        )
+        .expect("config");
+        let emitter = EmitterBuilder::from_config(&config)
+            .expect("builder")
+            .build()
+            .expect("emitter");
+        assert_eq!(
+            emitter
+                .last_publication("models.shop.order")
+                .await
+                .expect("answered"),
+            Some(5)
+        );
+        let (signature, body) = server.await.expect("server");
+        check_signed_request(signature.as_deref(), &body, "models.shop.order");
+    }
+
+    #[tokio::test]
+    async fn last_publication_without_a_jsonrpc_endpoint_says_what_it_needs() {
+        let config = Config::from_toml_str(
+            "[security]\nsecret = \"s\"\n[emitter]\ntransport = \"zmq\"\n\
+             [ingest.zmq]\nendpoint = \"tcp://127.0.0.1:1\"\n",
+            "test.toml",
+        )
+        .expect("config");
+        let from_config = EmitterBuilder::from_config(&config).expect("builder");
+        let in_code = Emitter::builder().zmq("tcp://127.0.0.1:1").secret("s");
+        for builder in [from_config, in_code] {
+            let emitter = builder.build().expect("emitter");
+            let error = emitter
+                .last_publication("models.shop.order")
+                .await
+                .expect_err("no endpoint");
+            assert!(
+                matches!(
+                    error,
+                    EmitError::NoJsonRpcEndpoint {
+                        method: "last_publication"
+                    }
+                ),
+                "{error}"
+            );
+            let message = error.to_string();
+            assert!(
+                message
+                    .contains("last_publication needs the gateway's JSON-RPC ingestion endpoint"),
+                "{message}"
+            );
+            assert!(message.contains("[ingest.jsonrpc]"), "{message}");
+        }
+        // A topic the gateway would refuse is refused before any call; a gateway that is not there
+        // is said to be unreachable.
+        let emitter = Emitter::builder()
+            .jsonrpc("http://127.0.0.1:1")
+            .secret("s")
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("emitter");
+        let error = emitter.last_publication("bad..topic").await;
+        assert!(matches!(error, Err(EmitError::Invalid(_))), "{error:?}");
+        let error = emitter.last_publication("models.shop.order").await;
+        assert!(
+            matches!(error, Err(EmitError::Unreachable { .. })),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sync_sends_one_synced_event_with_every_row() {
+        let (url, server) = answer_once(json!({"publication": 9})).await;
+        let emitter = Emitter::builder()
+            .jsonrpc(url)
+            .secret("s")
+            .auto_id(false)
+            .build()
+            .expect("emitter");
+        let rows = [
+            (1, json!({"status": "new"})),
+            (2, json!({"status": "paid"})),
+        ];
+        let receipt = emitter
+            .model("shop.order")
+            .sync(rows.iter().map(|(pk, data)| (pk, data)))
+            .await
+            .expect("published");
+        assert_eq!(receipt.publication, Some(9));
+        let (signature, body) = server.await.expect("server");
+        assert_eq!(
+            Verifier::new("s", 300).verify(signature.as_deref(), &body),
+            Ok(())
+        );
+        let request: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(request["method"], "publish");
+        assert_eq!(
+            request["params"],
+            json!({"topic": "models.shop.order", "kwargs": {"action": "synced", "model": "shop.order",
+                   "rows": [{"pk": 1, "status": "new"}, {"pk": 2, "status": "paid"}]}})
+        );
+    }
 
     #[tokio::test]
     async fn events_get_a_random_idempotency_key_unless_they_have_one_or_it_is_off() {

@@ -63,6 +63,21 @@ pub enum EmitError {
     /// A ticket could not be minted.
     #[error(transparent)]
     Ticket(#[from] crate::ticket::TicketError),
+    /// A call other than publishing (e.g. [`crate::Emitter::last_publication`]) needs the gateway's
+    /// JSON-RPC ingestion endpoint, and this emitter has none.
+    #[error("{method} needs the gateway's JSON-RPC ingestion endpoint: use the jsonrpc transport, add an [ingest.jsonrpc] section to the configuration, or set EmitterBuilder::jsonrpc_endpoint")]
+    NoJsonRpcEndpoint {
+        /// The JSON-RPC method that was to be called.
+        method: &'static str,
+    },
+    /// A direct call to the gateway (not a buffered event) could not reach it; retrying later may work.
+    #[error("gateway at {url} unreachable: {reason}")]
+    Unreachable {
+        /// The gateway's JSON-RPC URL.
+        url: String,
+        /// What failed (connection refused, timeout, ...).
+        reason: String,
+    },
     /// The emitter's background task has stopped.
     #[error("the emitter is closed")]
     Closed,

@@ -8,6 +8,13 @@
 //! The event shape, model changes, signatures and tickets come from `switchboard-wire` and are
 //! re-exported here.
 //!
+//! [`ModelEmitter::sync`] sends every row of a model at once (a `synced` event): the gateway replaces
+//! its view of the model and open pages resync; the whole sync must fit the gateway's
+//! `max_message_bytes` (1 MiB by default). [`Emitter::last_publication`] asks the gateway (over its
+//! JSON-RPC endpoint, whatever the transport) for a topic's newest publication id: read it, then
+//! query the database, and render the rows with that id, from which the browser's live collection
+//! recovers.
+//!
 //! Each transport is a cargo feature, all on by default: `jsonrpc`, `zmq`, `amqp`. Without a
 //! transport's feature, building an emitter for it fails with [`EmitError::Setup`].
 //!

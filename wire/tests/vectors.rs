@@ -19,6 +19,13 @@ fn list(name: &str) -> Vec<Value> {
     }
 }
 
+fn list_in(vector: &Value, key: &str) -> Vec<Value> {
+    vector[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} is not an array in {vector}"))
+        .clone()
+}
+
 fn text<'a>(vector: &'a Value, key: &str) -> &'a str {
     vector[key]
         .as_str()
@@ -97,6 +104,13 @@ fn model_changes_have_the_documented_topic_kwargs_and_body() {
                 ModelChange::updated(model, pk, &data, changed.as_slice())
             }
             "deleted" => ModelChange::deleted(model, pk),
+            "synced" => {
+                let rows: Vec<(Value, Value)> = list_in(&vector, "rows")
+                    .into_iter()
+                    .map(|row| (row["pk"].clone(), row["data"].clone()))
+                    .collect();
+                ModelChange::synced(model, rows.iter().map(|(pk, data)| (pk, data)))
+            }
             other => panic!("unknown action {other}"),
         }
         .expect("valid change");

@@ -1,6 +1,7 @@
 //! JSON-RPC 2.0 over HTTP (jsonrpsee's HTTP client): one `publish` for a single event, one
 //! `publish_batch` for several. A tower layer signs the exact body bytes the client sends, with a fresh
 //! timestamp and nonce on every attempt, so a retried request is never taken for a replay.
+//! [`JsonRpcCalls`] uses the same signed client for the gateway's other methods (`last_publication`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,18 +35,23 @@ pub struct JsonRpcTransport {
     client: SignedClient,
 }
 
+/// A JSON-RPC client for the gateway at `url` whose every request is signed with `signer`.
+fn signed_client(url: &str, signer: Signer, timeout: Duration) -> Result<SignedClient, EmitError> {
+    HttpClientBuilder::default()
+        .request_timeout(timeout)
+        .set_rpc_middleware(RpcServiceBuilder::new())
+        .set_http_middleware(tower::ServiceBuilder::new().layer(SigningLayer { signer }))
+        .build(url)
+        .map_err(|e| EmitError::Setup {
+            transport: "jsonrpc",
+            reason: format!("{url}: {e}"),
+        })
+}
+
 impl JsonRpcTransport {
     /// A client for the gateway at `url` (e.g. `http://127.0.0.1:8081`), signing with `signer`.
     pub fn new(url: &str, signer: Signer) -> Result<Self, EmitError> {
-        let client = HttpClientBuilder::default()
-            .request_timeout(REQUEST_TIMEOUT)
-            .set_rpc_middleware(RpcServiceBuilder::new())
-            .set_http_middleware(tower::ServiceBuilder::new().layer(SigningLayer { signer }))
-            .build(url)
-            .map_err(|e| EmitError::Setup {
-                transport: "jsonrpc",
-                reason: format!("{url}: {e}"),
-            })?;
+        let client = signed_client(url, signer, REQUEST_TIMEOUT)?;
         Ok(JsonRpcTransport { client })
     }
 
@@ -95,6 +101,65 @@ impl JsonRpcTransport {
                 None => Ok(receipt(result)),
             })
             .collect())
+    }
+}
+
+/// The gateway's signed JSON-RPC methods other than publishing, called directly rather than through
+/// the emitter's buffer (whose transport belongs to the background task): one request, one answer.
+pub struct JsonRpcCalls {
+    url: String,
+    client: SignedClient,
+}
+
+impl std::fmt::Debug for JsonRpcCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonRpcCalls")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl JsonRpcCalls {
+    /// A client for the gateway's JSON-RPC endpoint at `url`, signing like the transport does and
+    /// waiting at most `timeout` for each answer.
+    pub fn new(url: &str, signer: Signer, timeout: Duration) -> Result<Self, EmitError> {
+        Ok(JsonRpcCalls {
+            url: url.to_string(),
+            client: signed_client(url, signer, timeout)?,
+        })
+    }
+
+    /// `last_publication({"topic": topic}) -> {"publication": id | null}`: the id of the newest
+    /// publication the gateway stores for `topic`, or `None` when it stores none.
+    pub async fn last_publication(&self, topic: &str) -> Result<Option<u64>, EmitError> {
+        let mut params = ObjectParams::new();
+        params
+            .insert("topic", topic)
+            .map_err(|e| EmitError::Setup {
+                transport: "jsonrpc",
+                reason: format!("topic does not serialize: {e}"),
+            })?;
+        let answer: Value = self
+            .client
+            .request("last_publication", params)
+            .await
+            .map_err(|error| match classify(error) {
+                SendError::Fatal(error) => error,
+                SendError::Retry(reason) => EmitError::Unreachable {
+                    url: self.url.clone(),
+                    reason,
+                },
+            })?;
+        match answer.get("publication") {
+            Some(Value::Null) => Ok(None),
+            Some(id) if id.is_u64() => Ok(id.as_u64()),
+            _ => Err(EmitError::Rejected {
+                code: -32700,
+                message: format!(
+                    "unexpected answer to last_publication from the gateway: {answer}"
+                ),
+            }),
+        }
     }
 }
 
