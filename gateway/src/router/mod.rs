@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod broker;
 mod coverage;
 pub mod dealer;
+pub mod filter;
 pub(crate) mod history;
 pub mod outbox;
 pub mod peer;
