@@ -1,13 +1,15 @@
 //! The one way an event enters a realm, whoever publishes it: a browser's PUBLISH (see
 //! `session/pubsub.rs`) and every ingestion transport (`ingest/publish.rs`) call [`Realm::publish`]. Its
 //! options are read here once, the same way for both: black/white listing, publisher exclusion and
-//! disclosure. History, retention, filters and the cluster's event log hook in at this one place.
+//! disclosure. History, retention and model views (router/history) hook in here; filters live with the
+//! subscriptions (router/broker.rs). The cluster's event log hooks in at this one place.
 
 use std::time::Instant;
 
 use serde_json::Value;
 
 use super::broker::{Audience, Fanout, Publication};
+use super::history::Evicted;
 use super::peer::Peer;
 use super::Realm;
 use crate::wamp::{options, Dict, Id, Payload};
@@ -38,7 +40,6 @@ impl Realm {
             .filter(|_| options::flag(event.options, "exclude_me", true))
             .map(|peer| peer.id);
         let audience = Audience::from_options(event.options, excluded);
-        self.store(&event, &audience);
         let mut publisher_details = Dict::new();
         if let Some(peer) = publisher.filter(|_| options::flag(event.options, "disclose_me", false))
         {
@@ -56,28 +57,40 @@ impl Realm {
             publisher_details,
             audience: &audience,
         };
-        self.broker().publish(&publication)
+        let retain = options::flag(event.options, "retain", false);
+        if audience.is_private() || !self.stores(event.topic, retain) {
+            return self.broker().publish(&publication);
+        }
+        // Stored, then delivered, under the store's lock: history, model views and every subscriber see
+        // stored events in one order (a recovery never finds them reordered), and a subscriber that
+        // recovers right after receiving an event finds it in history.
+        let mut stored = self.stored();
+        let recorded = stored.record(event.id, event.topic, event.payload, retain, Instant::now());
+        let fanout = self.broker().publish(&publication);
+        let bytes = stored.bytes();
+        drop(stored);
+        self.note_stored(event.topic, recorded, bytes);
+        fanout
     }
 
-    /// Keeps the event in history (when its topic has an entry) and as the topic's retained event (when
-    /// published with `retain: true`), unless it is private. Stored before it is delivered, so that a
-    /// subscriber that recovers right after receiving it finds it in history.
-    fn store(&self, event: &Outgoing<'_>, audience: &Audience) {
-        let retain = options::flag(event.options, "retain", false);
-        if (!retain && self.history_rules().keep(event.topic).is_none()) || audience.is_private() {
-            return;
-        }
-        let (evicted, bytes) = {
-            let mut stored = self.stored();
-            let evicted =
-                stored.record(event.id, event.topic, event.payload, retain, Instant::now());
-            (evicted, stored.bytes())
-        };
+    /// Metrics and warnings about storing an event, outside the store's lock.
+    fn note_stored(&self, topic: &str, recorded: Evicted, bytes: usize) {
         metrics::gauge!("switchboard_history_bytes", "realm" => self.name.clone())
             .set(bytes as f64);
-        if evicted.for_memory > 0 {
+        if recorded.for_memory > 0 {
             metrics::counter!("switchboard_history_evicted_total", "reason" => "memory")
-                .increment(evicted.for_memory as u64);
+                .increment(recorded.for_memory as u64);
+        }
+        if recorded.view_overflowed {
+            metrics::counter!("switchboard_model_view_overflows_total").increment(1);
+            if let Some(suppressed) = crate::throttle::allow("model_view_overflow", topic) {
+                tracing::warn!(
+                    realm = %self.name,
+                    topic,
+                    suppressed,
+                    "model view passed its max_rows: it answers switchboard.error.view_incomplete until the web app resyncs it"
+                );
+            }
         }
     }
 }

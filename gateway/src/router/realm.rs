@@ -1,7 +1,7 @@
 //! A realm: a routing namespace with its own sessions, broker, dealer and roles. Locks here are plain
 //! (non-async) locks held only for in-memory work, never across an await.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use switchboard_config::RealmConfig;
@@ -9,7 +9,7 @@ use switchboard_config::RealmConfig;
 use super::authorize::Grants;
 use super::broker::Broker;
 use super::dealer::Dealer;
-use super::history::{Rules, Store};
+use super::history::{Rules, Store, Views, MODEL_PREFIX};
 use super::outbox::Closing;
 use super::peer::Peer;
 use super::{Refusal, LIMIT_EXCEEDED};
@@ -35,6 +35,8 @@ pub struct Realm {
     dealer: Mutex<Dealer>,
     /// Which topics keep history (also inside `stored`: read here without taking its lock).
     history_rules: Rules,
+    /// Topics of the model views (`models.<name>`), read without taking the lock of `stored`.
+    view_topics: HashSet<String>,
     /// History and retained events.
     stored: Mutex<Store>,
 }
@@ -75,8 +77,17 @@ impl Realm {
             sessions: RwLock::default(),
             broker: RwLock::default(),
             dealer: Mutex::default(),
-            stored: Mutex::new(Store::new(history_rules.clone(), history_max_bytes)),
+            stored: Mutex::new(Store::new(
+                history_rules.clone(),
+                Views::from_config(&config.models),
+                history_max_bytes,
+            )),
             history_rules,
+            view_topics: config
+                .models
+                .iter()
+                .map(|model| format!("{MODEL_PREFIX}{}", model.name))
+                .collect(),
         }
     }
 
@@ -207,9 +218,9 @@ impl Realm {
         write(&self.broker)
     }
 
-    /// Which topics keep history.
-    pub(crate) fn history_rules(&self) -> &Rules {
-        &self.history_rules
+    /// Does an event on `topic` go into the stored events (history, retention or a model view)?
+    pub(crate) fn stores(&self, topic: &str, retain: bool) -> bool {
+        retain || self.history_rules.keep(topic).is_some() || self.view_topics.contains(topic)
     }
 
     /// Exclusive access to the stored events (history and retained).

@@ -6,6 +6,7 @@
 mod pubsub;
 mod rpc;
 mod stored;
+mod views;
 
 use std::collections::HashSet;
 use std::sync::Arc;

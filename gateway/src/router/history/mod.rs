@@ -9,6 +9,7 @@ mod retained;
 mod rules;
 #[cfg(test)]
 mod tests;
+mod views;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 pub(crate) use query::{Gap, Query};
 pub(crate) use rules::Rules;
+pub(crate) use views::{RowsQuery, ViewError, Views, MODEL_PREFIX};
 
 use crate::wamp::{Id, Payload};
 use retained::Retained;
@@ -76,13 +78,16 @@ pub(crate) struct Store {
     /// from before it may have missed their events.
     forgotten_upto: u64,
     retained: Retained,
+    views: Views,
 }
 
-/// Counts of evictions, for `/metrics` (by the caller, outside the lock).
+/// What storing one event did, for `/metrics` and logs (by the caller, outside the lock).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Evicted {
     /// Events evicted because memory (`history_max_bytes`) ran short.
     pub for_memory: usize,
+    /// A model view passed its `max_rows` with this event.
+    pub view_overflowed: bool,
 }
 
 /// The JSON size of a payload, counted without building the text.
@@ -111,8 +116,8 @@ fn payload_bytes(payload: &Payload) -> usize {
 }
 
 impl Store {
-    /// An empty store with the realm's history entries and the memory bound.
-    pub(crate) fn new(rules: Rules, max_bytes: usize) -> Self {
+    /// An empty store with the realm's history entries, model views and the memory bound.
+    pub(crate) fn new(rules: Rules, views: Views, max_bytes: usize) -> Self {
         Store {
             rules,
             max_bytes,
@@ -123,7 +128,13 @@ impl Store {
             order: VecDeque::new(),
             forgotten_upto: 0,
             retained: Retained::default(),
+            views,
         }
+    }
+
+    /// The realm's model views.
+    pub(crate) fn views(&self) -> &Views {
+        &self.views
     }
 
     /// Bytes counted against `history_max_bytes` now.
@@ -131,8 +142,8 @@ impl Store {
         self.bytes
     }
 
-    /// Stores an event: in its topic's history when an entry names the topic, and as the topic's
-    /// retained event when `retain` is set. Returns what had to be evicted to make room.
+    /// Stores an event: in its topic's history when an entry names the topic, as the topic's retained
+    /// event when `retain` is set, and into the model view of its topic. Returns what had to be evicted.
     pub(crate) fn record(
         &mut self,
         id: Id,
@@ -141,9 +152,13 @@ impl Store {
         retain: bool,
         now: Instant,
     ) -> Evicted {
+        let view_overflowed = self.views.apply(topic, id, payload);
         let keep = self.rules.keep(topic);
         if keep.is_none() && !retain {
-            return Evicted::default();
+            return Evicted {
+                view_overflowed,
+                ..Evicted::default()
+            };
         }
         let topic: Arc<str> = match self.topics.get_key_value(topic) {
             Some((name, _)) => Arc::clone(name),
@@ -170,7 +185,10 @@ impl Store {
             self.append(topic, event, keep, now);
         }
         self.expire_oldest(now);
-        self.fit()
+        Evicted {
+            view_overflowed,
+            ..self.fit()
+        }
     }
 
     /// Gives back the memory of expired events on topics nobody publishes to any more, a few at a time:

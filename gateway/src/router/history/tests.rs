@@ -12,7 +12,7 @@ fn store(limit: usize, max_bytes: usize) -> Store {
         limit,
         ttl_s: 60,
     }]);
-    Store::new(rules, max_bytes)
+    Store::new(rules, Views::default(), max_bytes)
 }
 
 fn payload(n: u64) -> Payload {
