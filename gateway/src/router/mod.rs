@@ -73,7 +73,7 @@ impl Router {
                 .iter()
                 .map(|r| {
                     let realm = Realm::from_config(r, gateway.history_max_bytes);
-                    (r.name.clone(), Arc::new(realm))
+                    (r.name.clone(), realm)
                 })
                 .collect(),
             default_realm: config.realms.first().map(|r| r.name.clone()),

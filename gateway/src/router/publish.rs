@@ -4,7 +4,7 @@
 //! disclosure. History, retention and model views (router/history) hook in here; filters live with the
 //! subscriptions (router/broker.rs). The cluster's event log hooks in at this one place.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -58,19 +58,41 @@ impl Realm {
             audience: &audience,
         };
         let retain = options::flag(event.options, "retain", false);
+        let mut arm = |subscription, rate| self.time_window(subscription, rate);
         if audience.is_private() || !self.stores(event.topic, retain) {
-            return self.broker().publish(&publication);
+            return self.broker().publish(&publication, &mut arm);
         }
         // Stored, then delivered, under the store's lock: history, model views and every subscriber see
         // stored events in one order (a recovery never finds them reordered), and a subscriber that
         // recovers right after receiving an event finds it in history.
         let mut stored = self.stored();
         let recorded = stored.record(event.id, event.topic, event.payload, retain, Instant::now());
-        let fanout = self.broker().publish(&publication);
+        let fanout = self.broker().publish(&publication, &mut arm);
         let bytes = stored.bytes();
         drop(stored);
         self.note_stored(event.topic, recorded, bytes);
         fanout
+    }
+
+    /// Times a conflation window of `subscription`: when it ends, what it held is delivered, and windows
+    /// follow each other until one ends empty. Without a runtime (unit tests) nothing is timed.
+    fn time_window(&self, subscription: Id, rate: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let realm = self.me();
+        runtime.spawn(async move {
+            let mut rate = rate;
+            loop {
+                tokio::time::sleep(rate).await;
+                let Some(realm) = realm.upgrade() else { return };
+                let (_, again) = realm.broker().end_window(subscription);
+                match again {
+                    Some(next) => rate = next,
+                    None => return,
+                }
+            }
+        });
     }
 
     /// Metrics and warnings about storing an event, outside the store's lock.

@@ -2,7 +2,7 @@
 //! (non-async) locks held only for in-memory work, never across an await.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use switchboard_config::RealmConfig;
 
@@ -39,6 +39,8 @@ pub struct Realm {
     view_topics: HashSet<String>,
     /// History and retained events.
     stored: Mutex<Store>,
+    /// This realm, for the timers it starts (conflation windows) to find it again while it lives.
+    me: Weak<Realm>,
 }
 
 /// The joined sessions, and how many each authid has (for `max_sessions_per_authid`).
@@ -62,7 +64,11 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 impl Realm {
     /// Builds a realm from its configuration; `history_max_bytes` bounds its stored events.
-    pub fn from_config(config: &RealmConfig, history_max_bytes: usize) -> Self {
+    pub fn from_config(config: &RealmConfig, history_max_bytes: usize) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self::build(config, history_max_bytes, me.clone()))
+    }
+
+    fn build(config: &RealmConfig, history_max_bytes: usize, me: Weak<Realm>) -> Self {
         let history_rules = Rules::from_config(&config.history);
         Realm {
             name: config.name.clone(),
@@ -83,6 +89,7 @@ impl Realm {
                 history_max_bytes,
             )),
             history_rules,
+            me,
             view_topics: config
                 .models
                 .iter()
@@ -216,6 +223,11 @@ impl Realm {
     /// Exclusive access to the broker, for subscription changes.
     pub fn broker_mut(&self) -> RwLockWriteGuard<'_, Broker> {
         write(&self.broker)
+    }
+
+    /// A weak handle on this realm, for tasks that must not keep it alive.
+    pub(crate) fn me(&self) -> Weak<Realm> {
+        self.me.clone()
     }
 
     /// Does an event on `topic` go into the stored events (history, retention or a model view)?

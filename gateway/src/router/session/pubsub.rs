@@ -2,8 +2,13 @@
 
 use switchboard_config::MatchPolicy;
 
+use std::time::Duration;
+
 use super::super::authorize::Action;
+use super::super::broker::{Wanted, MAX_RATE_MS, MIN_RATE_MS};
+use super::super::filter::Filter;
 use super::super::publish::Outgoing;
+use super::super::Refusal;
 use super::Session;
 use crate::wamp::{code, options, Dict, Id, Message, Payload};
 
@@ -14,6 +19,10 @@ impl Session {
             .unwrap_or_default();
         let coverage = match self.check(Action::Subscribe, &topic, policy) {
             Ok(coverage) => coverage,
+            Err(refusal) => return self.refuse(code::SUBSCRIBE, request, refusal),
+        };
+        let wanted = match wanted(subscribe_options, &topic, policy) {
+            Ok(wanted) => wanted,
             Err(refusal) => return self.refuse(code::SUBSCRIBE, request, refusal),
         };
         let limits = self.router.limits;
@@ -42,11 +51,11 @@ impl Session {
             );
             return self.refuse(code::SUBSCRIBE, request, refusal);
         }
-        let subscription =
-            joined
-                .realm
-                .broker_mut()
-                .subscribe(&joined.peer, &topic, policy, coverage);
+        let filter = wanted.filter.clone();
+        let subscription = joined
+            .realm
+            .broker_mut()
+            .subscribe(&joined.peer, wanted, coverage);
         if joined.subscriptions.insert(subscription) {
             metrics::gauge!("switchboard_subscriptions").increment(1.0);
         }
@@ -59,7 +68,7 @@ impl Session {
             subscription,
         });
         if options::flag(subscribe_options, "get_retained", false) {
-            self.send_retained(subscription, &topic, policy, coverage);
+            self.send_retained(subscription, &topic, policy, coverage, filter.as_ref());
         }
     }
 
@@ -127,4 +136,33 @@ impl Session {
             });
         }
     }
+}
+
+/// The Switchboard extensions of SUBSCRIBE.Options, checked: `_filter` (a JSON predicate over the
+/// event's kwargs) and `_rate_ms` (conflation window). Both are part of the subscription's identity.
+fn wanted(subscribe_options: &Dict, topic: &str, policy: MatchPolicy) -> Result<Wanted, Refusal> {
+    let invalid = |message: String| Refusal::new("wamp.error.invalid_argument", message);
+    let filter = match subscribe_options.get("_filter") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(filter) => Some(Filter::parse(filter).map_err(|fault| invalid(fault.to_string()))?),
+    };
+    let rate = match subscribe_options.get("_rate_ms") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => {
+            let ms = value
+                .as_u64()
+                .filter(|ms| (MIN_RATE_MS..=MAX_RATE_MS).contains(ms))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "_rate_ms must be an integer from {MIN_RATE_MS} to {MAX_RATE_MS}, got {value}"
+                    ))
+                })?;
+            Some(Duration::from_millis(ms))
+        }
+    };
+    Ok(Wanted {
+        filter,
+        rate,
+        ..Wanted::plain(topic, policy)
+    })
 }

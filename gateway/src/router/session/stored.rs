@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use switchboard_config::MatchPolicy;
 
 use super::super::authorize::{Action, Coverage};
+use super::super::filter::Filter;
 use super::super::history::{Gap, Query, StoredEvent};
 use super::super::Refusal;
 use super::Session;
@@ -142,7 +143,7 @@ impl Session {
             );
             return self.refuse(code::CALL, request, refusal);
         }
-        let Some((uri, policy)) = joined.realm.broker().describe(asked.subscription) else {
+        let Some((uri, policy, filter)) = joined.realm.broker().describe(asked.subscription) else {
             return;
         };
         let query = Query {
@@ -154,7 +155,10 @@ impl Session {
         };
         let peer = Arc::clone(&joined.peer);
         let admit = |event: &StoredEvent| {
-            policy == MatchPolicy::Exact || peer.grants.allows(Action::Subscribe, &event.topic)
+            (policy == MatchPolicy::Exact || peer.grants.allows(Action::Subscribe, &event.topic))
+                && filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches_payload(&event.payload))
         };
         let found = joined.realm.stored().events(&query, Instant::now(), admit);
         match found {
@@ -187,10 +191,14 @@ impl Session {
         uri: &str,
         policy: MatchPolicy,
         coverage: Coverage,
+        filter: Option<&Filter>,
     ) {
         let Some(joined) = self.joined() else { return };
         let retained = joined.realm.stored().retained(uri, policy);
         for event in retained {
+            if filter.is_some_and(|f| !f.matches_payload(&event.payload)) {
+                continue;
+            }
             if coverage != Coverage::All
                 && !joined.peer.grants.allows(Action::Subscribe, &event.topic)
             {

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::super::authorize::Action;
+use super::super::filter::Filter;
 use super::super::history::{RowsQuery, ViewError, MODEL_PREFIX};
 use super::super::Refusal;
 use super::Session;
@@ -116,10 +117,7 @@ impl Session {
             );
             return self.refuse(code::CALL, request, refusal);
         }
-        let filter = match filter
-            .map(|f| super::super::filter::Filter::parse(&f))
-            .transpose()
-        {
+        let filter = match filter.map(|f| Filter::parse(&f)).transpose() {
             Ok(filter) => filter,
             Err(fault) => return self.refuse(code::CALL, request, invalid(fault.to_string())),
         };

@@ -1,0 +1,189 @@
+//! Conflation (`_rate_ms` on SUBSCRIBE): a subscription receives at most one event per window, the newest;
+//! on model topics the newest per pk, so that no row's final state is ever skipped, only its intermediate
+//! states. The first event after a quiet window goes out at once; later ones wait for the window's end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::audience::Audience;
+use crate::wamp::{Dict, Id, Payload};
+
+/// Shortest accepted `_rate_ms`: below it conflation saves nothing and costs a timer per event.
+pub(crate) const MIN_RATE_MS: u64 = 10;
+
+/// Longest accepted `_rate_ms` (an hour).
+pub(crate) const MAX_RATE_MS: u64 = 3_600_000;
+
+/// Most distinct pks one window holds; past it the window is flushed early rather than grow.
+pub(crate) const MAX_PENDING: usize = 10_000;
+
+/// An event held back until the end of its window, with what delivering it needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    /// The publication id.
+    pub id: Id,
+    /// The concrete topic.
+    pub topic: Arc<str>,
+    /// Arguments as published.
+    pub payload: Payload,
+    /// Publisher details to disclose.
+    pub publisher_details: Dict,
+    /// Who may receive it.
+    pub audience: Audience,
+}
+
+/// What the broker should do with an event offered to a conflated subscription.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Deliver it now (the window was quiet); the caller arms the window's timer.
+    DeliverAndArm,
+    /// Held until the window's end (the timer is already armed).
+    Held,
+    /// Held, but the window holds too many distinct pks: flush now.
+    HeldFlushNow,
+}
+
+/// One conflated subscription's window.
+#[derive(Debug)]
+pub(crate) struct Window {
+    rate: Duration,
+    /// Held events in the order of their latest publication.
+    held: Vec<Option<Held>>,
+    /// Index into `held` per model row (pk text), and `None`'s slot for events that are not model events.
+    slots: HashMap<Option<String>, usize>,
+    /// A timer is running for the current window.
+    armed: bool,
+}
+
+/// The row an event is about: the JSON text of its kwargs' `pk` when it is a model event (`action` and
+/// `pk`); `None` otherwise (all such events share one slot: the newest wins).
+fn row_of(payload: &Payload) -> Option<String> {
+    let Payload::ArgsKwargs(_, kwargs) = payload else {
+        return None;
+    };
+    kwargs.get("action").and_then(Value::as_str)?;
+    kwargs.get("pk").map(Value::to_string)
+}
+
+fn is_sync(payload: &Payload) -> bool {
+    matches!(payload, Payload::ArgsKwargs(_, kwargs)
+        if kwargs.get("action").and_then(Value::as_str) == Some("synced"))
+}
+
+impl Window {
+    /// A quiet window of `rate`.
+    pub(crate) fn new(rate: Duration) -> Self {
+        Window {
+            rate,
+            held: Vec::new(),
+            slots: HashMap::new(),
+            armed: false,
+        }
+    }
+
+    /// The window's length.
+    pub(crate) fn rate(&self) -> Duration {
+        self.rate
+    }
+
+    /// Offers an event: in a quiet window it goes out now, else it replaces the held event of its row.
+    pub(crate) fn offer(&mut self, event: impl FnOnce() -> Held, payload: &Payload) -> Offer {
+        if !self.armed {
+            self.armed = true;
+            return Offer::DeliverAndArm;
+        }
+        if is_sync(payload) {
+            // A sync replaces every row: whatever was held for them is superseded.
+            self.held.clear();
+            self.slots.clear();
+        }
+        let row = row_of(payload);
+        if let Some(&slot) = self.slots.get(&row) {
+            self.held[slot] = None;
+        }
+        self.slots.insert(row, self.held.len());
+        self.held.push(Some(event()));
+        if self.slots.len() >= MAX_PENDING {
+            Offer::HeldFlushNow
+        } else {
+            Offer::Held
+        }
+    }
+
+    /// The window ended: the held events to deliver, oldest first. When there are none the window goes
+    /// quiet (the next event goes out at once); otherwise the caller re-arms the timer for the next window.
+    pub(crate) fn end(&mut self) -> Vec<Held> {
+        self.slots.clear();
+        let held: Vec<Held> = self.held.drain(..).flatten().collect();
+        if held.is_empty() {
+            self.armed = false;
+        }
+        held
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn model(pk: u64, total: u64) -> Payload {
+        let kwargs = json!({"action": "updated", "pk": pk, "data": {"total": total}});
+        Payload::ArgsKwargs(vec![], serde_json::from_value(kwargs).unwrap_or_default())
+    }
+
+    fn held(id: Id, payload: &Payload) -> Held {
+        Held {
+            id,
+            topic: Arc::from("models.shop.order"),
+            payload: payload.clone(),
+            publisher_details: Dict::new(),
+            audience: Audience::default(),
+        }
+    }
+
+    fn offer(window: &mut Window, id: Id, payload: Payload) -> Offer {
+        window.offer(|| held(id, &payload), &payload)
+    }
+
+    #[test]
+    fn newest_per_row_wins_and_a_quiet_window_delivers_at_once() {
+        let mut window = Window::new(Duration::from_millis(100));
+        assert_eq!(offer(&mut window, 1, model(1, 10)), Offer::DeliverAndArm);
+        for (id, pk, total) in [(2, 1, 11), (3, 2, 20), (4, 1, 12), (5, 2, 21), (6, 3, 30)] {
+            assert_eq!(offer(&mut window, id, model(pk, total)), Offer::Held);
+        }
+        let ids: Vec<Id> = window.end().iter().map(|h| h.id).collect();
+        assert_eq!(
+            ids,
+            vec![4, 5, 6],
+            "the newest of each row, in publication order"
+        );
+        assert!(
+            window.end().is_empty(),
+            "nothing held: the window goes quiet"
+        );
+        assert_eq!(offer(&mut window, 7, model(1, 13)), Offer::DeliverAndArm);
+    }
+
+    #[test]
+    fn plain_events_keep_only_the_newest_and_a_sync_supersedes_rows() {
+        let mut window = Window::new(Duration::from_millis(100));
+        offer(&mut window, 1, Payload::Args(vec![json!(1)]));
+        offer(&mut window, 2, Payload::Args(vec![json!(2)]));
+        offer(&mut window, 3, Payload::Args(vec![json!(3)]));
+        offer(&mut window, 4, model(1, 1));
+        let sync = json!({"action": "synced", "rows": []});
+        offer(
+            &mut window,
+            5,
+            Payload::ArgsKwargs(vec![], serde_json::from_value(sync).unwrap_or_default()),
+        );
+        let ids: Vec<Id> = window.end().iter().map(|h| h.id).collect();
+        assert_eq!(ids, vec![5]);
+    }
+}

@@ -1,0 +1,207 @@
+use std::time::Duration;
+
+use super::*;
+use crate::router::outbox::{Outbox, OutboxReceiver};
+use crate::router::peer::ClientFeatures;
+use crate::wamp::ids::IdSequence;
+use serde_json::json;
+
+fn peer(id: Id) -> (Arc<Peer>, OutboxReceiver) {
+    let limits = crate::router::QueueLimits {
+        max_bytes: 1 << 20,
+        max_frames: 8,
+        slow_consumer: Duration::from_secs(1),
+    };
+    let (outbox, receiver) = Outbox::new(Serializer::Json, limits);
+    let peer = Peer {
+        id,
+        authid: format!("user{id}"),
+        authrole: "member".into(),
+        roles: vec!["member".into()],
+        grants: Default::default(),
+        features: ClientFeatures::default(),
+        outbox: Arc::new(outbox),
+        invocation_ids: IdSequence::default(),
+        pending_calls: Default::default(),
+    };
+    (Arc::new(peer), receiver)
+}
+
+#[test]
+fn role_lists_look_at_every_role_a_session_holds() {
+    let (peer, _receiver) = peer(7);
+    let mut two_roles = Arc::try_unwrap(peer).expect("only owner");
+    two_roles.roles = vec!["member".into(), "extra".into()];
+    let roles = |key: &str| {
+        let mut options = Dict::new();
+        options.insert(key.into(), Value::from(vec!["extra"]));
+        Audience::from_options(&options, None)
+    };
+    assert!(
+        !roles("exclude_authrole").admits(&two_roles),
+        "excluded by its second role"
+    );
+    assert!(
+        roles("eligible_authrole").admits(&two_roles),
+        "eligible by its second role"
+    );
+    two_roles.roles = vec!["member".into()];
+    assert!(roles("exclude_authrole").admits(&two_roles));
+    assert!(!roles("eligible_authrole").admits(&two_roles));
+}
+
+#[test]
+fn leaving_in_any_order_keeps_the_others_subscribed() {
+    let mut broker = Broker::default();
+    let peers: Vec<_> = (1..=4).map(peer).collect();
+    let id = peers
+        .iter()
+        .map(|(p, _)| broker.subscribe(p, Wanted::plain("t.x", MatchPolicy::Exact), Coverage::All))
+        .last()
+        .unwrap_or_default();
+    assert_eq!(
+        broker.subscribe(
+            &peers[0].0,
+            Wanted::plain("t.x", MatchPolicy::Exact),
+            Coverage::All
+        ),
+        id
+    );
+    assert_eq!(
+        broker.subscriber_count(id),
+        4,
+        "subscribing twice adds nobody"
+    );
+    assert!(broker.unsubscribe(2, id));
+    assert!(!broker.unsubscribe(2, id), "already gone");
+    assert!(broker.unsubscribe(4, id));
+    let payload = Payload::Empty;
+    let audience = Audience::default();
+    let publication = Publication {
+        id: 99,
+        topic: "t.x",
+        payload: &payload,
+        publisher_details: Dict::new(),
+        audience: &audience,
+    };
+    assert_eq!(broker.publish(&publication, &mut |_, _| {}).delivered, 2);
+    for (peer, receiver) in &peers {
+        let got = receiver.frames.try_recv().is_some();
+        assert_eq!(got, peer.id == 1 || peer.id == 3, "session {}", peer.id);
+    }
+    assert!(broker.unsubscribe(1, id) && broker.unsubscribe(3, id));
+    assert_eq!(broker.subscriber_count(id), 0);
+    assert_eq!(broker.publish(&publication, &mut |_, _| {}).delivered, 0);
+}
+
+fn event_of(topic: &str, id: Id, kwargs: Value) -> (Id, String, Payload) {
+    let kwargs = serde_json::from_value(kwargs).unwrap_or_default();
+    (id, topic.to_string(), Payload::ArgsKwargs(vec![], kwargs))
+}
+
+fn publish(
+    broker: &Broker,
+    (id, topic, payload): &(Id, String, Payload),
+    armed: &mut Vec<Id>,
+) -> Fanout {
+    let audience = Audience::default();
+    let publication = Publication {
+        id: *id,
+        topic,
+        payload,
+        publisher_details: Dict::new(),
+        audience: &audience,
+    };
+    broker.publish(&publication, &mut |sub, _| armed.push(sub))
+}
+
+fn received(receiver: &OutboxReceiver) -> Vec<Id> {
+    let mut ids = Vec::new();
+    while let Some(frame) = receiver.frames.try_recv() {
+        let text = match frame {
+            Frame::Text(text) => text.to_string(),
+            Frame::Binary(bytes) => String::from_utf8_lossy(&bytes).to_string(),
+        };
+        let message: Value = serde_json::from_str(&text).unwrap_or_default();
+        ids.push(message[2].as_u64().unwrap_or_default());
+    }
+    ids
+}
+
+#[test]
+fn filters_are_part_of_the_subscription_and_deliver_only_matching_events() {
+    let mut broker = Broker::default();
+    let (a, a_rx) = peer(1);
+    let (b, b_rx) = peer(2);
+    let (c, c_rx) = peer(3);
+    let filtered = |filter: Value| Wanted {
+        filter: Some(Filter::parse(&filter).expect("valid filter")),
+        ..Wanted::plain("t.x", MatchPolicy::Exact)
+    };
+    let paid = broker.subscribe(&a, filtered(json!({"status": "paid"})), Coverage::All);
+    let same = broker.subscribe(
+        &b,
+        filtered(json!({"status": {"$eq": "paid"}})),
+        Coverage::All,
+    );
+    let all = broker.subscribe(&c, Wanted::plain("t.x", MatchPolicy::Exact), Coverage::All);
+    assert_eq!(
+        paid, same,
+        "the same filter written differently is one subscription"
+    );
+    assert_ne!(paid, all);
+    let mut armed = Vec::new();
+    publish(
+        &broker,
+        &event_of("t.x", 10, json!({"status": "new"})),
+        &mut armed,
+    );
+    publish(
+        &broker,
+        &event_of("t.x", 11, json!({"status": "paid"})),
+        &mut armed,
+    );
+    assert_eq!(received(&a_rx), vec![11]);
+    assert_eq!(received(&b_rx), vec![11]);
+    assert_eq!(received(&c_rx), vec![10, 11]);
+    assert!(broker.unsubscribe(1, paid) && broker.unsubscribe(2, paid));
+    assert_eq!(
+        broker.describe(paid),
+        None,
+        "deleted with its last subscriber"
+    );
+    assert!(broker.describe(all).is_some());
+}
+
+#[test]
+fn a_conflated_subscription_gets_the_first_event_then_the_newest_per_row_each_window() {
+    let mut broker = Broker::default();
+    let (a, a_rx) = peer(1);
+    let wanted = Wanted {
+        rate: Some(Duration::from_millis(50)),
+        ..Wanted::plain("models.shop.order", MatchPolicy::Exact)
+    };
+    let id = broker.subscribe(&a, wanted, Coverage::All);
+    let mut armed = Vec::new();
+    let mut publication = 0;
+    for (pk, total) in [(1, 1), (1, 2), (2, 1), (1, 3), (2, 2)] {
+        publication += 1;
+        let kwargs = json!({"action": "updated", "pk": pk, "data": {"total": total}});
+        publish(
+            &broker,
+            &event_of("models.shop.order", publication, kwargs),
+            &mut armed,
+        );
+    }
+    assert_eq!(received(&a_rx), vec![1], "the first goes out at once");
+    assert_eq!(armed, vec![id], "and starts the window");
+    let (fanout, again) = broker.end_window(id);
+    assert_eq!(fanout.delivered, 2);
+    assert_eq!(received(&a_rx), vec![4, 5], "the last state of each row");
+    assert_eq!(again, Some(Duration::from_millis(50)));
+    assert_eq!(
+        broker.end_window(id),
+        (Fanout::default(), None),
+        "an empty window goes quiet"
+    );
+}
