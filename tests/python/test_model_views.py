@@ -27,6 +27,9 @@ max_rows = 50
 name = "shop.tiny"
 max_rows = 2
 
+[[realms.models]]
+name = "shop.fresh"
+
 [[realms]]
 name = "locked"
 anonymous_role = "outsider"
@@ -94,6 +97,7 @@ async def test_the_view_keeps_the_latest_row_per_pk_and_pages_in_order(gw, seria
 async def test_a_page_recovers_exactly_what_came_after_its_rows(gw, serializer):
     async with Clients(gw.url, serializer) as clients:
         page = await clients.connect()
+        change(gw, "shop.order", "synced", rows=[])
         pk = f"r{uid()}"
         change(gw, "shop.order", "created", pk, {"total": 1})
         view = await rows(page, limit=1000)
@@ -117,12 +121,17 @@ async def test_unknown_incomplete_and_bad_requests_get_precise_errors(gw, serial
     async with Clients(gw.url, serializer) as clients:
         page = await clients.connect()
         assert (await refused(rows(page, "shop.unknown"))).error == "switchboard.error.no_such_model"
+        change(gw, "shop.fresh", "created", 1, {"total": 1})
+        unseeded = await refused(rows(page, "shop.fresh"))
+        assert unseeded.error == "switchboard.error.view_incomplete" and "seeded" in unseeded.args[0], unseeded
+        change(gw, "shop.tiny", "synced", rows=[])
         for pk in range(3):
             change(gw, "shop.tiny", "created", pk, {})
         incomplete = await refused(rows(page, "shop.tiny"))
         assert incomplete.error == "switchboard.error.view_incomplete", incomplete
         change(gw, "shop.tiny", "synced", rows=[{"pk": 7}])
         assert (await rows(page, "shop.tiny"))["rows"] == [{"pk": 7}]
+        change(gw, "shop.order", "synced", rows=[{"pk": 1}])
         for kwargs in [
             {"limit": 10**9},
             {"limit": -1},

@@ -31,6 +31,9 @@ struct View {
     publication: Option<Id>,
     /// A created row did not fit `max_rows`: the view is incomplete until a sync that fits.
     overflowed: bool,
+    /// A sync arrived since the gateway started. Before it the view holds only rows changed since the
+    /// start, which would mislead a page: it answers nothing until the web app seeds it.
+    seeded: bool,
 }
 
 /// Why a view cannot answer.
@@ -44,6 +47,12 @@ pub(crate) enum ViewError {
         "model view `{0}` passed its max_rows ({1}) and is incomplete until the web app resyncs it"
     )]
     Incomplete(String, usize),
+    /// No sync since the gateway started.
+    #[error(
+        "model view `{0}` has not been seeded since the gateway started: the web app seeds it with \
+         model(\"{0}\").sync(rows)"
+    )]
+    Unseeded(String),
     /// `after` names a row that is not in the view.
     #[error("row {0} is not in the view (deleted since?): start from the first page")]
     NoSuchRow(String),
@@ -119,6 +128,7 @@ impl Views {
                         rows: HashMap::new(),
                         publication: None,
                         overflowed: false,
+                        seeded: false,
                     };
                     (format!("{MODEL_PREFIX}{}", model.name), view)
                 })
@@ -142,6 +152,7 @@ impl Views {
             let rows = kwargs.get("rows").and_then(Value::as_array);
             view.rows.clear();
             view.overflowed = false;
+            view.seeded = true;
             for row in rows.into_iter().flatten() {
                 let (Some(fields), Some(pk)) = (row.as_object(), row.get("pk")) else {
                     continue;
@@ -199,6 +210,9 @@ impl Views {
             .by_topic
             .get(&format!("{MODEL_PREFIX}{name}"))
             .ok_or_else(|| ViewError::NoSuchModel(name.to_string()))?;
+        if !view.seeded {
+            return Err(ViewError::Unseeded(name.to_string()));
+        }
         if view.overflowed {
             return Err(ViewError::Incomplete(name.to_string(), view.max_rows));
         }
@@ -276,6 +290,8 @@ mod tests {
     fn model_events_keep_the_latest_row_per_pk() {
         let mut views = views(10);
         let topic = "models.shop.order";
+        assert!(matches!(all(&views), Err(ViewError::Unseeded(_))));
+        views.apply(topic, 0, &event(json!({"action": "synced", "rows": []})));
         views.apply(
             topic,
             1,
@@ -318,6 +334,11 @@ mod tests {
     #[test]
     fn pages_follow_the_order_and_the_cursor() {
         let mut views = views(100);
+        views.apply(
+            "models.shop.order",
+            99,
+            &event(json!({"action": "synced", "rows": []})),
+        );
         for pk in 1..=5 {
             let data = json!({"action": "created", "pk": pk, "data": {"total": 10 - pk}});
             views.apply("models.shop.order", pk, &event(data));
@@ -364,6 +385,7 @@ mod tests {
     fn a_view_past_max_rows_says_it_is_incomplete_until_a_sync_fits() {
         let mut views = views(2);
         let topic = "models.shop.order";
+        views.apply(topic, 99, &event(json!({"action": "synced", "rows": []})));
         for pk in 1..=2 {
             assert!(!views.apply(
                 topic,

@@ -146,7 +146,9 @@ impl Session {
             Err(error) => {
                 let uri = match error {
                     ViewError::NoSuchModel(_) => "switchboard.error.no_such_model",
-                    ViewError::Incomplete(..) => "switchboard.error.view_incomplete",
+                    ViewError::Incomplete(..) | ViewError::Unseeded(_) => {
+                        "switchboard.error.view_incomplete"
+                    }
                     ViewError::NoSuchRow(_) => "wamp.error.invalid_argument",
                 };
                 self.refuse(code::CALL, request, Refusal::new(uri, error.to_string()));
