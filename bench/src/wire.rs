@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -66,12 +66,9 @@ impl Serializer {
     pub fn encode(self, value: &Value) -> Message {
         match self {
             Self::Json => Message::text(value.to_string()),
-            Self::Msgpack => {
-                let mut bytes = Vec::with_capacity(256);
-                rmpv::encode::write_value(&mut bytes, &to_msgpack(value))
-                    .expect("writing to a Vec cannot fail");
-                Message::binary(bytes)
-            }
+            Self::Msgpack => Message::binary(
+                rmp_serde::to_vec(value).expect("a JSON value serializes to MessagePack"),
+            ),
         }
     }
 
@@ -79,60 +76,9 @@ impl Serializer {
     pub fn decode(self, bytes: &[u8]) -> anyhow::Result<Value> {
         match self {
             Self::Json => serde_json::from_slice(bytes).context("frame is not JSON"),
-            Self::Msgpack => {
-                let mut reader = bytes;
-                let value = rmpv::decode::read_value(&mut reader)
-                    .map_err(|e| anyhow!("frame is not MessagePack: {e}"))?;
-                from_msgpack(&value)
-            }
+            Self::Msgpack => rmp_serde::from_slice(bytes).context("frame is not MessagePack"),
         }
     }
-}
-
-fn to_msgpack(value: &Value) -> rmpv::Value {
-    match value {
-        Value::Null => rmpv::Value::Nil,
-        Value::Bool(b) => rmpv::Value::Boolean(*b),
-        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(u), _, _) => rmpv::Value::from(u),
-            (_, Some(i), _) => rmpv::Value::from(i),
-            (_, _, f) => rmpv::Value::F64(f.unwrap_or(0.0)),
-        },
-        Value::String(s) => rmpv::Value::from(s.as_str()),
-        Value::Array(items) => rmpv::Value::Array(items.iter().map(to_msgpack).collect()),
-        Value::Object(map) => rmpv::Value::Map(
-            map.iter()
-                .map(|(k, v)| (rmpv::Value::from(k.as_str()), to_msgpack(v)))
-                .collect(),
-        ),
-    }
-}
-
-fn from_msgpack(value: &rmpv::Value) -> anyhow::Result<Value> {
-    Ok(match value {
-        rmpv::Value::Nil => Value::Null,
-        rmpv::Value::Boolean(b) => Value::Bool(*b),
-        rmpv::Value::Integer(i) => match (i.as_u64(), i.as_i64()) {
-            (Some(u), _) => json!(u),
-            (_, Some(i)) => json!(i),
-            _ => bail!("integer out of range"),
-        },
-        rmpv::Value::F32(f) => json!(f),
-        rmpv::Value::F64(f) => json!(f),
-        rmpv::Value::String(s) => Value::String(s.as_str().unwrap_or_default().to_string()),
-        rmpv::Value::Binary(_) | rmpv::Value::Ext(..) => bail!("unexpected binary value"),
-        rmpv::Value::Array(items) => {
-            Value::Array(items.iter().map(from_msgpack).collect::<Result<_, _>>()?)
-        }
-        rmpv::Value::Map(entries) => {
-            let mut map = serde_json::Map::new();
-            for (k, v) in entries {
-                let key = k.as_str().ok_or_else(|| anyhow!("non-string map key"))?;
-                map.insert(key.to_string(), from_msgpack(v)?);
-            }
-            Value::Object(map)
-        }
-    })
 }
 
 /// The benchmark event: arguments `[sequence, publish_ns, padding]`, padded so that the EVENT frame a

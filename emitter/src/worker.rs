@@ -61,6 +61,7 @@ pub(crate) async fn run(
 /// Sends `batch` until the gateway answers, retrying with backoff on network failures. Events whose
 /// caller stopped waiting (timeout) are not sent any more: the caller already got an error for them.
 async fn deliver(transport: &mut Transport, batch: &mut Vec<Job>, last_error: &LastError) {
+    // Doubling by hand: a retry crate (backon) would not make this loop, with its partial successes, shorter.
     let mut backoff = Duration::from_millis(50);
     loop {
         batch.retain(|job| !job.reply.is_closed());

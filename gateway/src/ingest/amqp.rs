@@ -114,6 +114,7 @@ async fn run(
     stop: CancellationToken,
 ) {
     let mut held = false;
+    // Doubling by hand: a retry crate (backon) would not make this loop shorter.
     let mut backoff = Duration::from_millis(100);
     loop {
         let intake = Intake {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use switchboard_config::Config;
 use switchboard_wire::Verifier;
 
-pub use publish::{PublishError, Publisher};
+pub use publish::Publisher;
 
 use crate::router::Router;
 

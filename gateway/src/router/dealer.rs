@@ -395,16 +395,6 @@ impl Dealer {
             }
         }
     }
-
-    /// Number of calls in flight (for tests and metrics).
-    pub fn calls_in_flight(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Whether `procedure` has a registration.
-    pub fn is_registered(&self, procedure: &str) -> bool {
-        self.by_procedure.contains_key(procedure)
-    }
 }
 
 /// Sends INTERRUPT for invocation `request` to `callee`.

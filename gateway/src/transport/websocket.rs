@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::inbound;
 use super::upgrade::Socket;
@@ -258,7 +259,11 @@ async fn discard(io: &mut hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>) {
 
 fn to_ws(frame: Frame) -> WsMessage {
     match frame {
-        Frame::Text(text) => WsMessage::Text(text),
+        // Checks the UTF-8 once more per send (a Text is made from a String) rather than use tungstenite's
+        // unsafe unchecked constructor: the check stayed within fan-out's run-to-run noise (BENCHMARKS.md).
+        Frame::Text(text) => WsMessage::Text(
+            Utf8Bytes::try_from(text.into_bytes()).expect("a Text is made from a String"),
+        ),
         Frame::Binary(bytes) => WsMessage::Binary(bytes),
     }
 }

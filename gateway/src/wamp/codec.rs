@@ -8,7 +8,6 @@
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Number, Value};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::array;
 use super::message::Message;
@@ -26,23 +25,52 @@ pub enum Serializer {
 /// The WebSocket subprotocols we speak, in order of preference.
 pub const SUBPROTOCOLS: [&str; 2] = ["wamp.2.json", "wamp.2.msgpack"];
 
-/// An encoded message ready for the socket; cloning it shares the bytes, so one EVENT encoding can go to
-/// every subscriber.
+/// An encoded message ready for the socket: its bytes and whether they go out as a WebSocket text or
+/// binary frame. Cloning it shares the bytes, so one EVENT encoding can go to every subscriber. The
+/// transport turns it into its WebSocket library's message; nothing here depends on that library.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     /// A WebSocket text frame (JSON).
-    Text(Utf8Bytes),
+    Text(Text),
     /// A WebSocket binary frame (MessagePack).
     Binary(Bytes),
 }
 
+/// The bytes of a text frame, always valid UTF-8: they can only be made from a `String`. Its own type
+/// rather than a bare `Bytes`, so that matching `Frame::Text` still gives a string (`as_str`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(Bytes);
+
+impl Text {
+    /// The text as a string.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a Text is made from a String")
+    }
+
+    /// The UTF-8 bytes, for the socket.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Self {
+        Self(Bytes::from(text))
+    }
+}
+
 impl Frame {
+    /// The encoded bytes, whichever kind of frame.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Frame::Text(text) => &text.0,
+            Frame::Binary(bytes) => bytes,
+        }
+    }
+
     /// The encoded size in bytes.
     pub fn len(&self) -> usize {
-        match self {
-            Frame::Text(text) => text.len(),
-            Frame::Binary(bytes) => bytes.len(),
-        }
+        self.as_bytes().len()
     }
 
     /// True when the frame holds no bytes (never the case for an encoded message).
@@ -117,7 +145,7 @@ impl Serializer {
         // Messages and JSON values hold only strings, numbers, lists and dicts with string keys, which
         // both serializers always write.
         match self {
-            Self::Json => Frame::Text(Utf8Bytes::from(
+            Self::Json => Frame::Text(Text::from(
                 serde_json::to_string(value).expect("a message serializes to JSON"),
             )),
             Self::Msgpack => Frame::Binary(Bytes::from(
@@ -127,6 +155,7 @@ impl Serializer {
     }
 }
 
+// By hand, not rmpv's serde bridge: that has no WAMP binary convention, nor these protocol-error texts.
 fn from_msgpack(value: rmpv::Value) -> Result<Value, String> {
     Ok(match value {
         rmpv::Value::Nil => Value::Null,
@@ -188,13 +217,6 @@ mod tests {
     use super::*;
     use crate::wamp::message::Payload;
 
-    fn bytes(frame: &Frame) -> &[u8] {
-        match frame {
-            Frame::Text(text) => text.as_str().as_bytes(),
-            Frame::Binary(bytes) => bytes,
-        }
-    }
-
     fn msgpack(value: &rmpv::Value) -> Vec<u8> {
         let mut out = Vec::new();
         rmpv::encode::write_value(&mut out, value).expect("write to a Vec");
@@ -235,13 +257,15 @@ mod tests {
 
         // MessagePack -> JSON -> MessagePack gives back the very same bytes.
         let text = Serializer::Json.encode(&message);
-        assert!(std::str::from_utf8(bytes(&text))
+        assert!(std::str::from_utf8(text.as_bytes())
             .unwrap()
             .contains(r#"{"blob":"\u0000AP8="}"#));
-        let from_json = Serializer::Json.decode(bytes(&text)).expect("valid json");
+        let from_json = Serializer::Json
+            .decode(text.as_bytes())
+            .expect("valid json");
         assert_eq!(from_json, message);
         assert_eq!(
-            bytes(&Serializer::Msgpack.encode(&from_json)),
+            Serializer::Msgpack.encode(&from_json).as_bytes(),
             wire.as_slice()
         );
 
@@ -249,15 +273,15 @@ mod tests {
         let e2ee = json!([36, 1, 2, {"enc_algo": "cryptobox"}, "\u{0}g6Vj"]);
         let frame = Serializer::Msgpack.encode_value(e2ee.clone());
         assert_eq!(
-            bytes(&frame)[bytes(&frame).len() - 5..],
+            frame.as_bytes()[frame.as_bytes().len() - 5..],
             [0xc4, 3, 0x83, 0xa5, 0x63]
         );
-        let event = Serializer::Msgpack.decode(bytes(&frame)).expect("valid");
+        let event = Serializer::Msgpack.decode(frame.as_bytes()).expect("valid");
         assert_eq!(array::to_array(&event), e2ee);
 
         // A NUL-prefixed string that is not base64 stays a string.
         let odd = Serializer::Msgpack.encode_value(json!([3, {}, "\u{0}not base64!"]));
-        let abort = Serializer::Msgpack.decode(bytes(&odd)).expect("valid");
+        let abort = Serializer::Msgpack.decode(odd.as_bytes()).expect("valid");
         assert_eq!(array::to_array(&abort)[2], json!("\u{0}not base64!"));
     }
 
@@ -267,7 +291,7 @@ mod tests {
             details: Default::default(),
             reason: "wamp.close.normal".into(),
         };
-        let mut wire = bytes(&Serializer::Msgpack.encode(&goodbye)).to_vec();
+        let mut wire = Serializer::Msgpack.encode(&goodbye).as_bytes().to_vec();
         assert_eq!(Serializer::Msgpack.decode(&wire), Ok(goodbye));
         wire.push(0xc0);
         assert_eq!(
@@ -341,11 +365,11 @@ mod tests {
             let deepest = nested(126);
             let frame = serializer.encode_value(deepest.clone());
             let message = serializer
-                .decode(bytes(&frame))
+                .decode(frame.as_bytes())
                 .expect("127 levels are fine");
             assert_eq!(array::to_array(&message), deepest);
             let frame = serializer.encode_value(nested(127));
-            let err = serializer.decode(bytes(&frame)).unwrap_err();
+            let err = serializer.decode(frame.as_bytes()).unwrap_err();
             assert_eq!(err, TOO_DEEP, "{serializer:?}");
         }
     }

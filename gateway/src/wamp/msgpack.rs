@@ -5,6 +5,8 @@
 //! It knows exactly what messages are made of: nil, booleans, integers, floats, strings, lists and dicts;
 //! anything else is an error. Strings follow the WAMP binary convention: a string holding a NUL byte then
 //! valid base64 is written as MessagePack binary (map keys stay strings).
+//!
+//! Not rmp-serde: it writes every string as a MessagePack string, so the binary convention needs this writer.
 
 use std::fmt;
 

@@ -38,13 +38,11 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// How long a new connection may take to greet and send READY.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Counts of what the ZeroMQ endpoint received.
+/// Counts of what the ZeroMQ endpoint refused, for the log (the metrics count by reason).
 #[derive(Debug, Default)]
-pub struct ZmqStats {
-    /// Messages published.
-    pub accepted: AtomicU64,
+struct ZmqStats {
     /// Messages refused (wrong frame count, bad signature, bad event, oversized frame).
-    pub rejected: AtomicU64,
+    rejected: AtomicU64,
 }
 
 /// What every connection of one endpoint shares.
@@ -58,7 +56,6 @@ struct Shared {
 /// The running ZeroMQ PULL endpoint.
 pub struct ZmqIngest {
     endpoint: String,
-    stats: Arc<ZmqStats>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -93,11 +90,10 @@ impl ZmqIngest {
         let listener = TcpListener::bind(&address).await.map_err(bind_error)?;
         let endpoint = format!("tcp://{}", listener.local_addr().map_err(bind_error)?);
         tracing::info!("ZeroMQ ingestion on {endpoint} (PULL)");
-        let stats = Arc::new(ZmqStats::default());
         let shared = Arc::new(Shared {
             publisher,
             verifier,
-            stats: Arc::clone(&stats),
+            stats: Arc::default(),
             limits: Limits {
                 max_signature: MAX_SIGNATURE_BYTES,
                 max_frame: max_message_bytes,
@@ -107,7 +103,6 @@ impl ZmqIngest {
         let task = tokio::spawn(accept(listener, shared, stop.clone()));
         Ok(ZmqIngest {
             endpoint,
-            stats,
             stop,
             task,
         })
@@ -116,11 +111,6 @@ impl ZmqIngest {
     /// The endpoint actually bound.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
-    }
-
-    /// What was accepted and refused so far.
-    pub fn stats(&self) -> &ZmqStats {
-        &self.stats
     }
 
     /// Stops accepting, ends every connection (a message being read is dropped) and returns.
@@ -226,7 +216,6 @@ fn on_message(signature: &[u8], body: &[u8], peer: SocketAddr, shared: &Shared) 
     };
     match ingest(&shared.verifier, &shared.publisher, Some(signature), body) {
         Ok(_) => {
-            shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("switchboard_ingest_accepted_total", "transport" => "zmq")
                 .increment(1);
             true

@@ -1,9 +1,7 @@
 use super::*;
 
 fn frame(bytes: usize) -> Frame {
-    Frame::Text(tokio_tungstenite::tungstenite::Utf8Bytes::from(
-        "x".repeat(bytes),
-    ))
+    Frame::Text("x".repeat(bytes).into())
 }
 
 fn limits(max_bytes: usize, max_frames: usize, slow_consumer: Duration) -> QueueLimits {

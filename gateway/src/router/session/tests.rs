@@ -65,13 +65,9 @@ impl Client {
 
     fn next(&mut self) -> Option<Message> {
         let frame = self.receiver.frames.try_recv()?;
-        let bytes = match &frame {
-            Frame::Text(text) => text.as_bytes().to_vec(),
-            Frame::Binary(bytes) => bytes.to_vec(),
-        };
         Some(
             self.serializer
-                .decode(&bytes)
+                .decode(frame.as_bytes())
                 .expect("router output decodes"),
         )
     }
