@@ -119,7 +119,7 @@ fn received(receiver: &OutboxReceiver) -> Vec<Id> {
     let mut ids = Vec::new();
     while let Some(frame) = receiver.frames.try_recv() {
         let text = match frame {
-            Frame::Text(text) => text.to_string(),
+            Frame::Text(text) => text.as_str().to_string(),
             Frame::Binary(bytes) => String::from_utf8_lossy(&bytes).to_string(),
         };
         let message: Value = serde_json::from_str(&text).unwrap_or_default();
