@@ -5,7 +5,11 @@ export type Kwargs = Record<string, unknown>;
 export type Details = Record<string, unknown>;
 export type State = 'connecting' | 'open' | 'closed';
 
-/** A `_filter` predicate over an event's kwargs (DESIGN section 7), e.g. `{"data.total": {"$lt": 100}}`. */
+/**
+ * A predicate over an event's kwargs that the gateway applies (sent as the SUBSCRIBE option `_filter`), e.g.
+ * `{"data.total": {"$lt": 100}}`: operators `$eq $ne $gt $gte $lt $lte $in $like $exists $and $or $not`,
+ * dotted paths. The gateway refuses a malformed one with `wamp.error.invalid_argument`.
+ */
 export type Filter = Record<string, unknown>;
 
 /** A serializer other than the default JSON one (`wamp.2.json`). */
@@ -49,7 +53,10 @@ export interface ConnectOptions {
 
 export interface SubscribeOptions {
   match?: 'exact' | 'prefix' | 'wildcard';
+  /** Only events whose kwargs match, filtered by the gateway (`_filter`). */
   filter?: Filter;
+  /** Deliver the topic's last retained event right after subscribing (EVENT details `retained: true`). */
+  getRetained?: boolean;
   [option: string]: unknown;
 }
 
@@ -79,6 +86,8 @@ export interface CallOptions {
 
 export interface Subscription {
   topic: string;
+  /** The router's subscription id (it changes with every re-join). */
+  readonly id: number;
   unsubscribe(): Promise<void>;
 }
 
@@ -139,7 +148,12 @@ export class Client {
   /** The joined session: id and WELCOME.Details (authid, authrole, authmethod, roles). */
   readonly session: { id: number; details: Details } | null;
   readonly ready: Promise<Client>;
-  subscribe(topic: string, handler: (args: Args, kwargs: Kwargs, details: Details) => void, options?: SubscribeOptions): Promise<Subscription>;
+  /** `publication` is the event's publication id. */
+  subscribe(
+    topic: string,
+    handler: (args: Args, kwargs: Kwargs, details: Details, publication: number) => void,
+    options?: SubscribeOptions,
+  ): Promise<Subscription>;
   publish(topic: string, args?: Args, kwargs?: Kwargs, options?: PublishOptions): Promise<number | undefined>;
   call(procedure: string, args?: Args, kwargs?: Kwargs, options?: CallOptions): Promise<CallResult>;
   register(
@@ -160,5 +174,3 @@ export function connect(options: ConnectOptions): Promise<Client>;
 /** Reconnect delay in ms before retry `attempt` (0-based): uniform in [0, min(cap, base * 2^attempt)). */
 export function backoff(attempt: number, options?: RetryOptions): number;
 
-/** True when `kwargs` satisfies `filter`. */
-export function matches(filter: Filter, kwargs: Kwargs): boolean;

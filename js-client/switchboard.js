@@ -47,24 +47,6 @@ const payload = (args, kwargs) =>
 
 const norm = (pk) => (pk !== null && typeof pk === 'object' ? JSON.stringify(pk) : pk);
 
-// `_filter` predicates (DESIGN 7) over an event's kwargs, also checked here.
-const get = (obj, path) => path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), obj);
-const same = (a, b) => a === b || JSON.stringify(a) === JSON.stringify(b);
-const like = (p) => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/%/g, '.*').replace(/_/g, '.')}$`, 's');
-const OPS = {
-  $eq: same, $ne: (v, x) => !same(v, x), $gt: (v, x) => v > x, $gte: (v, x) => v >= x, $lt: (v, x) => v < x,
-  $lte: (v, x) => v <= x, $in: (v, x) => x.some((y) => same(v, y)), $exists: (v, x) => (v !== undefined) === !!x,
-  $like: (v, x) => typeof v === 'string' && like(x).test(v),
-};
-/** True when `kwargs` satisfies the filter `f`. */
-export function matches(f, kwargs) {
-  return Object.entries(f).every(([k, c]) => k === '$and' ? c.every((g) => matches(g, kwargs))
-    : k === '$or' ? c.some((g) => matches(g, kwargs))
-      : c !== null && typeof c === 'object' && !Array.isArray(c) && Object.keys(c).every((o) => o[0] === '$')
-        ? Object.entries(c).every(([o, x]) => OPS[o] && OPS[o](get(kwargs, k), x))
-        : same(get(kwargs, k), c));
-}
-
 class Emitter {
   constructor() { this._l = {}; }
   /** Calls `fn` on every `event`; returns a function that stops it. */
@@ -179,8 +161,7 @@ export class Client extends Emitter {
       ws.close();
     } else if (type === EVENT) {
       for (const rec of this._bySub.get(m[1]) || []) {
-        if (rec.filter && !matches(rec.filter, m[5] || {})) continue;
-        try { rec.handler(m[4] || [], m[5] || {}, m[3]); } catch (e) { console.error(e); }
+        try { rec.handler(m[4] || [], m[5] || {}, m[3], m[2]); } catch (e) { console.error(e); }
       }
     } else if (type === INVOCATION) {
       this._invoke(m);
@@ -269,22 +250,31 @@ export class Client extends Emitter {
       this._subs.add(rec);
       if (!this._bySub.has(rec.id)) this._bySub.set(rec.id, new Set());
       this._bySub.get(rec.id).add(rec);
+      if (rec.onSubscribed) rec.onSubscribed(rec.id);
     } });
   }
 
   /**
-   * Subscribes `handler(args, kwargs, details)` to `topic` (`match`: exact|prefix|wildcard; `filter`: a
-   * predicate over kwargs, DESIGN 7). Kept across reconnects. Resolves with `{unsubscribe()}`.
+   * Subscribes `handler(args, kwargs, details, publication)` to `topic` (`match`: exact|prefix|wildcard;
+   * `filter`: a predicate over kwargs the gateway applies, sent as `_filter`; `getRetained`: deliver the
+   * topic's retained event first). Kept across reconnects. Resolves with `{topic, id, unsubscribe()}`.
    */
-  async subscribe(topic, handler, { match, filter, ...rest } = {}) {
+  subscribe(topic, handler, options = {}) {
+    return this._follow(topic, handler, options);
+  }
+
+  // `onSubscribed(id)` runs as each SUBSCRIBED (first and after every re-join) arrives, before the next frame.
+  async _follow(topic, handler, { match, filter, getRetained, ...rest } = {}, onSubscribed) {
     const options = { ...rest };
     if (match && match !== 'exact') options.match = match;
     if (filter) options._filter = filter;
-    const rec = { topic, handler, filter, options, active: true };
+    if (getRetained) options.get_retained = true;
+    const rec = { topic, handler, options, onSubscribed, active: true };
     await this._whenOpen();
     await this._subscribe(rec);
     return {
       topic,
+      get id() { return rec.id; },
       unsubscribe: async () => {
         if (!rec.active) return;
         rec.active = false;
