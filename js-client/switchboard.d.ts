@@ -118,8 +118,9 @@ export class Result {
 }
 
 export interface ModelChange<Row> {
-  action: 'created' | 'updated' | 'deleted';
-  pk: unknown;
+  /** `synced`: the emitter resynced the model; every row was replaced (no pk, row or previous). */
+  action: 'created' | 'updated' | 'deleted' | 'synced';
+  pk?: unknown;
   /** The row after the change (undefined when deleted). */
   row?: Row;
   /** The row before the change (undefined when new). */
@@ -127,20 +128,53 @@ export interface ModelChange<Row> {
   changed: string[];
 }
 
+/** Why a live collection could not recover the events it missed, and whether it reloaded its rows. */
+export interface LiveReset {
+  /**
+   * `switchboard.error.history_gap` (the position was evicted, expired or is unknown, e.g. after a gateway
+   * restart), `switchboard.error.no_history` (the topic keeps no history) or `switchboard.error.no_position`
+   * (nothing to recover from).
+   */
+  reason: string;
+  error: WampError;
+  /** True: the rows were reloaded from the model view. False: there is no view, the rows may be stale: reload the page. */
+  reloaded: boolean;
+}
+
 export interface LiveCollection<Row = Record<string, unknown>> extends Iterable<Row> {
-  /** The current rows, in arrival order. */
+  /** The current rows: the first rows' order, then arrival order. */
   items(): IterableIterator<Row>;
   get(pk: unknown): Row | undefined;
   readonly size: number;
+  /** The last publication applied (or the one the first rows are consistent with); null when unknown. */
+  readonly position: number | null;
+  /** The view's total row count at the last load from the view (not kept current). */
+  readonly total?: number;
   on(event: 'change', fn: (change: ModelChange<Row>) => void): () => void;
+  /** Missed events could not be recovered; the rows were reloaded from the view, or the app should reload them. */
+  on(event: 'reset', fn: (reset: LiveReset) => void): () => void;
+  /** A recovery after a re-join failed for another reason (e.g. `wamp.error.not_authorized`). */
+  on(event: 'error', fn: (error: WampError) => void): () => void;
   close(): Promise<void>;
 }
 
 export interface LiveOptions {
   /** The field identifying a row, read from the event's kwargs, else from its data (default "pk"). */
   key?: string;
+  /** First rows rendered by the web app (with `after`); without them the rows come from the model view. */
+  rows?: Record<string, unknown>[];
+  /** The publication id `rows` are consistent with: the events since are recovered at once. */
+  after?: number;
+  /** Model view query (`switchboard.model.rows`): order, direction, page size. */
+  order_by?: string;
+  desc?: boolean;
+  limit?: number;
+  /** Only rows and events matching (the view's `filter` and the subscription's `_filter`). */
+  filter?: Filter;
   /** Topic prefix of model events (default "models."). */
   prefix?: string;
+  /** Events per get_events call while recovering (default 1000, at most 10000). */
+  pageSize?: number;
 }
 
 export class Client {
@@ -161,6 +195,10 @@ export class Client {
     handler: (args: Args, kwargs: Kwargs, details: Details) => unknown,
     options?: Record<string, unknown>,
   ): Promise<Registration>;
+  /**
+   * Rows of `model` kept current from the model events on `models.<model>`; after every re-join it recovers
+   * the events it missed from the gateway's history, or emits `reset`. Rejects when the first load fails.
+   */
   live<Row = Record<string, unknown>>(model: string, options?: LiveOptions): Promise<LiveCollection<Row>>;
   on(event: 'state', fn: (state: State, detail?: unknown) => void): () => void;
   /** Re-subscribe or re-register failures after a reconnect. */
