@@ -179,6 +179,41 @@ test('the gateway applies the filter: a handler sees only matching events; a bad
   assert.equal(bad.uri, 'wamp.error.invalid_argument');
 });
 
+test('one client, two filters on one topic: each handler sees only its own events', { skip: NO_FILTERS(), timeout: 20000 }, async (t) => {
+  const a = await open(t, gw);
+  const b = await open(t, gw);
+  const topic = uniqueUri('app.cities');
+  const paris = new Inbox();
+  const oslo = new Inbox();
+  await b.subscribe(topic, paris.handler(), { filter: { 'data.city': 'Paris' } });
+  await b.subscribe(topic, oslo.handler(), { filter: { 'data.city': { $eq: 'Oslo' } } });
+  for (const city of ['Oslo', 'Paris', 'Rome', 'Oslo']) await a.publish(topic, [], { data: { city } }, { acknowledge: true });
+  assert.equal((await paris.next()).kwargs.data.city, 'Paris');
+  assert.equal((await oslo.next()).kwargs.data.city, 'Oslo');
+  assert.equal((await oslo.next()).kwargs.data.city, 'Oslo');
+  await assert.rejects(paris.next(200), /nothing arrived/);
+  await assert.rejects(oslo.next(10), /nothing arrived/);
+});
+
+test('a filtered live collection: view rows and events (live and recovered) match the filter', { skip: NO_VIEWS() || NO_FILTERS(), timeout: 30000 }, async (t) => {
+  const ctl = cuttable();
+  const c = await open(t, gw, { WebSocket: ctl.WebSocket });
+  const model = 'shop.viewed';
+  await emitModel(gw, model, 'created', 11, { city: 'Paris' });
+  await emitModel(gw, model, 'created', 12, { city: 'Oslo' });
+  const live = await c.live(model, { filter: { 'data.city': 'Paris' } });
+  assert.ok(live.get(11) && !live.get(12), 'the view answers matching rows only');
+  await cutWhile(c, ctl, async () => {
+    await emitModel(gw, model, 'created', 13, { city: 'Oslo' });
+    await emitModel(gw, model, 'created', 14, { city: 'Paris' });
+  });
+  await emitModel(gw, model, 'created', 15, { city: 'Oslo' });
+  await emitModel(gw, model, 'created', 16, { city: 'Paris' });
+  await eventually(() => live.get(16), 5000, 'row 16');
+  assert.ok(live.get(14), 'recovered: matching');
+  assert.ok(!live.get(13) && !live.get(15), 'no row that does not match');
+});
+
 test('getRetained delivers the retained event right after subscribing, with details.retained', { timeout: 20000 }, async (t) => {
   const a = await open(t, gw);
   const b = await open(t, gw);
