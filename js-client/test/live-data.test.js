@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Inbox, cuttable, delay, emitModel, eventually, open, startGateway, uniqueUri } from './support.js';
+import { Inbox, cuttable, delay, emitModel, eventually, open, rpc, startGateway, uniqueUri } from './support.js';
 
 const REALM_KEYS = `
 [[realms.history]]
@@ -21,6 +21,9 @@ name = "shop.viewed"
 
 [[realms.models]]
 name = "shop.gap.viewed"
+
+[[realms.models]]
+name = "shop.restarted"
 `;
 
 // Started here, not in before(): which tests run depends on what this binary answers.
@@ -227,4 +230,28 @@ test('getRetained delivers the retained event right after subscribing, with deta
   await assert.rejects(plain.next(200), /nothing arrived/, 'no retained event without getRetained');
   await a.publish(topic, ['live'], {}, { acknowledge: true });
   assert.deepEqual((await inbox.next()).args, ['live']);
+});
+
+// Last: it restarts the gateway.
+test('after a gateway restart history is gone: the collection gets reset, reloads from the (empty) view, and a resync fills it', { skip: NO_VIEWS(), timeout: 60000 }, async (t) => {
+  const c = await open(t, gw);
+  const model = 'shop.restarted';
+  await emitModel(gw, model, 'created', 1, { status: 'new' });
+  const live = await c.live(model);
+  assert.deepEqual(live.get(1), { pk: 1, status: 'new' });
+  const resets = [];
+  live.on('reset', (r) => resets.push(r));
+  const session = c.session.id;
+  await gw.restart();
+  await eventually(() => c.state === 'open' && c.session.id !== session, 20000, 'the client re-joins');
+  await eventually(() => resets.length === 1, 5000, 'reset after the restart');
+  assert.equal(resets[0].reason, 'switchboard.error.history_gap');
+  assert.equal(resets[0].reloaded, true);
+  assert.equal(live.size, 0, 'the restarted view holds nothing until the web app resyncs it');
+  const changes = [];
+  live.on('change', (ch) => changes.push(ch.action));
+  await rpc(gw, 'publish', { topic: `models.${model}`, kwargs: { action: 'synced', model, rows: [{ pk: 1, status: 'paid' }, { pk: 2, status: 'new' }] } });
+  await eventually(() => live.size === 2, 5000, 'rows from the resync');
+  assert.deepEqual(live.get(1), { pk: 1, status: 'paid' });
+  assert.deepEqual(changes, ['synced']);
 });
