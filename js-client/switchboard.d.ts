@@ -137,7 +137,11 @@ export interface LiveReset {
    */
   reason: string;
   error: WampError;
-  /** True: the rows were reloaded from the model view. False: there is no view, the rows may be stale: reload the page. */
+  /**
+   * True: the rows were reloaded from the model view. False: no view (`switchboard.error.no_such_model`) or one
+   * not seeded since the gateway started (`switchboard.error.view_incomplete`): the rows may be stale
+   * (`stale` is true) until a `synced` event; reload the page (or the rows from the web app).
+   */
   reloaded: boolean;
 }
 
@@ -150,6 +154,12 @@ export interface LiveCollection<Row = Record<string, unknown>> extends Iterable<
   readonly position: number | null;
   /** The view's total row count at the last load from the view (not kept current). */
   readonly total?: number;
+  /**
+   * True while rows or changes may be missing: opened while the model view was not seeded yet
+   * (`switchboard.error.view_incomplete`), or reset without a view to reload from. A reload from the view or a
+   * `synced` model event clears it.
+   */
+  readonly stale: boolean;
   on(event: 'change', fn: (change: ModelChange<Row>) => void): () => void;
   /** Missed events could not be recovered; the rows were reloaded from the view, or the app should reload them. */
   on(event: 'reset', fn: (reset: LiveReset) => void): () => void;

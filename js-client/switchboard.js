@@ -408,6 +408,8 @@ const MODEL_ROWS = 'switchboard.model.rows';
 const RESET = new Set(['switchboard.error.history_gap', 'switchboard.error.no_history', 'switchboard.error.no_position']);
 // No model view to load rows from.
 const NO_VIEW = new Set(['switchboard.error.no_such_model', 'wamp.error.no_such_procedure']);
+// A view not seeded (synced by the web app) since the gateway started: it cannot answer yet.
+const INCOMPLETE = 'switchboard.error.view_incomplete';
 const STALE = Symbol('stale');
 const SEEN_LIMIT = 10000;
 
@@ -422,6 +424,8 @@ class Live extends Emitter {
     this._rows = new Map();
     /** The last publication applied (or the one the first rows are consistent with). */
     this.position = null;
+    /** True while rows or changes may be missing (no view to reload from); a reload or a `synced` event clears it. */
+    this.stale = false;
     this._seen = new Set(); // publication ids applied lately: none is applied twice
     this._buffer = null; // [publication, kwargs] received while (re)synchronizing
     this._gen = 0;
@@ -467,7 +471,8 @@ class Live extends Emitter {
       try {
         mark = await this._loadView(gen);
       } catch (e) {
-        if (!NO_VIEW.has(e.uri)) throw e;
+        if (e.uri === INCOMPLETE) this.stale = true; // start empty until the web app syncs the model
+        else if (!NO_VIEW.has(e.uri)) throw e;
         return this._fromNewest(gen); // no view: start empty
       }
       return this._recoverAfterView(gen, mark);
@@ -517,13 +522,12 @@ class Live extends Emitter {
     this._seen.clear();
     this.position = kwargs.publication ?? null;
     this.total = kwargs.total;
-    this.hasView = true;
+    this.stale = false;
     return mark;
   }
 
   // No position to recover from: take the topic's newest stored publication as one, keep every live event.
   async _fromNewest(gen) {
-    this.hasView = false;
     try {
       const { args } = await this._call(gen, GET_EVENTS, [this._subId], { limit: 1 });
       const newest = (args[0] || [])[0];
@@ -542,8 +546,9 @@ class Live extends Emitter {
     try {
       mark = await this._loadView(gen);
     } catch (e) {
-      if (!NO_VIEW.has(e.uri)) throw e;
-      // No view: the rows may be stale; keep following, and tell the app to reload them.
+      if (e.uri !== INCOMPLETE && !NO_VIEW.has(e.uri)) throw e;
+      // No view (or one not seeded yet): the rows may be stale; keep following, and tell the app.
+      this.stale = true;
       await this._fromNewest(gen);
       this._emit('reset', { reason: why.uri, error: why, reloaded: false });
       return;
@@ -584,6 +589,7 @@ class Live extends Emitter {
     const key = this._key;
     if (kw.action === 'synced') {
       this._replace(kw.rows || []);
+      this.stale = false;
       return this._emit('change', { action: 'synced', changed: [] });
     }
     const data = kw.data || {};

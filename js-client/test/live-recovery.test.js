@@ -126,3 +126,20 @@ test('a synced model event replaces every row', { timeout: 10000 }, async (t) =>
   assert.deepEqual(live.get(7), { pk: 7, a: 1 });
   assert.deepEqual(changes, ['synced']);
 });
+
+test('a view not seeded yet (view_incomplete): the collection opens empty and stale, and a synced event completes it', { timeout: 10000 }, async (t) => {
+  const router = await fakeRouter(t, (conn, m, send) => {
+    if (m[3] === 'switchboard.model.rows') return send([8, 48, m[1], {}, 'switchboard.error.view_incomplete', ['not seeded']]);
+    if (m[3] === 'wamp.subscription.get_events') return send([50, m[1], {}, [[]]]);
+  });
+  const c = await client(t, router);
+  const live = await c.live('shop.x');
+  assert.equal(live.size, 0);
+  assert.equal(live.stale, true);
+  router.conns[0].send(JSON.stringify(ev(1, 401, created(5))));
+  await eventually(() => live.get(5), 2000, 'a live event while stale');
+  assert.equal(live.stale, true);
+  router.conns[0].send(JSON.stringify(ev(1, 402, { action: 'synced', model: 'shop.x', rows: [{ pk: 5 }, { pk: 6 }] })));
+  await eventually(() => !live.stale, 2000, 'complete after the sync');
+  assert.deepEqual([...live].map((r) => r.pk), [5, 6]);
+});
