@@ -165,6 +165,11 @@ export function emitModel(gw, model, action, pk, data = {}, changed = []) {
   return rpc(gw, 'publish', { topic: `models.${model}`, kwargs: { action, model, pk, data, changed } });
 }
 
+/** Seeds (or resyncs) a model view the way the emitter's model(name).sync(rows) does: a `synced` event. */
+export function syncModel(gw, model, rows = []) {
+  return rpc(gw, 'publish', { topic: `models.${model}`, kwargs: { action: 'synced', model, rows } });
+}
+
 /**
  * A WebSocket class for the library (`WebSocket` option) that records every frame it sends (`sent`, decoded)
  * and whose connection the test can cut: `cut()` drops every open socket and makes new ones fail (a refused
