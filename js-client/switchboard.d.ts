@@ -5,7 +5,11 @@ export type Kwargs = Record<string, unknown>;
 export type Details = Record<string, unknown>;
 export type State = 'connecting' | 'open' | 'closed';
 
-/** A `_filter` predicate over an event's kwargs (DESIGN section 7), e.g. `{"data.total": {"$lt": 100}}`. */
+/**
+ * A predicate over an event's kwargs that the gateway applies (sent as the SUBSCRIBE option `_filter`), e.g.
+ * `{"data.total": {"$lt": 100}}`: operators `$eq $ne $gt $gte $lt $lte $in $like $exists $and $or $not`,
+ * dotted paths. The gateway refuses a malformed one with `wamp.error.invalid_argument`.
+ */
 export type Filter = Record<string, unknown>;
 
 /** A serializer other than the default JSON one (`wamp.2.json`). */
@@ -49,7 +53,10 @@ export interface ConnectOptions {
 
 export interface SubscribeOptions {
   match?: 'exact' | 'prefix' | 'wildcard';
+  /** Only events whose kwargs match, filtered by the gateway (`_filter`). */
   filter?: Filter;
+  /** Deliver the topic's last retained event right after subscribing (EVENT details `retained: true`). */
+  getRetained?: boolean;
   [option: string]: unknown;
 }
 
@@ -79,6 +86,8 @@ export interface CallOptions {
 
 export interface Subscription {
   topic: string;
+  /** The router's subscription id (it changes with every re-join). */
+  readonly id: number;
   unsubscribe(): Promise<void>;
 }
 
@@ -109,8 +118,9 @@ export class Result {
 }
 
 export interface ModelChange<Row> {
-  action: 'created' | 'updated' | 'deleted';
-  pk: unknown;
+  /** `synced`: the emitter resynced the model; every row was replaced (no pk, row or previous). */
+  action: 'created' | 'updated' | 'deleted' | 'synced';
+  pk?: unknown;
   /** The row after the change (undefined when deleted). */
   row?: Row;
   /** The row before the change (undefined when new). */
@@ -118,20 +128,63 @@ export interface ModelChange<Row> {
   changed: string[];
 }
 
+/** Why a live collection could not recover the events it missed, and whether it reloaded its rows. */
+export interface LiveReset {
+  /**
+   * `switchboard.error.history_gap` (the position was evicted, expired or is unknown, e.g. after a gateway
+   * restart), `switchboard.error.no_history` (the topic keeps no history) or `switchboard.error.no_position`
+   * (nothing to recover from).
+   */
+  reason: string;
+  error: WampError;
+  /**
+   * True: the rows were reloaded from the model view. False: no view (`switchboard.error.no_such_model`) or one
+   * not seeded since the gateway started (`switchboard.error.view_incomplete`): the rows may be stale
+   * (`stale` is true) until a `synced` event; reload the page (or the rows from the web app).
+   */
+  reloaded: boolean;
+}
+
 export interface LiveCollection<Row = Record<string, unknown>> extends Iterable<Row> {
-  /** The current rows, in arrival order. */
+  /** The current rows: the first rows' order, then arrival order. */
   items(): IterableIterator<Row>;
   get(pk: unknown): Row | undefined;
   readonly size: number;
+  /** The last publication applied (or the one the first rows are consistent with); null when unknown. */
+  readonly position: number | null;
+  /** The view's total row count at the last load from the view (not kept current). */
+  readonly total?: number;
+  /**
+   * True while rows or changes may be missing: opened while the model view was not seeded yet
+   * (`switchboard.error.view_incomplete`), or reset without a view to reload from. A reload from the view or a
+   * `synced` model event clears it.
+   */
+  readonly stale: boolean;
   on(event: 'change', fn: (change: ModelChange<Row>) => void): () => void;
+  /** Missed events could not be recovered; the rows were reloaded from the view, or the app should reload them. */
+  on(event: 'reset', fn: (reset: LiveReset) => void): () => void;
+  /** A recovery after a re-join failed for another reason (e.g. `wamp.error.not_authorized`). */
+  on(event: 'error', fn: (error: WampError) => void): () => void;
   close(): Promise<void>;
 }
 
 export interface LiveOptions {
   /** The field identifying a row, read from the event's kwargs, else from its data (default "pk"). */
   key?: string;
+  /** First rows rendered by the web app (with `after`); without them the rows come from the model view. */
+  rows?: Record<string, unknown>[];
+  /** The publication id `rows` are consistent with: the events since are recovered at once. */
+  after?: number;
+  /** Model view query (`switchboard.model.rows`): order, direction, page size. */
+  order_by?: string;
+  desc?: boolean;
+  limit?: number;
+  /** Only rows and events matching (the view's `filter` and the subscription's `_filter`). */
+  filter?: Filter;
   /** Topic prefix of model events (default "models."). */
   prefix?: string;
+  /** Events per get_events call while recovering (default 1000, at most 10000). */
+  pageSize?: number;
 }
 
 export class Client {
@@ -139,7 +192,12 @@ export class Client {
   /** The joined session: id and WELCOME.Details (authid, authrole, authmethod, roles). */
   readonly session: { id: number; details: Details } | null;
   readonly ready: Promise<Client>;
-  subscribe(topic: string, handler: (args: Args, kwargs: Kwargs, details: Details) => void, options?: SubscribeOptions): Promise<Subscription>;
+  /** `publication` is the event's publication id. */
+  subscribe(
+    topic: string,
+    handler: (args: Args, kwargs: Kwargs, details: Details, publication: number) => void,
+    options?: SubscribeOptions,
+  ): Promise<Subscription>;
   publish(topic: string, args?: Args, kwargs?: Kwargs, options?: PublishOptions): Promise<number | undefined>;
   call(procedure: string, args?: Args, kwargs?: Kwargs, options?: CallOptions): Promise<CallResult>;
   register(
@@ -147,6 +205,10 @@ export class Client {
     handler: (args: Args, kwargs: Kwargs, details: Details) => unknown,
     options?: Record<string, unknown>,
   ): Promise<Registration>;
+  /**
+   * Rows of `model` kept current from the model events on `models.<model>`; after every re-join it recovers
+   * the events it missed from the gateway's history, or emits `reset`. Rejects when the first load fails.
+   */
   live<Row = Record<string, unknown>>(model: string, options?: LiveOptions): Promise<LiveCollection<Row>>;
   on(event: 'state', fn: (state: State, detail?: unknown) => void): () => void;
   /** Re-subscribe or re-register failures after a reconnect. */
@@ -160,5 +222,3 @@ export function connect(options: ConnectOptions): Promise<Client>;
 /** Reconnect delay in ms before retry `attempt` (0-based): uniform in [0, min(cap, base * 2^attempt)). */
 export function backoff(attempt: number, options?: RetryOptions): number;
 
-/** True when `kwargs` satisfies `filter`. */
-export function matches(filter: Filter, kwargs: Kwargs): boolean;

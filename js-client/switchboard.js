@@ -47,24 +47,6 @@ const payload = (args, kwargs) =>
 
 const norm = (pk) => (pk !== null && typeof pk === 'object' ? JSON.stringify(pk) : pk);
 
-// `_filter` predicates (DESIGN 7) over an event's kwargs, also checked here.
-const get = (obj, path) => path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), obj);
-const same = (a, b) => a === b || JSON.stringify(a) === JSON.stringify(b);
-const like = (p) => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/%/g, '.*').replace(/_/g, '.')}$`, 's');
-const OPS = {
-  $eq: same, $ne: (v, x) => !same(v, x), $gt: (v, x) => v > x, $gte: (v, x) => v >= x, $lt: (v, x) => v < x,
-  $lte: (v, x) => v <= x, $in: (v, x) => x.some((y) => same(v, y)), $exists: (v, x) => (v !== undefined) === !!x,
-  $like: (v, x) => typeof v === 'string' && like(x).test(v),
-};
-/** True when `kwargs` satisfies the filter `f`. */
-export function matches(f, kwargs) {
-  return Object.entries(f).every(([k, c]) => k === '$and' ? c.every((g) => matches(g, kwargs))
-    : k === '$or' ? c.some((g) => matches(g, kwargs))
-      : c !== null && typeof c === 'object' && !Array.isArray(c) && Object.keys(c).every((o) => o[0] === '$')
-        ? Object.entries(c).every(([o, x]) => OPS[o] && OPS[o](get(kwargs, k), x))
-        : same(get(kwargs, k), c));
-}
-
 class Emitter {
   constructor() { this._l = {}; }
   /** Calls `fn` on every `event`; returns a function that stops it. */
@@ -179,8 +161,7 @@ export class Client extends Emitter {
       ws.close();
     } else if (type === EVENT) {
       for (const rec of this._bySub.get(m[1]) || []) {
-        if (rec.filter && !matches(rec.filter, m[5] || {})) continue;
-        try { rec.handler(m[4] || [], m[5] || {}, m[3]); } catch (e) { console.error(e); }
+        try { rec.handler(m[4] || [], m[5] || {}, m[3], m[2]); } catch (e) { console.error(e); }
       }
     } else if (type === INVOCATION) {
       this._invoke(m);
@@ -269,22 +250,31 @@ export class Client extends Emitter {
       this._subs.add(rec);
       if (!this._bySub.has(rec.id)) this._bySub.set(rec.id, new Set());
       this._bySub.get(rec.id).add(rec);
+      if (rec.onSubscribed) rec.onSubscribed(rec.id);
     } });
   }
 
   /**
-   * Subscribes `handler(args, kwargs, details)` to `topic` (`match`: exact|prefix|wildcard; `filter`: a
-   * predicate over kwargs, DESIGN 7). Kept across reconnects. Resolves with `{unsubscribe()}`.
+   * Subscribes `handler(args, kwargs, details, publication)` to `topic` (`match`: exact|prefix|wildcard;
+   * `filter`: a predicate over kwargs the gateway applies, sent as `_filter`; `getRetained`: deliver the
+   * topic's retained event first). Kept across reconnects. Resolves with `{topic, id, unsubscribe()}`.
    */
-  async subscribe(topic, handler, { match, filter, ...rest } = {}) {
+  subscribe(topic, handler, options = {}) {
+    return this._follow(topic, handler, options);
+  }
+
+  // `onSubscribed(id)` runs as each SUBSCRIBED (first and after every re-join) arrives, before the next frame.
+  async _follow(topic, handler, { match, filter, getRetained, ...rest } = {}, onSubscribed) {
     const options = { ...rest };
     if (match && match !== 'exact') options.match = match;
     if (filter) options._filter = filter;
-    const rec = { topic, handler, filter, options, active: true };
+    if (getRetained) options.get_retained = true;
+    const rec = { topic, handler, options, onSubscribed, active: true };
     await this._whenOpen();
     await this._subscribe(rec);
     return {
       topic,
+      get id() { return rec.id; },
       unsubscribe: async () => {
         if (!rec.active) return;
         rec.active = false;
@@ -368,10 +358,27 @@ export class Client extends Emitter {
   /**
    * A collection of `model` rows (e.g. "shop.order") kept current from the model events on
    * `models.<model>` (`key`: the row's identity, read from the event's kwargs, else from its data).
+   * First rows: `rows` with `after` (the publication id they are consistent with, from the web app), else
+   * the gateway's model view (`switchboard.model.rows` with `order_by`, `desc`, `limit`, `filter`), else
+   * none. After every re-join it recovers the events it missed from history (`get_events`), or, when
+   * history cannot tell, reloads from the view and emits `reset`.
    */
-  async live(model, { key = 'pk', prefix = 'models.' } = {}) {
-    const live = new Live();
-    live._sub = await this.subscribe(prefix + model, (args, kw) => live._apply(kw, key));
+  async live(model, { key = 'pk', rows, after, order_by, desc, limit, filter, prefix = 'models.', pageSize = 1000 } = {}) {
+    const view = { model };
+    for (const [k, v] of Object.entries({ order_by, desc, limit, filter })) if (v !== undefined) view[k] = v;
+    const live = new Live(this, { key, view, pageSize, given: rows !== undefined });
+    if (rows) live._replace(rows);
+    if (after != null) live.position = after;
+    const sub = await this._follow(prefix + model, (args, kw, details, publication) => live._event(publication, kw),
+      { filter }, (id) => live._subscribed(id));
+    live._sub = sub;
+    try {
+      await live._first;
+    } catch (e) {
+      live._closed = true;
+      await sub.unsubscribe().catch(() => {});
+      throw e;
+    }
     return live;
   }
 
@@ -395,13 +402,196 @@ export class Client extends Emitter {
   }
 }
 
-/** Rows of one model in arrival order, kept current by model events; emits "change". */
+const GET_EVENTS = 'wamp.subscription.get_events';
+const MODEL_ROWS = 'switchboard.model.rows';
+// History cannot recover from the position: reload from the view (or tell the app to).
+const RESET = new Set(['switchboard.error.history_gap', 'switchboard.error.no_history', 'switchboard.error.no_position']);
+// No model view to load rows from.
+const NO_VIEW = new Set(['switchboard.error.no_such_model', 'wamp.error.no_such_procedure']);
+// A view not seeded (synced by the web app) since the gateway started: it cannot answer yet.
+const INCOMPLETE = 'switchboard.error.view_incomplete';
+const STALE = Symbol('stale');
+const SEEN_LIMIT = 10000;
+
+/**
+ * Rows of one model (view order, then arrival order), kept current by model events and recovered after
+ * reconnects; emits "change", "reset" and "error".
+ */
 class Live extends Emitter {
-  constructor() {
+  constructor(client, { key, view, pageSize, given }) {
     super();
+    Object.assign(this, { _client: client, _key: key, _view: view, _pageSize: pageSize, _given: given });
     this._rows = new Map();
+    /** The last publication applied (or the one the first rows are consistent with). */
+    this.position = null;
+    /** True while rows or changes may be missing (no view to reload from); a reload or a `synced` event clears it. */
+    this.stale = false;
+    this._seen = new Set(); // publication ids applied lately: none is applied twice
+    this._buffer = null; // [publication, kwargs] received while (re)synchronizing
+    this._gen = 0;
+    this._loaded = false;
+    this._why = null;
+    this._first = new Promise((res, rej) => { this._opened = [res, rej]; });
+    this._first.catch(() => {});
   }
-  _apply(kw, key) {
+
+  // At each SUBSCRIBED (before the next frame): buffer live events, then synchronize.
+  _subscribed(id) {
+    if (this._closed) return;
+    this._subId = id;
+    this._buffer = [];
+    const gen = ++this._gen;
+    const first = !this._loaded;
+    this._sync(gen, first).then(() => {
+      if (gen !== this._gen) return;
+      this._loaded = true;
+      if (first) this._opened[0]();
+    }, (e) => {
+      if (e === STALE || gen !== this._gen) return;
+      this._buffer = null;
+      if (first) this._opened[1](e);
+      else if (e.uri !== 'switchboard.error.connection_lost') this._emit('error', e);
+    });
+  }
+
+  async _call(gen, procedure, args, kwargs) {
+    let r;
+    try {
+      r = await this._client.call(procedure, args, kwargs);
+    } catch (e) {
+      throw gen !== this._gen ? STALE : e;
+    }
+    if (gen !== this._gen) throw STALE;
+    return r;
+  }
+
+  async _sync(gen, first) {
+    if (first && !this._given) {
+      let mark;
+      try {
+        mark = await this._loadView(gen);
+      } catch (e) {
+        if (e.uri === INCOMPLETE) this.stale = true; // start empty until the web app syncs the model
+        else if (!NO_VIEW.has(e.uri)) throw e;
+        return this._fromNewest(gen); // no view: start empty
+      }
+      return this._recoverAfterView(gen, mark);
+    }
+    if (first && this.position == null) return this._fromNewest(gen); // rows without `after`
+    try {
+      if (this.position == null) {
+        throw this._why || new WampError('switchboard.error.no_position', ['no publication to recover from']);
+      }
+      await this._recover(gen, this.position, 0);
+    } catch (e) {
+      if (e === STALE || !RESET.has(e.uri)) throw e;
+      await this._reset(gen, e);
+    }
+  }
+
+  // Events after `after` from history, page by page, then the buffered live events after `mark`.
+  async _recover(gen, after, mark) {
+    const recovered = [];
+    for (let from = after; ;) {
+      const { args } = await this._call(gen, GET_EVENTS, [this._subId], { limit: this._pageSize, after_publication: from });
+      const page = args[0] || [];
+      recovered.push(...page);
+      if (page.length < this._pageSize) break;
+      from = page[page.length - 1].publication;
+    }
+    this._drain(recovered, mark);
+  }
+
+  // Live events buffered before the view's answer (index < mark) are in the view already; the history
+  // events after the view's publication and the later buffered ones are applied once each.
+  async _recoverAfterView(gen, mark) {
+    if (this.position == null) return this._drain([], mark);
+    try {
+      await this._recover(gen, this.position, mark);
+    } catch (e) {
+      if (e === STALE || !RESET.has(e.uri)) throw e;
+      this._why = e;
+      this._drain([], mark);
+    }
+  }
+
+  async _loadView(gen) {
+    const { kwargs } = await this._call(gen, MODEL_ROWS, [], this._view);
+    const mark = this._buffer.length;
+    this._replace(kwargs.rows || []);
+    this._seen.clear();
+    this.position = kwargs.publication ?? null;
+    this.total = kwargs.total;
+    this.stale = false;
+    return mark;
+  }
+
+  // No position to recover from: take the topic's newest stored publication as one, keep every live event.
+  async _fromNewest(gen) {
+    try {
+      const { args } = await this._call(gen, GET_EVENTS, [this._subId], { limit: 1 });
+      const newest = (args[0] || [])[0];
+      this.position = newest ? newest.publication : null;
+      this._why = null;
+    } catch (e) {
+      if (e === STALE || !RESET.has(e.uri)) throw e;
+      this.position = null;
+      this._why = e;
+    }
+    this._drain([], 0);
+  }
+
+  async _reset(gen, why) {
+    let mark;
+    try {
+      mark = await this._loadView(gen);
+    } catch (e) {
+      if (e.uri !== INCOMPLETE && !NO_VIEW.has(e.uri)) throw e;
+      // No view (or one not seeded yet): the rows may be stale; keep following, and tell the app.
+      this.stale = true;
+      await this._fromNewest(gen);
+      this._emit('reset', { reason: why.uri, error: why, reloaded: false });
+      return;
+    }
+    await this._recoverAfterView(gen, mark);
+    this._emit('reset', { reason: why.uri, error: why, reloaded: true });
+  }
+
+  _drain(recovered, mark) {
+    const buffer = this._buffer || [];
+    this._buffer = null;
+    for (const ev of recovered) this._apply(ev.publication, ev.kwargs || {});
+    for (let i = mark; i < buffer.length; i++) this._apply(...buffer[i]);
+  }
+
+  _event(publication, kw) {
+    if (this._closed) return;
+    if (this._buffer) this._buffer.push([publication, kw]);
+    else this._apply(publication, kw);
+  }
+
+  _id(row) {
+    return row[this._key] !== undefined ? row[this._key] : row.pk;
+  }
+
+  _replace(rows) {
+    this._rows = new Map();
+    for (const row of rows) this._rows.set(norm(this._id(row)), { ...row });
+  }
+
+  _apply(publication, kw) {
+    if (publication != null) {
+      if (this._seen.has(publication)) return;
+      this._seen.add(publication);
+      if (this._seen.size > SEEN_LIMIT) this._seen.delete(this._seen.values().next().value);
+      this.position = publication;
+    }
+    const key = this._key;
+    if (kw.action === 'synced') {
+      this._replace(kw.rows || []);
+      this.stale = false;
+      return this._emit('change', { action: 'synced', changed: [] });
+    }
     const data = kw.data || {};
     const pk = kw[key] !== undefined ? kw[key] : data[key];
     if (pk === undefined) return;
@@ -413,12 +603,18 @@ class Live extends Emitter {
     else return;
     this._emit('change', { action: kw.action, pk, row, previous, changed: kw.changed || [] });
   }
-  /** The current rows, in arrival order. */
+
+  /** The current rows, in order (the first rows' order, then arrival order). */
   items() { return this._rows.values(); }
   [Symbol.iterator]() { return this._rows.values(); }
   /** The row whose key is `pk`. */
   get(pk) { return this._rows.get(norm(pk)); }
   get size() { return this._rows.size; }
   /** Stops following the model. */
-  close() { return this._sub.unsubscribe(); }
+  close() {
+    this._closed = true;
+    this._gen++;
+    this._buffer = null;
+    return this._sub.unsubscribe();
+  }
 }

@@ -43,22 +43,16 @@ test('publisher exclusion by default, and exclude_me: false delivers to the publ
   assert.deepEqual((await inbox.next()).args, ['included']);
 });
 
-test('pattern subscriptions (prefix) carry the topic; filter keeps only matching events', async (t) => {
+test('pattern subscriptions (prefix) carry the topic', async (t) => {
   const a = await open(t, gw);
   const b = await open(t, gw);
   const prefix = uniqueUri('app.pattern');
   const all = new Inbox();
-  const cheap = new Inbox();
   await b.subscribe(prefix, all.handler(), { match: 'prefix' });
-  await b.subscribe(`${prefix}.x`, cheap.handler(), { filter: { 'data.total': { $lt: 100 }, status: { $in: ['new', 'paid'] } } });
   await a.publish(`${prefix}.x`, [], { status: 'new', data: { total: 500 } }, { acknowledge: true });
-  await a.publish(`${prefix}.x`, [], { status: 'new', data: { total: 50 } }, { acknowledge: true });
-  const first = await all.next();
-  assert.equal(first.details.topic, `${prefix}.x`);
-  await all.next();
-  const kept = await cheap.next();
-  assert.equal(kept.kwargs.data.total, 50);
-  await assert.rejects(cheap.next(200), /nothing arrived/);
+  await a.publish(`${prefix}.y`, [], { status: 'new', data: { total: 50 } }, { acknowledge: true });
+  assert.equal((await all.next()).details.topic, `${prefix}.x`);
+  assert.equal((await all.next()).details.topic, `${prefix}.y`);
 });
 
 test('call and register: plain values, Result with kwargs, calls in flight together', async (t) => {

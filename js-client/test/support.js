@@ -38,7 +38,7 @@ let counter = 0;
 /** A topic or procedure no other test uses. */
 export const uniqueUri = (prefix) => `${prefix}.p${process.pid}.n${++counter}`;
 
-function config(port, rpcPort, gatewayKeys = '') {
+function config(port, rpcPort, gatewayKeys = '', realmKeys = '') {
   return `[gateway]
 listen = "127.0.0.1:${port}"
 ${gatewayKeys}
@@ -60,6 +60,7 @@ permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish
 [[realms.roles]]
 name = "member"
 permissions = [{ uri = "app.", match = "prefix", allow = { subscribe = true, publish = true, call = true } }]
+${realmKeys}
 `;
 }
 
@@ -68,17 +69,18 @@ process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 
 /**
  * A gateway (WebSocket + JSON-RPC) with a secret, an anonymous realm and a "member" role;
- * `gatewayKeys` are extra `key = value` lines for its `[gateway]` section. The first start listens on
+ * `gatewayKeys` are extra `key = value` lines for its `[gateway]` section, `realmKeys` extra TOML for its
+ * realm (e.g. `[[realms.history]]` and `[[realms.models]]` tables). The first start listens on
  * port 0 and reads the bound ports from its ready file (`--ready-file`), then rewrites the config with
  * them, so that `restart()` (stop, then start again) comes back on the same ports.
  * `stop()` ends it (SIGTERM, expecting exit 0).
  */
-export async function startGateway({ gatewayKeys = '' } = {}) {
+export async function startGateway({ gatewayKeys = '', realmKeys = '' } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`gateway binary not found at ${BIN}: run cargo build -p switchboard`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-js-client-'));
   const gw = { dir, configPath: path.join(dir, 'switchboard.toml'), bin: BIN, log: [] };
   const readyPath = path.join(dir, 'ready.json');
-  fs.writeFileSync(gw.configPath, config(0, 0, gatewayKeys));
+  fs.writeFileSync(gw.configPath, config(0, 0, gatewayKeys, realmKeys));
 
   gw.spawn = async () => {
     const env = { ...process.env };
@@ -114,7 +116,7 @@ export async function startGateway({ gatewayKeys = '' } = {}) {
       gw.url = `ws://127.0.0.1:${gw.port}/ws`;
       gw.base = `http://127.0.0.1:${gw.port}`;
       gw.rpcUrl = `http://127.0.0.1:${gw.rpcPort}/`;
-      fs.writeFileSync(gw.configPath, config(gw.port, gw.rpcPort, gatewayKeys));
+      fs.writeFileSync(gw.configPath, config(gw.port, gw.rpcPort, gatewayKeys, realmKeys));
     }
   };
   gw.stop = async ({ remove = true } = {}) => {
@@ -161,6 +163,37 @@ export async function rpc(gw, method, params) {
 /** Emits a model change the way the emitter does (topic models.<model>). */
 export function emitModel(gw, model, action, pk, data = {}, changed = []) {
   return rpc(gw, 'publish', { topic: `models.${model}`, kwargs: { action, model, pk, data, changed } });
+}
+
+/** Seeds (or resyncs) a model view the way the emitter's model(name).sync(rows) does: a `synced` event. */
+export function syncModel(gw, model, rows = []) {
+  return rpc(gw, 'publish', { topic: `models.${model}`, kwargs: { action: 'synced', model, rows } });
+}
+
+/**
+ * A WebSocket class for the library (`WebSocket` option) that records every frame it sends (`sent`, decoded)
+ * and whose connection the test can cut: `cut()` drops every open socket and makes new ones fail (a refused
+ * port) until `heal()`, so the client keeps retrying meanwhile.
+ */
+export function cuttable() {
+  const ctl = { blocked: false, sockets: new Set(), sent: [] };
+  ctl.WebSocket = class extends WebSocket {
+    constructor(url, protocols) {
+      super(ctl.blocked ? 'ws://127.0.0.1:9/ws' : url, protocols);
+      ctl.sockets.add(this);
+      this.on('close', () => ctl.sockets.delete(this));
+    }
+    send(data, ...rest) {
+      ctl.sent.push(JSON.parse(data));
+      return super.send(data, ...rest);
+    }
+  };
+  ctl.cut = () => {
+    ctl.blocked = true;
+    for (const s of ctl.sockets) s.terminate();
+  };
+  ctl.heal = () => { ctl.blocked = false; };
+  return ctl;
 }
 
 /** A ticket minted by `switchboard ticket` (last line of stdout). */
