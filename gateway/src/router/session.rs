@@ -3,6 +3,7 @@
 //! the transport goes away. Transports hand it decoded messages; it answers
 //! through the session's outbox and never blocks.
 
+mod arguments;
 mod pubsub;
 mod rpc;
 mod stored;

@@ -11,8 +11,8 @@ use super::super::authorize::{Action, Coverage};
 use super::super::filter::Filter;
 use super::super::history::{Gap, Query, StoredEvent};
 use super::super::Refusal;
+use super::arguments::{invalid, Arguments};
 use super::Session;
-use crate::wamp::message::MAX_ID;
 use crate::wamp::{code, Dict, Id, Message, Payload};
 
 /// The procedure that answers a subscription's stored events (the WAMP advanced profile's event history).
@@ -38,66 +38,20 @@ struct Asked {
     reverse: bool,
 }
 
-fn invalid(message: String) -> Refusal {
-    Refusal::new("wamp.error.invalid_argument", message)
-}
-
-fn id_argument(name: &str, value: &Value) -> Result<Id, Refusal> {
-    value
-        .as_u64()
-        .filter(|id| (1..=MAX_ID).contains(id))
-        .ok_or_else(|| {
-            invalid(format!(
-                "{name} must be an id (an integer from 1 to 2^53), got {value}"
-            ))
-        })
-}
-
 /// Reads `(subscription_id, limit?)` positionally (Crossbar's form) and `limit`, `after_publication`,
 /// `reverse` from the keyword arguments.
 fn asked(payload: &Payload) -> Result<Asked, Refusal> {
-    let empty = Dict::new();
-    let (args, kwargs): (&[Value], &Dict) = match payload {
-        Payload::Empty => (&[], &empty),
-        Payload::Args(args) => (args, &empty),
-        Payload::ArgsKwargs(args, kwargs) => (args, kwargs),
-        Payload::Transparent(_) => {
-            return Err(invalid(format!("{GET_EVENTS} takes plain arguments")))
-        }
-    };
-    let subscription = match args.first().or_else(|| kwargs.get("subscription")) {
-        Some(value) => id_argument("subscription", value)?,
-        None => return Err(invalid(format!("{GET_EVENTS}(subscription_id, limit=, after_publication=, reverse=): the subscription id is missing"))),
-    };
-    let limit = match args.get(1).or_else(|| kwargs.get("limit")) {
-        None | Some(Value::Null) => DEFAULT_LIMIT,
-        Some(value) => value
-            .as_u64()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                invalid(format!(
-                    "limit must be an integer from 1 to {MAX_LIMIT}, got {value}"
-                ))
-            })?,
-    };
-    let after = match kwargs.get("after_publication") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(id_argument("after_publication", value)?),
-    };
-    let reverse = match kwargs.get("reverse") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(reverse)) => *reverse,
-        Some(value) => {
-            return Err(invalid(format!(
-                "reverse must be true or false, got {value}"
-            )))
-        }
-    };
+    let arguments = Arguments::of(GET_EVENTS, payload)?;
+    let subscription = arguments.id(Some(0), "subscription")?.ok_or_else(|| {
+        invalid(format!(
+            "{GET_EVENTS}(subscription_id, limit=, after_publication=, reverse=): the subscription id is missing"
+        ))
+    })?;
     Ok(Asked {
         subscription,
-        limit: usize::try_from(limit).unwrap_or(usize::MAX),
-        after,
-        reverse,
+        limit: arguments.count(Some(1), "limit", DEFAULT_LIMIT, MAX_LIMIT)?,
+        after: arguments.id(None, "after_publication")?,
+        reverse: arguments.flag("reverse")?,
     })
 }
 

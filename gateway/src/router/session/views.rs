@@ -7,6 +7,7 @@ use super::super::authorize::Action;
 use super::super::filter::Filter;
 use super::super::history::{RowsQuery, ViewError, MODEL_PREFIX};
 use super::super::Refusal;
+use super::arguments::{invalid, Arguments};
 use super::Session;
 use crate::wamp::{code, Dict, Id, Message, Payload};
 
@@ -22,37 +23,23 @@ const MAX_LIMIT: u64 = 1000;
 /// Longest `order_by` field name accepted.
 const MAX_FIELD_BYTES: usize = 128;
 
-fn invalid(message: String) -> Refusal {
-    Refusal::new("wamp.error.invalid_argument", message)
-}
-
 /// The model and the page asked for: `(model)` positionally or `model=`, and `order_by`, `desc`,
 /// `limit`, `after`, `filter` as keyword arguments.
 fn asked(payload: &Payload) -> Result<(String, RowsQuery, Option<Value>), Refusal> {
-    let empty = Dict::new();
-    let (args, kwargs): (&[Value], &Dict) = match payload {
-        Payload::Empty => (&[], &empty),
-        Payload::Args(args) => (args, &empty),
-        Payload::ArgsKwargs(args, kwargs) => (args, kwargs),
-        Payload::Transparent(_) => {
-            return Err(invalid(format!("{MODEL_ROWS} takes plain arguments")))
-        }
-    };
-    let model = match args.first().or_else(|| kwargs.get("model")) {
+    let arguments = Arguments::of(MODEL_ROWS, payload)?;
+    let model = match arguments.get(Some(0), "model") {
         Some(Value::String(model)) => model.clone(),
         Some(other) => {
             return Err(invalid(format!(
                 "model must be a model name (app.model), got {other}"
             )))
         }
-        None => {
-            return Err(invalid(format!(
+        None => return Err(invalid(format!(
             "{MODEL_ROWS}(model, order_by=, desc=, limit=, after=, filter=): the model is missing"
-        )))
-        }
+        ))),
     };
-    let order_by = match kwargs.get("order_by") {
-        None | Some(Value::Null) => None,
+    let order_by = match arguments.get(None, "order_by") {
+        None => None,
         Some(Value::String(field)) if !field.is_empty() && field.len() <= MAX_FIELD_BYTES => {
             Some(field.clone())
         }
@@ -62,24 +49,8 @@ fn asked(payload: &Payload) -> Result<(String, RowsQuery, Option<Value>), Refusa
             )))
         }
     };
-    let desc = match kwargs.get("desc") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(desc)) => *desc,
-        Some(other) => return Err(invalid(format!("desc must be true or false, got {other}"))),
-    };
-    let limit = match kwargs.get("limit") {
-        None | Some(Value::Null) => DEFAULT_LIMIT,
-        Some(value) => value
-            .as_u64()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                invalid(format!(
-                    "limit must be an integer from 1 to {MAX_LIMIT}, got {value}"
-                ))
-            })?,
-    };
-    let after = match kwargs.get("after") {
-        None | Some(Value::Null) => None,
+    let after = match arguments.get(None, "after") {
+        None => None,
         Some(pk @ (Value::String(_) | Value::Number(_))) => Some(pk.clone()),
         Some(other) => {
             return Err(invalid(format!(
@@ -87,14 +58,13 @@ fn asked(payload: &Payload) -> Result<(String, RowsQuery, Option<Value>), Refusa
             )))
         }
     };
-    let filter = kwargs.get("filter").filter(|f| !f.is_null()).cloned();
     let query = RowsQuery {
         order_by,
-        desc,
-        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        desc: arguments.flag("desc")?,
+        limit: arguments.count(None, "limit", DEFAULT_LIMIT, MAX_LIMIT)?,
         after,
     };
-    Ok((model, query, filter))
+    Ok((model, query, arguments.get(None, "filter").cloned()))
 }
 
 impl Session {
