@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use serde::Serialize;
+use switchboard_wire::event::json_len;
 
 pub(crate) use query::{Gap, Query};
 pub(crate) use rules::Rules;
@@ -92,27 +92,12 @@ pub(crate) struct Evicted {
 
 /// The JSON size of a payload, counted without building the text.
 fn payload_bytes(payload: &Payload) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    match payload {
+        Payload::Empty => 0,
+        Payload::Args(args) => json_len(args),
+        Payload::ArgsKwargs(args, kwargs) => json_len(args) + json_len(kwargs),
+        Payload::Transparent(value) => json_len(value),
     }
-    let mut counter = Counter(0);
-    let counted = match payload {
-        Payload::Empty => Ok(()),
-        Payload::Args(args) => serde_json::to_writer(&mut counter, args),
-        Payload::ArgsKwargs(args, kwargs) => serde_json::to_writer(&mut counter, args)
-            .and_then(|()| serde_json::to_writer(&mut counter, kwargs)),
-        Payload::Transparent(value) => {
-            value.serialize(&mut serde_json::Serializer::new(&mut counter))
-        }
-    };
-    counted.map_or(0, |()| counter.0)
 }
 
 impl Store {

@@ -34,9 +34,11 @@ fn asked(payload: &Payload) -> Result<(String, RowsQuery, Option<Value>), Refusa
                 "model must be a model name (app.model), got {other}"
             )))
         }
-        None => return Err(invalid(format!(
+        None => {
+            return Err(invalid(format!(
             "{MODEL_ROWS}(model, order_by=, desc=, limit=, after=, filter=): the model is missing"
-        ))),
+        )))
+        }
     };
     let order_by = match arguments.get(None, "order_by") {
         None => None,
