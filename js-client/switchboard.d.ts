@@ -57,6 +57,9 @@ export interface SubscribeOptions {
   filter?: Filter;
   /** Deliver the topic's last retained event right after subscribing (EVENT details `retained: true`). */
   getRetained?: boolean;
+  /** Conflation by the gateway (`_rate_ms`, 10 to 3600000): at most one event per window, the newest; on
+   * model topics the newest per row, so no row's last state is skipped. */
+  rateMs?: number;
   [option: string]: unknown;
 }
 
@@ -181,6 +184,8 @@ export interface LiveOptions {
   limit?: number;
   /** Only rows and events matching (the view's `filter` and the subscription's `_filter`). */
   filter?: Filter;
+  /** Conflation by the gateway (`_rate_ms`): per window only each row's newest state. */
+  rateMs?: number;
   /** Topic prefix of model events (default "models."). */
   prefix?: string;
   /** Events per get_events call while recovering (default 1000, at most 10000). */

@@ -257,17 +257,19 @@ export class Client extends Emitter {
   /**
    * Subscribes `handler(args, kwargs, details, publication)` to `topic` (`match`: exact|prefix|wildcard;
    * `filter`: a predicate over kwargs the gateway applies, sent as `_filter`; `getRetained`: deliver the
-   * topic's retained event first). Kept across reconnects. Resolves with `{topic, id, unsubscribe()}`.
+   * topic's retained event first; `rateMs`: the gateway conflates, at most one event per window, the newest
+   * per model row, sent as `_rate_ms`). Kept across reconnects. Resolves with `{topic, id, unsubscribe()}`.
    */
   subscribe(topic, handler, options = {}) {
     return this._follow(topic, handler, options);
   }
 
   // `onSubscribed(id)` runs as each SUBSCRIBED (first and after every re-join) arrives, before the next frame.
-  async _follow(topic, handler, { match, filter, getRetained, ...rest } = {}, onSubscribed) {
+  async _follow(topic, handler, { match, filter, getRetained, rateMs, ...rest } = {}, onSubscribed) {
     const options = { ...rest };
     if (match && match !== 'exact') options.match = match;
     if (filter) options._filter = filter;
+    if (rateMs) options._rate_ms = rateMs;
     if (getRetained) options.get_retained = true;
     const rec = { topic, handler, options, onSubscribed, active: true };
     await this._whenOpen();
@@ -363,14 +365,14 @@ export class Client extends Emitter {
    * none. After every re-join it recovers the events it missed from history (`get_events`), or, when
    * history cannot tell, reloads from the view and emits `reset`.
    */
-  async live(model, { key = 'pk', rows, after, order_by, desc, limit, filter, prefix = 'models.', pageSize = 1000 } = {}) {
+  async live(model, { key = 'pk', rows, after, order_by, desc, limit, filter, rateMs, prefix = 'models.', pageSize = 1000 } = {}) {
     const view = { model };
     for (const [k, v] of Object.entries({ order_by, desc, limit, filter })) if (v !== undefined) view[k] = v;
     const live = new Live(this, { key, view, pageSize, given: rows !== undefined });
     if (rows) live._replace(rows);
     if (after != null) live.position = after;
     const sub = await this._follow(prefix + model, (args, kw, details, publication) => live._event(publication, kw),
-      { filter }, (id) => live._subscribed(id));
+      { filter, rateMs }, (id) => live._subscribed(id));
     live._sub = sub;
     try {
       await live._first;

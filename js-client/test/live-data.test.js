@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Inbox, cuttable, delay, emitModel, eventually, open, startGateway, syncModel, uniqueUri } from './support.js';
+import { Inbox, cuttable, delay, emitModel, eventually, open, rpc, startGateway, syncModel, uniqueUri } from './support.js';
 
 const REALM_KEYS = `
 [[realms.history]]
@@ -255,4 +255,25 @@ test('after a gateway restart history is gone: reset; the view is not seeded yet
   // a page opened now loads from the seeded view
   const later = await c.live(model, { order_by: 'pk' });
   assert.deepEqual([...later].map((r) => r.pk), [1, 2]);
+});
+
+test('a conflated live collection flooded with 10,000 updates of 100 rows ends with every row\'s last state', { timeout: 60000 }, async (t) => {
+  const c = await open(t, gw);
+  const model = uniqueUri('shop.flood');
+  const seen = [];
+  const live = await c.live(model, { rows: [], rateMs: 100 });
+  live.on('change', (change) => seen.push(change));
+  const final = new Map();
+  for (let start = 0; start < 10000; start += 1000) {
+    const events = [];
+    for (let n = start; n < start + 1000; n += 1) {
+      const pk = n % 100;
+      final.set(pk, n);
+      events.push({ topic: `models.${model}`, kwargs: { action: 'updated', model, pk, data: { n }, changed: ['n'] } });
+    }
+    await rpc(gw, 'publish_batch', { events });
+  }
+  await eventually(() => live.size === 100 && [...live].every((row) => row.n === final.get(row.pk)), 20000,
+    'every row at its last state');
+  assert.ok(seen.length < 5000, `conflation applied ${seen.length} of 10000 updates`);
 });
