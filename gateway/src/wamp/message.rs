@@ -38,6 +38,18 @@ impl Payload {
         }
     }
 
+    /// The size of the arguments as JSON, counted without building the text (what storing or holding
+    /// them back costs).
+    pub fn json_len(&self) -> usize {
+        use switchboard_wire::event::json_len;
+        match self {
+            Self::Empty => 0,
+            Self::Args(args) => json_len(args),
+            Self::ArgsKwargs(args, kwargs) => json_len(args) + json_len(kwargs),
+            Self::Transparent(value) => json_len(value),
+        }
+    }
+
     /// How many array elements the payload takes on the wire (0, 1 or 2), for the array's length.
     pub fn element_count(&self) -> usize {
         match self {

@@ -17,8 +17,12 @@ pub(crate) const MIN_RATE_MS: u64 = 10;
 /// Longest accepted `_rate_ms` (an hour).
 pub(crate) const MAX_RATE_MS: u64 = 3_600_000;
 
-/// Most distinct pks one window holds; past it the window is flushed early rather than grow.
+/// Most distinct rows one window holds; past it the window is flushed early rather than grow.
 pub(crate) const MAX_PENDING: usize = 10_000;
+
+/// Most payload bytes (as JSON) one window holds, superseded events included until the window ends;
+/// past it the window is flushed early: a window never holds more than a session's queue would.
+pub(crate) const MAX_HELD_BYTES: usize = 1024 * 1024;
 
 /// An event held back until the end of its window, with what delivering it needs.
 #[derive(Debug, Clone)]
@@ -56,6 +60,8 @@ pub(crate) struct Window {
     slots: HashMap<Option<String>, usize>,
     /// A timer is running for the current window.
     armed: bool,
+    /// Payload bytes held since the window began (superseded events count until it ends).
+    bytes: usize,
 }
 
 /// The row an event is about: the JSON text of its kwargs' `pk` when it is a model event (`action` and
@@ -81,6 +87,7 @@ impl Window {
             held: Vec::new(),
             slots: HashMap::new(),
             armed: false,
+            bytes: 0,
         }
     }
 
@@ -106,7 +113,8 @@ impl Window {
         }
         self.slots.insert(row, self.held.len());
         self.held.push(Some(event()));
-        if self.slots.len() >= MAX_PENDING {
+        self.bytes += payload.json_len();
+        if self.slots.len() >= MAX_PENDING || self.bytes >= MAX_HELD_BYTES {
             Offer::HeldFlushNow
         } else {
             Offer::Held
@@ -117,6 +125,7 @@ impl Window {
     /// quiet (the next event goes out at once); otherwise the caller re-arms the timer for the next window.
     pub(crate) fn end(&mut self) -> Vec<Held> {
         self.slots.clear();
+        self.bytes = 0;
         let held: Vec<Held> = self.held.drain(..).flatten().collect();
         if held.is_empty() {
             self.armed = false;
@@ -168,6 +177,22 @@ mod tests {
             "nothing held: the window goes quiet"
         );
         assert_eq!(offer(&mut window, 7, model(1, 13)), Offer::DeliverAndArm);
+    }
+
+    #[test]
+    fn a_window_holding_too_many_bytes_is_flushed_early() {
+        let mut window = Window::new(Duration::from_millis(100));
+        let big = Payload::Args(vec![json!("x".repeat(300 * 1024))]);
+        assert_eq!(offer(&mut window, 1, big.clone()), Offer::DeliverAndArm);
+        assert_eq!(offer(&mut window, 2, big.clone()), Offer::Held);
+        assert_eq!(offer(&mut window, 3, big.clone()), Offer::Held);
+        assert_eq!(offer(&mut window, 4, big.clone()), Offer::Held);
+        assert_eq!(
+            offer(&mut window, 5, big),
+            Offer::HeldFlushNow,
+            "over a MiB held"
+        );
+        assert_eq!(window.end().len(), 1, "only the newest plain event");
     }
 
     #[test]

@@ -15,8 +15,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use switchboard_wire::event::json_len;
-
 pub(crate) use query::{Gap, Query};
 pub(crate) use rules::Rules;
 pub(crate) use views::{RowsQuery, ViewError, Views, MODEL_PREFIX};
@@ -90,16 +88,6 @@ pub(crate) struct Evicted {
     pub view_overflowed: bool,
 }
 
-/// The JSON size of a payload, counted without building the text.
-fn payload_bytes(payload: &Payload) -> usize {
-    match payload {
-        Payload::Empty => 0,
-        Payload::Args(args) => json_len(args),
-        Payload::ArgsKwargs(args, kwargs) => json_len(args) + json_len(kwargs),
-        Payload::Transparent(value) => json_len(value),
-    }
-}
-
 impl Store {
     /// An empty store with the realm's history entries, model views and the memory bound.
     pub(crate) fn new(rules: Rules, views: Views, max_bytes: usize) -> Self {
@@ -158,7 +146,7 @@ impl Store {
             payload: payload.clone(),
             published: SystemTime::now(),
             stored: now,
-            bytes: payload_bytes(payload) + topic.len() + EVENT_OVERHEAD,
+            bytes: payload.json_len() + topic.len() + EVENT_OVERHEAD,
         });
         if retain {
             self.bytes += event.bytes;

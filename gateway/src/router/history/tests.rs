@@ -198,5 +198,5 @@ fn payload_size_is_counted_without_building_text() {
         vec![json!(1)],
         serde_json::from_value(json!({"a": "bc"})).unwrap_or_default(),
     );
-    assert_eq!(payload_bytes(&payload), "[1]".len() + r#"{"a":"bc"}"#.len());
+    assert_eq!(payload.json_len(), "[1]".len() + r#"{"a":"bc"}"#.len());
 }
