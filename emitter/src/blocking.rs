@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::emitter::{Emitter, EmitterBuilder};
+use crate::builder::EmitterBuilder;
+use crate::emitter::Emitter;
 use crate::event::Event;
 use crate::transport::Receipt;
 use crate::EmitError;

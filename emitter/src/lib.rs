@@ -35,8 +35,10 @@
 )]
 
 mod blocking;
+mod builder;
 mod emitter;
 mod error;
+mod model_emitter;
 pub mod transport;
 mod worker;
 
@@ -46,10 +48,12 @@ mod worker;
 pub use switchboard_wire::{event, model, signing, ticket};
 
 pub use blocking::{BlockingEmitter, BlockingModel};
-pub use emitter::{Emitter, EmitterBuilder, ModelEmitter, Target, DEFAULT_BUFFER, DEFAULT_TIMEOUT};
+pub use builder::{EmitterBuilder, Target, DEFAULT_BUFFER, DEFAULT_TIMEOUT};
+pub use emitter::Emitter;
 pub use error::EmitError;
 pub use event::{Event, EventError, EventOptions};
 pub use model::{Action, ModelChange, ModelError, DEFAULT_MODEL_PREFIX};
+pub use model_emitter::ModelEmitter;
 pub use signing::{SignatureError, Signer, Verifier, AMQP_SIGNATURE_HEADER, SIGNATURE_HEADER};
 pub use ticket::{TicketClaims, TicketError, TicketKey};
 pub use transport::Receipt;
