@@ -2,7 +2,8 @@
 # The whole Switchboard test suite, from a fresh checkout: `tests/run.sh` (from any directory).
 #
 #   setup:  Python venv tests/.venv (from tests/requirements.txt), node deps in tests/js (npm ci),
-#           debug build of the gateway binary (cargo build -p switchboard)
+#           debug build of the gateway binary (cargo build -p switchboard) and of the shop example the
+#           js-client's demo test starts (cargo build -p switchboard-emitter --example shop)
 #   tests:  cargo test --workspace, pytest tests/python (Autobahn|Python), npm test in tests/js (Autobahn|JS),
 #           npm ci && npm test in js-client (switchboard.js against the gateway, and in headless Chromium)
 #
@@ -95,6 +96,8 @@ fi
 
 say "setup: cargo build -p switchboard (debug)"
 cargo build -p switchboard || die "cargo build -p switchboard"
+say "setup: cargo build -p switchboard-emitter --example shop (debug; js-client/test/demo.test.js starts it)"
+cargo build -p switchboard-emitter --example shop || die "cargo build -p switchboard-emitter --example shop"
 
 if [[ -z "${SWITCHBOARD_BIN:-}" ]]; then
     SWITCHBOARD_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/switchboard"
