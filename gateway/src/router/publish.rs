@@ -103,6 +103,10 @@ impl Realm {
             metrics::counter!("switchboard_history_evicted_total", "reason" => "memory")
                 .increment(recorded.for_memory as u64);
         }
+        if recorded.too_large {
+            metrics::counter!("switchboard_history_evicted_total", "reason" => "too_large")
+                .increment(1);
+        }
         if recorded.view_overflowed {
             metrics::counter!("switchboard_model_view_overflows_total").increment(1);
             if let Some(suppressed) = crate::throttle::allow("model_view_overflow", topic) {

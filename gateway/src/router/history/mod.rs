@@ -4,6 +4,7 @@
 //! eviction is remembered per topic, so a recovery that would skip an evicted event is refused as a gap
 //! instead of answered with a partial list.
 
+mod evict;
 mod query;
 mod retained;
 mod rules;
@@ -86,6 +87,8 @@ pub(crate) struct Evicted {
     pub for_memory: usize,
     /// A model view passed its `max_rows` with this event.
     pub view_overflowed: bool,
+    /// The event alone was larger than `history_max_bytes`: not stored.
+    pub too_large: bool,
 }
 
 impl Store {
@@ -148,6 +151,23 @@ impl Store {
             stored: now,
             bytes: payload.json_len() + topic.len() + EVENT_OVERHEAD,
         });
+        if event.bytes > self.max_bytes {
+            // Too large to store at all: never evict everything else for it. It counts as evicted, so a
+            // recovery from before it answers a gap, and a retained event it replaces is gone too.
+            if retain {
+                if let Some(replaced) = self.retained.remove(&topic) {
+                    self.bytes -= replaced.bytes;
+                }
+            }
+            if keep.is_some() {
+                self.mark_evicted(&topic, seq);
+            }
+            return Evicted {
+                too_large: true,
+                view_overflowed,
+                ..Evicted::default()
+            };
+        }
         if retain {
             self.bytes += event.bytes;
             if let Some(replaced) = self.retained.set(Arc::clone(&event)) {
@@ -161,31 +181,6 @@ impl Store {
         Evicted {
             view_overflowed,
             ..self.fit()
-        }
-    }
-
-    /// Gives back the memory of expired events on topics nobody publishes to any more, a few at a time:
-    /// every store looks at the realm's oldest stored events (reads skip expired events anyway).
-    fn expire_oldest(&mut self, now: Instant) {
-        for _ in 0..4 {
-            let Some((seq, topic)) = self.order.front() else {
-                return;
-            };
-            let Some(log) = self.topics.get_mut(topic) else {
-                self.order.pop_front();
-                continue;
-            };
-            match log.events.front() {
-                Some(oldest) if oldest.seq == *seq => {
-                    if !log.front_expired(now) {
-                        return;
-                    }
-                    self.bytes -= log.evict_front(&mut self.index);
-                }
-                // Left behind by per-topic eviction.
-                _ => {}
-            }
-            self.order.pop_front();
         }
     }
 
@@ -206,64 +201,23 @@ impl Store {
             self.bytes -= log.evict_front(&mut self.index);
         }
         log.expire(now, &mut self.index, &mut self.bytes);
-        // Entries of `order` left behind by per-topic eviction are skipped when they reach the front;
-        // compact them away before they outnumber the live ones. A topic's log only loses events at its
-        // front, so an entry is live while its seq is not older than the log's oldest event.
-        if self.order.len() > 2 * self.index.len() + 64 {
-            let topics = &self.topics;
-            self.order.retain(|(seq, topic)| {
-                topics
-                    .get(topic)
-                    .and_then(|log| log.events.front())
-                    .is_some_and(|oldest| oldest.seq <= *seq)
-            });
-        }
+        self.compact_order();
     }
 
-    /// Evicts the oldest stored events until the store fits `max_bytes`.
-    fn fit(&mut self) -> Evicted {
-        let mut evicted = Evicted::default();
-        while self.bytes > self.max_bytes {
-            if let Some((seq, topic)) = self.order.pop_front() {
-                let Some(log) = self.topics.get_mut(&topic) else {
-                    continue;
-                };
-                if log.events.front().is_some_and(|e| e.seq == seq) {
-                    self.bytes -= log.evict_front(&mut self.index);
-                    evicted.for_memory += 1;
-                }
-                continue;
-            }
-            if let Some(old) = self.retained.evict_oldest() {
-                self.bytes -= old.bytes;
-                evicted.for_memory += 1;
-                continue;
-            }
-            // Only empty topic logs are left: forget them, remembering that they had evictions.
-            let Some(topic) = self.topics.keys().next().cloned() else {
-                break;
-            };
-            if let Some(log) = self.topics.remove(&topic) {
-                self.forgotten_upto = self.forgotten_upto.max(log.evicted_upto);
-                self.bytes -= topic.len() + TOPIC_OVERHEAD;
-            }
-        }
-        evicted
-    }
-
-    /// Drops events older than their topic's `ttl_s` (before answering a recovery).
-    pub(crate) fn expire(&mut self, now: Instant) {
-        for log in self.topics.values_mut() {
-            log.expire(now, &mut self.index, &mut self.bytes);
-        }
-    }
-
-    /// The publication id of the newest stored event of `topic` (JSON-RPC `last_publication`): the
-    /// position a page rendered now recovers from.
+    /// The position a page rendered now recovers from (JSON-RPC `last_publication`): the newest stored
+    /// event of `topic`, else the newest stored event of the realm (a position is a point in the realm's
+    /// order: a recovery from it answers the topic's later events, or a gap if any was evicted). `None`
+    /// when `topic` keeps no history or nothing is stored.
     pub(crate) fn last_publication(&mut self, topic: &str, now: Instant) -> Option<Id> {
-        let log = self.topics.get_mut(topic)?;
-        log.expire(now, &mut self.index, &mut self.bytes);
-        log.events.back().map(|event| event.id)
+        self.rules.keep(topic)?;
+        if let Some(log) = self.topics.get_mut(topic) {
+            log.expire(now, &mut self.index, &mut self.bytes);
+            if let Some(newest) = log.events.back() {
+                return Some(newest.id);
+            }
+            self.drop_if_empty(topic);
+        }
+        self.newest_stored()
     }
 }
 

@@ -20,6 +20,11 @@ impl Retained {
         self.by_topic.insert(Arc::clone(&event.topic), event)
     }
 
+    /// Removes `topic`'s retained event (replaced by one too large to keep).
+    pub(super) fn remove(&mut self, topic: &str) -> Option<Arc<StoredEvent>> {
+        self.by_topic.remove(topic)
+    }
+
     /// Removes the oldest retained event (when memory runs short and no history is left to evict).
     pub(super) fn evict_oldest(&mut self) -> Option<Arc<StoredEvent>> {
         let oldest = self

@@ -64,7 +64,11 @@ fn recovery_returns_exactly_what_came_after_in_publication_order() {
     let filtered = store.events(&query("app.", MatchPolicy::Prefix, None), now, |e| e.id > 4);
     assert_eq!(filtered.map(|e| ids(&e)), Ok(vec![5, 6]));
     assert_eq!(store.last_publication("app.a", now), Some(5));
-    assert_eq!(store.last_publication("app.c", now), None);
+    assert_eq!(
+        store.last_publication("app.c", now),
+        Some(6),
+        "the realm's newest"
+    );
 }
 
 #[test]
@@ -133,7 +137,67 @@ fn expired_events_are_gone_and_count_as_evicted() {
             .map(|e| ids(&e)),
         Ok(vec![])
     );
-    assert_eq!(store.last_publication("app.a", later), None);
+    assert_eq!(
+        store.last_publication("app.a", later),
+        Some(3),
+        "a topic with nothing stored recovers from the realm's newest stored event"
+    );
+    assert!(
+        !store.topics.contains_key("app.a"),
+        "an emptied log is forgotten"
+    );
+    assert_eq!(store.last_publication("chat.x", later), None, "no history");
+}
+
+#[test]
+fn topics_that_come_and_go_never_fill_the_bound_with_bookkeeping() {
+    let max = 64 * 1024;
+    let mut store = store(1, max);
+    let start = Instant::now();
+    let later = start + Duration::from_secs(61);
+    for id in 1..=5000 {
+        store.record(id, &format!("app.user{id}"), &payload(id), false, start);
+    }
+    // Every one of those expires; new events must still be stored and recoverable.
+    store.expire(later);
+    for id in 10_001..=10_005 {
+        store.record(id, "app.live", &payload(id), false, later);
+    }
+    let live = Query {
+        limit: 10,
+        ..query("app.live", MatchPolicy::Exact, None)
+    };
+    let kept = store.events(&live, later, |_| true).map(|e| ids(&e));
+    assert_eq!(kept, Ok(vec![10_005]), "limit 1 per topic");
+    assert!(store.topics.len() <= 2, "{} logs left", store.topics.len());
+    assert!(store.bytes() <= max);
+    assert_eq!(store.last_publication("app.live", later), Some(10_005));
+}
+
+#[test]
+fn an_event_too_large_to_store_evicts_nothing_else_and_reads_as_a_gap() {
+    let mut store = store(100, 64 * 1024);
+    let now = Instant::now();
+    for id in 1..=3 {
+        store.record(id, "app.a", &payload(id), false, now);
+    }
+    let huge = Payload::Args(vec![json!("x".repeat(70 * 1024))]);
+    let recorded = store.record(4, "app.a", &huge, true, now);
+    assert!(recorded.too_large && recorded.for_memory == 0);
+    assert_eq!(
+        store
+            .events(&query("app.a", MatchPolicy::Exact, None), now, |_| true)
+            .map(|e| ids(&e)),
+        Ok(vec![1, 2, 3])
+    );
+    assert_eq!(
+        store
+            .events(&query("app.a", MatchPolicy::Exact, Some(2)), now, |_| true)
+            .map(|e| ids(&e)),
+        Err(Gap::Evicted(2)),
+        "event 4 came after 2 and is not in history"
+    );
+    assert!(store.retained("app.a", MatchPolicy::Exact).is_empty());
 }
 
 #[test]
