@@ -406,6 +406,7 @@ export class Client extends Emitter {
 
 const GET_EVENTS = 'wamp.subscription.get_events';
 const MODEL_ROWS = 'switchboard.model.rows';
+const TOO_LARGE = 'switchboard.error.answer_too_large';
 // History cannot recover from the position: reload from the view (or tell the app to).
 const RESET = new Set(['switchboard.error.history_gap', 'switchboard.error.no_history', 'switchboard.error.no_position']);
 // No model view to load rows from.
@@ -494,11 +495,22 @@ class Live extends Emitter {
   // Events after `after` from history, page by page, then the buffered live events after `mark`.
   async _recover(gen, after, mark) {
     const recovered = [];
+    let limit = this._pageSize;
     for (let from = after; ;) {
-      const { args } = await this._call(gen, GET_EVENTS, [this._subId], { limit: this._pageSize, after_publication: from });
-      const page = args[0] || [];
+      let answer;
+      try {
+        answer = await this._call(gen, GET_EVENTS, [this._subId], { limit, after_publication: from });
+      } catch (e) {
+        // A page too large for the session's queue: ask for fewer events at a time.
+        if (e && e.uri === TOO_LARGE && limit > 1) {
+          limit = Math.max(1, Math.floor(limit / 2));
+          continue;
+        }
+        throw e;
+      }
+      const page = answer.args[0] || [];
       recovered.push(...page);
-      if (page.length < this._pageSize) break;
+      if (page.length < limit) break;
       from = page[page.length - 1].publication;
     }
     this._drain(recovered, mark);

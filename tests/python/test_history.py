@@ -24,6 +24,11 @@ uri = "app."
 match = "prefix"
 limit = {LIMIT}
 ttl_s = 600
+
+[[realms.history]]
+uri = "big."
+match = "prefix"
+limit = 1000
 """
 
 
@@ -194,3 +199,44 @@ async def test_last_publication_is_the_position_a_page_recovers_from(gw, seriali
         assert [e["publication"] for e in missed] == [later]
     bad = rpc(gw, "last_publication", {"topic": "not a uri"})
     assert bad["error"]["code"] == -32602, bad
+
+
+@wamp_test(timeout=60)
+async def test_an_answer_too_large_for_the_session_is_refused_with_advice_and_the_session_stays(gw, serializer):
+    topic = f"big.{uid()}"
+    async with Clients(gw.url, serializer) as clients:
+        reader = await clients.connect()
+        publisher = await clients.connect()
+        sub = await reader.subscribe(lambda *a: None, topic)
+        blob = "x" * 5000
+        for n in range(600):  # 3 MB: more than half of the default 4 MiB outbound queue
+            publisher.publish(topic, n, blob)
+        await publish(publisher, topic, 600)
+        refused = await error_of(reader.call(GET_EVENTS, sub.id, limit=1000))
+        assert refused.error == "switchboard.error.answer_too_large", refused
+        fit = int(refused.args[0].rsplit("limit=", 1)[1].rstrip(")"))
+        assert 100 < fit < 601, refused.args
+        page = await reader.call(GET_EVENTS, sub.id, limit=fit)
+        assert [e["args"][0] for e in page] == list(range(601 - fit, 601))
+
+
+@wamp_test(timeout=60)
+async def test_retained_events_on_a_pattern_never_close_the_subscriber(gw, serializer):
+    base = f"status.big{uid()}"
+    async with Clients(gw.url, serializer) as clients:
+        publisher = await clients.connect()
+        blob = "x" * 500_000
+        for n in range(10):  # 5 MB retained under one prefix
+            await publisher.publish(f"{base}.t{n}", n, blob, options=PublishOptions(acknowledge=True, retain=True))
+        late = await clients.connect()
+        inbox = Inbox()
+        await late.subscribe(
+            lambda n, *blob, details=None: inbox.put(n),
+            f"{base}.",
+            options=SubscribeOptions(match="prefix", get_retained=True, details_arg="details"),
+        )
+        await inbox.count(1, "some retained events")
+        await asyncio.sleep(0.3)
+        assert inbox.items == sorted(inbox.items) and inbox.items[-1] == 9, "the newest, oldest first"
+        assert len(inbox.items) < 10
+        assert await late.call(GET_EVENTS, (await late.subscribe(lambda *a: None, "app.alive")).id) == []

@@ -270,7 +270,7 @@ impl Outbox {
         };
         if let Some(which) = over {
             drop(frames);
-            self.close_slow(which);
+            self.close_slow(which, len);
             return false;
         }
         frames.push_back(frame);
@@ -320,7 +320,7 @@ impl Outbox {
         let since = self.shared.above_low_since.load(Ordering::Relaxed);
         let limit = self.shared.limits.slow_consumer.as_millis() as u64;
         if since != 0 && now_ms().saturating_sub(since) >= limit && !self.is_closing() {
-            self.close_slow("stalled");
+            self.close_slow("stalled", 0);
             return true;
         }
         false
@@ -337,7 +337,7 @@ impl Outbox {
         let stuck = pending && progress.pending && written == progress.written;
         *progress = Progress { written, pending };
         if stuck && !self.is_closing() {
-            self.close_slow("no_progress");
+            self.close_slow("no_progress", 0);
             return true;
         }
         false
@@ -350,7 +350,8 @@ impl Outbox {
     }
 
     /// Closes the session with ABORT `switchboard.error.slow_consumer` and discards what is queued.
-    fn close_slow(&self, which: &'static str) {
+    /// `offered` is the size of the message that would have passed a bound (0 for the timer's closes).
+    fn close_slow(&self, which: &'static str, offered: usize) {
         let queued = self.queued_bytes();
         let since = self.shared.above_low_since.load(Ordering::Relaxed);
         let for_ms = if since == 0 {
@@ -360,8 +361,14 @@ impl Outbox {
         };
         let limits = &self.shared.limits;
         let why = match which {
-            "bytes" => format!("it would pass the bound of {} bytes", limits.max_bytes),
-            "frames" => format!("it would pass the bound of {} messages", limits.max_frames),
+            "bytes" => format!(
+                "a message of {offered} bytes would pass the bound of {} bytes",
+                limits.max_bytes
+            ),
+            "frames" => format!(
+                "one more message would pass the bound of {} messages",
+                limits.max_frames
+            ),
             "no_progress" => format!(
                 "nothing was written to its socket for more than {} ms while messages waited",
                 limits.slow_consumer.as_millis()

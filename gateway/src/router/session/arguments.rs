@@ -7,6 +7,54 @@ use super::super::Refusal;
 use crate::wamp::message::MAX_ID;
 use crate::wamp::{Dict, Id, Payload};
 
+/// ERROR when an answer would not fit the session's outbound queue.
+pub(super) const ANSWER_TOO_LARGE: &str = "switchboard.error.answer_too_large";
+
+/// The most bytes one answer of the router's own procedures may take: half of a session's outbound queue
+/// bound, so that an answer never closes a healthy session as a slow consumer.
+pub(super) fn answer_budget(outbound_queue_bytes: usize) -> usize {
+    outbound_queue_bytes / 2
+}
+
+/// How many of `sizes` (JSON sizes of the answer's items, in answer order) fit `budget`; `None` when all
+/// of them do.
+pub(super) fn items_that_fit(
+    sizes: impl Iterator<Item = usize>,
+    budget: usize,
+) -> Option<(usize, usize)> {
+    let mut total = 0usize;
+    let mut fit = None;
+    for (count, size) in sizes.enumerate() {
+        total = total.saturating_add(size + 1);
+        if total > budget && fit.is_none() {
+            fit = Some(count);
+        }
+    }
+    fit.map(|fit| (fit, total))
+}
+
+/// The refusal of an answer of `items` items and `bytes` bytes, of which `fit` fit the session's budget.
+pub(super) fn too_large(
+    what: &str,
+    items: usize,
+    bytes: usize,
+    fit: usize,
+    budget: usize,
+) -> Refusal {
+    let advice = if fit == 0 {
+        "one item alone is larger: raise gateway.outbound_queue_bytes".to_string()
+    } else {
+        format!("ask for at most {fit} (limit={fit})")
+    };
+    Refusal::new(
+        ANSWER_TOO_LARGE,
+        format!(
+            "{items} {what} would take {bytes} bytes, over this session's budget of {budget} bytes (half of \
+             gateway.outbound_queue_bytes): {advice}"
+        ),
+    )
+}
+
 /// ERROR for an argument that is missing or of the wrong kind.
 pub(super) fn invalid(message: String) -> Refusal {
     Refusal::new("wamp.error.invalid_argument", message)

@@ -11,9 +11,10 @@ use super::super::authorize::{Action, Coverage};
 use super::super::filter::Filter;
 use super::super::history::{Gap, Query, StoredEvent};
 use super::super::Refusal;
-use super::arguments::{invalid, Arguments};
+use super::arguments::{answer_budget, invalid, items_that_fit, too_large, Arguments};
 use super::Session;
 use crate::wamp::{code, Dict, Id, Message, Payload};
+use switchboard_wire::event::json_len;
 
 /// The procedure that answers a subscription's stored events (the WAMP advanced profile's event history).
 pub(crate) const GET_EVENTS: &str = "wamp.subscription.get_events";
@@ -117,10 +118,15 @@ impl Session {
         let found = joined.realm.stored().events(&query, Instant::now(), admit);
         match found {
             Ok(events) => {
-                let list = events
+                let list: Vec<Value> = events
                     .iter()
                     .map(|e| described(e, asked.subscription))
                     .collect();
+                let budget = answer_budget(self.router.limits.queue.max_bytes);
+                if let Some((fit, bytes)) = items_that_fit(list.iter().map(json_len), budget) {
+                    let refusal = too_large("events", list.len(), bytes, fit, budget);
+                    return self.refuse(code::CALL, request, refusal);
+                }
                 self.send(&Message::Result {
                     request,
                     details: Dict::new(),
@@ -149,15 +155,33 @@ impl Session {
     ) {
         let Some(joined) = self.joined() else { return };
         let retained = joined.realm.stored().retained(uri, policy);
-        for event in retained {
-            if filter.is_some_and(|f| !f.matches_payload(&event.payload)) {
-                continue;
+        let mut admitted: Vec<_> = retained
+            .into_iter()
+            .filter(|event| filter.is_none_or(|f| f.matches_payload(&event.payload)))
+            .filter(|event| {
+                coverage == Coverage::All
+                    || joined.peer.grants.allows(Action::Subscribe, &event.topic)
+            })
+            .collect();
+        // A pattern may reach many retained events: the newest that fit half the session's queue are
+        // sent (oldest first), the rest are counted and logged, never sent to close the session.
+        let budget = answer_budget(self.router.limits.queue.max_bytes);
+        let newest_first = admitted.iter().rev().map(|event| event.payload.json_len());
+        if let Some((fit, _)) = items_that_fit(newest_first, budget) {
+            let skipped = admitted.len() - fit;
+            admitted.drain(..skipped);
+            metrics::counter!("switchboard_retained_skipped_total").increment(skipped as u64);
+            if let Some(suppressed) = crate::throttle::allow("retained_skipped", uri) {
+                tracing::warn!(
+                    session = joined.peer.id,
+                    pattern = uri,
+                    skipped,
+                    suppressed,
+                    "retained events over half the session's queue bound not sent on get_retained"
+                );
             }
-            if coverage != Coverage::All
-                && !joined.peer.grants.allows(Action::Subscribe, &event.topic)
-            {
-                continue;
-            }
+        }
+        for event in admitted {
             let mut details = Dict::new();
             details.insert("retained".into(), Value::Bool(true));
             if policy != MatchPolicy::Exact {

@@ -7,9 +7,10 @@ use super::super::authorize::Action;
 use super::super::filter::Filter;
 use super::super::history::{RowsQuery, ViewError, MODEL_PREFIX};
 use super::super::Refusal;
-use super::arguments::{invalid, Arguments};
+use super::arguments::{answer_budget, invalid, items_that_fit, too_large, Arguments};
 use super::Session;
 use crate::wamp::{code, Dict, Id, Message, Payload};
+use switchboard_wire::event::json_len;
 
 /// The procedure that answers a page of a model view.
 pub(crate) const MODEL_ROWS: &str = "switchboard.model.rows";
@@ -104,6 +105,11 @@ impl Session {
             });
         match page {
             Ok(page) => {
+                let budget = answer_budget(self.router.limits.queue.max_bytes);
+                if let Some((fit, bytes)) = items_that_fit(page.rows.iter().map(json_len), budget) {
+                    let refusal = too_large("rows", page.rows.len(), bytes, fit, budget);
+                    return self.refuse(code::CALL, request, refusal);
+                }
                 let kwargs = json!({"rows": page.rows, "total": page.total, "publication": page.publication});
                 let kwargs = match kwargs {
                     Value::Object(kwargs) => kwargs,
