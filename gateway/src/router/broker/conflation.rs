@@ -48,6 +48,8 @@ pub(crate) enum Offer {
     Held,
     /// Held, but the window holds too many distinct pks: flush now.
     HeldFlushNow,
+    /// A private event: deliver what is held, then it.
+    FlushThenDeliver,
 }
 
 /// One conflated subscription's window.
@@ -56,8 +58,8 @@ pub(crate) struct Window {
     rate: Duration,
     /// Held events in the order of their latest publication.
     held: Vec<Option<Held>>,
-    /// Index into `held` per model row (pk text), and `None`'s slot for events that are not model events.
-    slots: HashMap<Option<String>, usize>,
+    /// Index into `held` per topic and model row (pk text; `None` for events that are not model events).
+    slots: HashMap<(Arc<str>, Option<String>), usize>,
     /// A timer is running for the current window.
     armed: bool,
     /// Payload bytes held since the window began (superseded events count until it ends).
@@ -65,7 +67,7 @@ pub(crate) struct Window {
 }
 
 /// The row an event is about: the JSON text of its kwargs' `pk` when it is a model event (`action` and
-/// `pk`); `None` otherwise (all such events share one slot: the newest wins).
+/// `pk`); `None` otherwise (such events of one topic share one slot: the newest wins).
 fn row_of(payload: &Payload) -> Option<String> {
     let Payload::ArgsKwargs(_, kwargs) = payload else {
         return None;
@@ -96,23 +98,41 @@ impl Window {
         self.rate
     }
 
-    /// Offers an event: in a quiet window it goes out now, else it replaces the held event of its row.
-    pub(crate) fn offer(&mut self, event: impl FnOnce() -> Held, payload: &Payload) -> Offer {
+    /// Offers an event on `topic`: in a quiet window it goes out now, else it replaces the held event of
+    /// its row (same topic, same pk). A private event (black or white listed) replaces nothing: what is
+    /// held goes out first, then it, so nobody's view of a row is ever set back.
+    pub(crate) fn offer(
+        &mut self,
+        event: impl FnOnce() -> Held,
+        topic: &str,
+        payload: &Payload,
+        private: bool,
+    ) -> Offer {
         if !self.armed {
             self.armed = true;
             return Offer::DeliverAndArm;
         }
-        if is_sync(payload) {
-            // A sync replaces every row: whatever was held for them is superseded.
-            self.held.clear();
-            self.slots.clear();
+        if private {
+            return Offer::FlushThenDeliver;
         }
-        let row = row_of(payload);
+        if is_sync(payload) {
+            // A sync replaces every row of its topic: whatever was held for them is superseded.
+            let held = &mut self.held;
+            self.slots.retain(|(held_topic, _), slot| {
+                let same = &**held_topic == topic;
+                if same {
+                    held[*slot] = None;
+                }
+                !same
+            });
+        }
+        let event = event();
+        let row = (Arc::clone(&event.topic), row_of(payload));
         if let Some(&slot) = self.slots.get(&row) {
             self.held[slot] = None;
         }
         self.slots.insert(row, self.held.len());
-        self.held.push(Some(event()));
+        self.held.push(Some(event));
         self.bytes += payload.json_len();
         if self.slots.len() >= MAX_PENDING || self.bytes >= MAX_HELD_BYTES {
             Offer::HeldFlushNow
@@ -156,7 +176,7 @@ mod tests {
     }
 
     fn offer(window: &mut Window, id: Id, payload: Payload) -> Offer {
-        window.offer(|| held(id, &payload), &payload)
+        window.offer(|| held(id, &payload), "models.shop.order", &payload, false)
     }
 
     #[test]
@@ -177,6 +197,39 @@ mod tests {
             "nothing held: the window goes quiet"
         );
         assert_eq!(offer(&mut window, 7, model(1, 13)), Offer::DeliverAndArm);
+    }
+
+    #[test]
+    fn rows_are_per_topic_a_sync_clears_only_its_topic_and_private_events_flush_first() {
+        let mut window = Window::new(Duration::from_millis(100));
+        let on = |topic: &'static str, id: Id, payload: Payload| {
+            let event = Held {
+                topic: Arc::from(topic),
+                ..held(id, &payload)
+            };
+            (event, payload)
+        };
+        let offer_on =
+            |window: &mut Window, topic: &'static str, id: Id, payload: Payload, private: bool| {
+                let (event, payload) = on(topic, id, payload);
+                window.offer(|| event, topic, &payload, private)
+            };
+        offer_on(&mut window, "models.shop.order", 1, model(1, 1), false);
+        offer_on(&mut window, "models.shop.order", 2, model(1, 2), false);
+        offer_on(&mut window, "models.shop.fresh", 3, model(1, 9), false);
+        let sync = json!({"action": "synced", "rows": []});
+        let sync = Payload::ArgsKwargs(vec![], serde_json::from_value(sync).unwrap_or_default());
+        offer_on(&mut window, "models.shop.fresh", 4, sync, false);
+        assert_eq!(
+            offer_on(&mut window, "models.shop.order", 5, model(1, 3), true),
+            Offer::FlushThenDeliver
+        );
+        let ids: Vec<Id> = window.end().iter().map(|h| h.id).collect();
+        assert_eq!(
+            ids,
+            vec![2, 4],
+            "order 1's newest, and the sync that superseded fresh 1"
+        );
     }
 
     #[test]

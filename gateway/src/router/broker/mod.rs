@@ -220,13 +220,19 @@ impl Broker {
                 publisher_details: publication.publisher_details.clone(),
                 audience: publication.audience.clone(),
             };
-            match window.offer(hold, publication.payload) {
+            let private = publication.audience.is_private();
+            match window.offer(hold, publication.topic, publication.payload, private) {
                 Offer::DeliverAndArm => arm(id, window.rate()),
                 Offer::Held => return,
                 Offer::HeldFlushNow => {
                     let held = window.end();
                     drop(window);
                     return self.deliver_held(id, subscription, held, fanout);
+                }
+                Offer::FlushThenDeliver => {
+                    let held = window.end();
+                    drop(window);
+                    self.deliver_held(id, subscription, held, fanout);
                 }
             }
         }
