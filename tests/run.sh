@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole Switchboard test suite, from a fresh checkout: `tests/run.sh` (from any directory).
 #
-#   setup:  Python venv tests/.venv (from tests/requirements.txt), node deps in tests/js (npm ci),
+#   setup:  Python venv tests/.venv (from tests/requirements.txt, plus the Python emitter emitter/python
+#           installed editable with its zmq and amqp extras), node deps in tests/js (npm ci),
 #           debug build of the gateway binary (cargo build -p switchboard)
-#   tests:  cargo test --workspace, pytest tests/python (Autobahn|Python), npm test in tests/js (Autobahn|JS),
+#   tests:  cargo test --workspace, pytest tests/python (Autobahn|Python) and emitter/python/tests (the Python
+#           emitter's unit tests), npm test in tests/js (Autobahn|JS),
 #           npm ci && npm test in js-client (switchboard.js against the gateway, and in headless Chromium)
 #
 # Setup failures stop the run; test stages all run and the script exits non-zero if any failed.
@@ -17,6 +19,7 @@ cd "$ROOT"
 
 VENV="$ROOT/tests/.venv"
 REQS="$ROOT/tests/requirements.txt"
+PYEMIT="$ROOT/emitter/python"
 JS_DIR="$ROOT/tests/js"
 PYTHON="${PYTHON:-python3}"
 
@@ -41,11 +44,13 @@ setup_venv() {
         fi
     fi
     local want have stamp="$VENV/.requirements.sha256"
-    want="$(hash_of "$REQS") $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')" || return 1
+    # The emitter is installed editable, so only its packaging (pyproject.toml) calls for a reinstall.
+    want="$(hash_of "$REQS" "$PYEMIT/pyproject.toml") $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')" || return 1
     have="$(cat "$stamp" 2>/dev/null || true)"
     if [[ "$want" != "$have" ]]; then
-        echo "installing tests/requirements.txt"
+        echo "installing tests/requirements.txt and emitter/python[zmq,amqp]"
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" || return 1
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$PYEMIT[zmq,amqp]" || return 1
         echo "$want" >"$stamp"
     else
         echo "up to date"
@@ -104,7 +109,7 @@ export SWITCHBOARD_BIN
 
 # ---------------------------------------------------------------- tests
 run_tests "cargo test --workspace" cargo test --workspace
-run_tests "pytest tests/python" "$VENV/bin/python" -m pytest tests/python
+run_tests "pytest tests/python emitter/python/tests" "$VENV/bin/python" -m pytest tests/python emitter/python/tests
 if [[ -f "$JS_DIR/package.json" ]]; then
     run_tests "npm test (tests/js)" bash -c 'cd "$1" && npm test' _ "$JS_DIR"
 fi
