@@ -356,7 +356,8 @@ class AmqpTransport(_PerProcess):
             except (pika.exceptions.AMQPError, OSError) as error:
                 self._drop()
                 if attempt == 2 or fresh:
-                    raise Unreachable(self._target(), f"{type(error).__name__}: {error}") from None
+                    detail = str(error) or repr(error.args[0] if error.args else error)
+                    raise Unreachable(self._target(), f"{type(error).__name__}: {detail}") from None
                 log.info("switchboard amqp: the kept connection failed (%s); reconnecting", error)
 
     def send(self, events: Sequence[Event]) -> List[Outcome]:
