@@ -170,7 +170,7 @@ def test_updated_changed_follows_update_fields(fake):
     updated = fake.kwargs()
     assert [k["action"] for k in updated] == ["updated", "updated"]
     assert updated[0]["changed"] == ["price"]
-    assert updated[0]["data"]["price"] == "2"  # the value as saved, not as re-read
+    assert updated[0]["data"]["price"] == "2.00"  # as the database reads it back
     assert updated[1]["changed"] == ["name", "price", "when", "day", "owner"]
 
 

@@ -68,6 +68,16 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _value(field: models.Field, obj: models.Model) -> Any:
+    value = field.value_from_object(obj)
+    if isinstance(field, models.DecimalField) and value is not None:
+        # as the database returns it: Decimal("30") saved in a decimal_places=2 field reads back "30.00"
+        value = field.to_python(value)
+        if field.decimal_places is not None and value.is_finite():
+            value = value.quantize(decimal.Decimal(1).scaleb(-field.decimal_places))
+    return value
+
+
 @dataclass
 class Registration:
     """One registered model: its model name (``app_label.model_name``), topic, published fields and the
@@ -88,7 +98,7 @@ class Registration:
 
     def data(self, obj: models.Model) -> Dict[str, Any]:
         """The published fields of `obj`; a foreign key is its related object's pk."""
-        return {f.name: jsonable(f.value_from_object(obj)) for f in self.fields}
+        return {f.name: jsonable(_value(f, obj)) for f in self.fields}
 
     def row(self, obj: models.Model) -> Dict[str, Any]:
         """The row a page renders (and a ``synced`` event carries): the pk first under ``pk``, then data."""
