@@ -49,7 +49,7 @@ from django.db import connection, transaction  # noqa: E402
 from django.template import Context, Template  # noqa: E402
 from django.test import RequestFactory, override_settings  # noqa: E402
 
-from djapp.models import Item, Plain, Secret  # noqa: E402
+from djapp.models import CheapItem, Item, Plain, Secret  # noqa: E402
 from switchboard_emitter import Emitter, Receipt, Unreachable, verify_ticket  # noqa: E402
 from switchboard_emitter import django as switchboard  # noqa: E402
 from switchboard_emitter.django import conf, views  # noqa: E402
@@ -210,7 +210,24 @@ def test_custom_topic_and_decorator(fake):
         switchboard.unregister(Plain)
 
 
+def test_a_proxy_publishes_as_its_concrete_model(fake):
+    item = CheapItem.objects.create(name="proxy")
+    CheapItem.objects.get(pk=item.pk).delete()
+    assert [(e.topic, e.kwargs["action"], e.kwargs["pk"]) for e in fake.events] == [
+        ("models.djapp.item", "created", item.pk), ("models.djapp.item", "deleted", item.pk)]
+    assert switchboard.registration(CheapItem).name == "djapp.item"
+
+
+def test_unregistered_models_send_nothing(fake):
+    Plain.objects.create(label="quiet")
+    assert fake.events == []
+
+
 def test_registration_errors():
+    with pytest.raises(ImproperlyConfigured, match="concrete model"):
+        switchboard.register(CheapItem)
+    with pytest.raises(ImproperlyConfigured, match="topic"):
+        switchboard.register(Plain, topic="bad..topic")
     with pytest.raises(ImproperlyConfigured, match="not both"):
         switchboard.register(Plain, fields=["label"], exclude=["id"])
     with pytest.raises(ImproperlyConfigured, match="'nope'.*fields: id, label"):

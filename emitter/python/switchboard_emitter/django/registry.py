@@ -172,23 +172,31 @@ def register(model: Optional[Type[models.Model]] = None, *, fields: Optional[Seq
     prefix = "models."
     registration = Registration(model, name, topic or f"{prefix}{name}",
                                 _resolve_fields(model, fields, exclude), private)
-    Event(registration.topic).validate()  # a bad topic= fails here, not at the first save
+    try:
+        Event(registration.topic).validate()  # a bad topic= fails here, not at the first save
+    except ValueError as error:
+        raise ImproperlyConfigured(f"switchboard.register({model._meta.label}): topic: {error}") from None
+    if model._meta.proxy or model._meta.abstract:
+        raise ImproperlyConfigured(f"switchboard.register({model._meta.label}): register the concrete model; "
+                                   "its proxies publish as it")
     with _registry_lock:
         if model in _registry:
             raise ImproperlyConfigured(f"switchboard.register: {model._meta.label} is already registered")
         _registry[model] = registration
-    uid = f"switchboard:{model._meta.label}"
-    post_save.connect(_saved, sender=model, weak=False, dispatch_uid=uid)
-    post_delete.connect(_deleted, sender=model, weak=False, dispatch_uid=uid)
+    # One receiver for every model (a proxy's save has the proxy as sender): unregistered ones cost a lookup.
+    post_save.connect(_saved, weak=False, dispatch_uid="switchboard_emitter.django.saved")
+    post_delete.connect(_deleted, weak=False, dispatch_uid="switchboard_emitter.django.deleted")
     return registration
 
 
 def unregister(model: Type[models.Model]) -> None:
     with _registry_lock:
         _registry.pop(model, None)
-    uid = f"switchboard:{model._meta.label}"
-    post_save.disconnect(sender=model, dispatch_uid=uid)
-    post_delete.disconnect(sender=model, dispatch_uid=uid)
+
+
+def _lookup(sender: Any) -> Optional[Registration]:
+    meta = getattr(sender, "_meta", None)
+    return _registry.get(meta.concrete_model) if meta is not None else None
 
 
 def registration(model: Any) -> Registration:
@@ -197,12 +205,7 @@ def registration(model: Any) -> Registration:
         model = model.model
     elif isinstance(model, models.Model):
         model = type(model)
-    reg = _registry.get(model)
-    if reg is None:
-        for base in getattr(model, "__mro__", ())[1:]:  # a proxy model publishes as its concrete model
-            reg = _registry.get(base)
-            if reg is not None:
-                break
+    reg = _lookup(model)  # a proxy model publishes as its concrete model
     if reg is None:
         raise LookupError(f"{getattr(model, '__name__', model)!r} is not registered with switchboard")
     return reg
@@ -242,9 +245,9 @@ def _prepare(build: Callable[[], Event], label: str) -> Optional[Event]:
 
 def _saved(sender: Type[models.Model], instance: models.Model, created: bool, raw: bool = False,
            using: Optional[str] = None, update_fields: Optional[Iterable[str]] = None, **_: Any) -> None:
-    if raw:  # fixtures (loaddata): not a change the app made; sync afterwards
+    reg = _lookup(sender)
+    if reg is None or raw:  # raw: fixtures (loaddata), not a change the app made; sync afterwards
         return
-    reg = registration(sender)
 
     def build() -> Optional[Event]:
         data = reg.data(instance)
@@ -267,7 +270,9 @@ def _saved(sender: Type[models.Model], instance: models.Model, created: bool, ra
 
 
 def _deleted(sender: Type[models.Model], instance: models.Model, using: Optional[str] = None, **_: Any) -> None:
-    reg = registration(sender)
+    reg = _lookup(sender)
+    if reg is None:
+        return
     event = _prepare(lambda: reg.event(_model.deleted_kwargs(reg.name, reg.pk(instance)), instance), reg.name)
     if event is not None:
         _after_commit(event, using or router.db_for_write(sender, instance=instance))

@@ -23,3 +23,8 @@ class Secret(models.Model):
 
 class Plain(models.Model):
     label = models.CharField(max_length=50)
+
+
+class CheapItem(Item):
+    class Meta:
+        proxy = True
