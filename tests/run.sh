@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole Switchboard test suite, from a fresh checkout: `tests/run.sh` (from any directory).
 #
-#   setup:  Python venv tests/.venv (from tests/requirements.txt), node deps in tests/js (npm ci),
-#           debug build of the gateway binary (cargo build -p switchboard) and of the shop example the
-#           js-client's demo test starts (cargo build -p switchboard-emitter --example shop)
-#   tests:  cargo test --workspace, pytest tests/python (Autobahn|Python), npm test in tests/js (Autobahn|JS),
-#           npm ci && npm test in js-client (switchboard.js against the gateway, and in headless Chromium)
+#   setup:  Python venv tests/.venv (from tests/requirements.txt, plus the Python emitter emitter/python
+#           installed editable with its zmq and amqp extras), node deps in tests/js (npm ci), node deps in
+#           js-client (npm ci; its playwright-core also drives Chromium for tests/django), debug build of
+#           the gateway binary (cargo build -p switchboard) and of the shop example the js-client's demo
+#           test starts (cargo build -p switchboard-emitter --example shop)
+#   tests:  cargo test --workspace, pytest tests/python (Autobahn|Python) and emitter/python/tests (the Python
+#           emitter's unit tests, Django integration included), pytest tests/django (a Django project end to
+#           end: gateway, ORM and headless Chromium; its own process), npm test in tests/js (Autobahn|JS),
+#           npm test in js-client (switchboard.js against the gateway, and in headless Chromium)
 #
 # Setup failures stop the run; test stages all run and the script exits non-zero if any failed.
 # Needs: cargo, python3 (>= 3.11, with venv/ensurepip), node + npm (>= 20) when tests/js exists.
@@ -18,6 +22,7 @@ cd "$ROOT"
 
 VENV="$ROOT/tests/.venv"
 REQS="$ROOT/tests/requirements.txt"
+PYEMIT="$ROOT/emitter/python"
 JS_DIR="$ROOT/tests/js"
 PYTHON="${PYTHON:-python3}"
 
@@ -42,11 +47,13 @@ setup_venv() {
         fi
     fi
     local want have stamp="$VENV/.requirements.sha256"
-    want="$(hash_of "$REQS") $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')" || return 1
+    # The emitter is installed editable, so only its packaging (pyproject.toml) calls for a reinstall.
+    want="$(hash_of "$REQS" "$PYEMIT/pyproject.toml") $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')" || return 1
     have="$(cat "$stamp" 2>/dev/null || true)"
     if [[ "$want" != "$have" ]]; then
-        echo "installing tests/requirements.txt"
+        echo "installing tests/requirements.txt and emitter/python[zmq,amqp]"
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" || return 1
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$PYEMIT[zmq,amqp]" || return 1
         echo "$want" >"$stamp"
     else
         echo "up to date"
@@ -66,6 +73,19 @@ setup_js() {
         else
             (cd "$JS_DIR" && npm install --no-audit --no-fund --loglevel=error) || return 1
         fi
+        echo "$want" >"$stamp"
+    else
+        echo "up to date"
+    fi
+}
+
+setup_js_client() {
+    say "setup: node dependencies in js-client"
+    local dir="$ROOT/js-client" want have stamp="$ROOT/js-client/node_modules/.switchboard-deps.sha256"
+    want="$(hash_of "$dir/package.json" "$dir/package-lock.json") $(node --version)" || return 1
+    have="$(cat "$stamp" 2>/dev/null || true)"
+    if [[ "$want" != "$have" ]]; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
         echo "$want" >"$stamp"
     else
         echo "up to date"
@@ -93,6 +113,10 @@ if [[ -f "$JS_DIR/package.json" ]]; then
     command -v npm >/dev/null || die "tests/js needs node and npm (>= 20), not found on PATH"
     setup_js || die "node dependencies (npm ci in tests/js)"
 fi
+if [[ -f "$ROOT/js-client/package.json" ]]; then
+    command -v npm >/dev/null || die "js-client needs node and npm (>= 20), not found on PATH"
+    setup_js_client || die "node dependencies (npm ci in js-client)"
+fi
 
 say "setup: cargo build -p switchboard (debug)"
 cargo build -p switchboard || die "cargo build -p switchboard"
@@ -107,12 +131,14 @@ export SWITCHBOARD_BIN
 
 # ---------------------------------------------------------------- tests
 run_tests "cargo test --workspace" cargo test --workspace
-run_tests "pytest tests/python" "$VENV/bin/python" -m pytest tests/python
+run_tests "pytest tests/python emitter/python/tests" "$VENV/bin/python" -m pytest tests/python emitter/python/tests
+# Django is configured once per process: the Django project's end-to-end test runs in its own.
+run_tests "pytest tests/django" "$VENV/bin/python" -m pytest tests/django
 if [[ -f "$JS_DIR/package.json" ]]; then
     run_tests "npm test (tests/js)" bash -c 'cd "$1" && npm test' _ "$JS_DIR"
 fi
 if [[ -f "$ROOT/js-client/package.json" ]]; then
-    run_tests "npm test (js-client)" bash -c 'cd "$1" && npm ci --no-audit --no-fund --loglevel=error && npm test' _ "$ROOT/js-client"
+    run_tests "npm test (js-client)" bash -c 'cd "$1" && npm test' _ "$ROOT/js-client"
 fi
 
 # ---------------------------------------------------------------- summary
