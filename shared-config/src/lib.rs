@@ -304,10 +304,14 @@ pub struct ModelViewConfig {
     /// The model name as model events carry it (`app.model`); its topic is the emitter's model prefix
     /// (`models.`) followed by it.
     pub name: String,
-    /// Most rows kept; a created row past it is refused from the view (counted and logged) until
-    /// rows are deleted or the view is resynced.
+    /// Most rows kept; past it the view answers `view_incomplete` (counted and logged) until the web
+    /// app resyncs it within the bound.
     #[serde(default = "ModelViewConfig::default_max_rows")]
     pub max_rows: usize,
+    /// Most bytes of rows kept (as JSON); past it the view answers `view_incomplete` until the web app
+    /// resyncs it within the bound.
+    #[serde(default = "ModelViewConfig::default_max_bytes")]
+    pub max_bytes: usize,
 }
 
 impl ModelViewConfig {
@@ -316,8 +320,17 @@ impl ModelViewConfig {
     /// Most rows a config may ask for.
     pub const MAX_ROWS: usize = 1_000_000;
 
+    /// Bytes of rows kept when `max_bytes` is not given.
+    pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+    /// Fewest bytes a config may give a view.
+    pub const MIN_BYTES: usize = 64 * 1024;
+
     fn default_max_rows() -> usize {
         Self::DEFAULT_MAX_ROWS
+    }
+
+    fn default_max_bytes() -> usize {
+        Self::DEFAULT_MAX_BYTES
     }
 }
 

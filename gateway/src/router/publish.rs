@@ -70,7 +70,7 @@ impl Realm {
         let fanout = self.broker().publish(&publication, &mut arm);
         let bytes = stored.bytes();
         drop(stored);
-        self.note_stored(event.topic, recorded, bytes);
+        self.note_stored(event.topic, &recorded, bytes);
         fanout
     }
 
@@ -96,7 +96,7 @@ impl Realm {
     }
 
     /// Metrics and warnings about storing an event, outside the store's lock.
-    fn note_stored(&self, topic: &str, recorded: Evicted, bytes: usize) {
+    fn note_stored(&self, topic: &str, recorded: &Evicted, bytes: usize) {
         metrics::gauge!("switchboard_history_bytes", "realm" => self.name.clone())
             .set(bytes as f64);
         if recorded.for_memory > 0 {
@@ -107,14 +107,15 @@ impl Realm {
             metrics::counter!("switchboard_history_evicted_total", "reason" => "too_large")
                 .increment(1);
         }
-        if recorded.view_overflowed {
-            metrics::counter!("switchboard_model_view_overflows_total").increment(1);
-            if let Some(suppressed) = crate::throttle::allow("model_view_overflow", topic) {
+        if let Some(fault) = &recorded.view_fault {
+            metrics::counter!("switchboard_model_view_incomplete_total").increment(1);
+            if let Some(suppressed) = crate::throttle::allow("model_view_incomplete", topic) {
                 tracing::warn!(
                     realm = %self.name,
                     topic,
+                    fault,
                     suppressed,
-                    "model view passed its max_rows: it answers switchboard.error.view_incomplete until the web app resyncs it"
+                    "model view incomplete: it answers switchboard.error.view_incomplete until the web app resyncs it"
                 );
             }
         }

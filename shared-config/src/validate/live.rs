@@ -78,6 +78,16 @@ fn check_model(model: &ModelViewConfig, path: &KeyPath) -> Option<Problem> {
             ),
         ));
     }
+    if model.max_bytes < ModelViewConfig::MIN_BYTES {
+        return Some(Problem::new(
+            path.key("max_bytes"),
+            format!(
+                "must be at least {}, got {}",
+                ModelViewConfig::MIN_BYTES,
+                model.max_bytes
+            ),
+        ));
+    }
     None
 }
 

@@ -44,8 +44,10 @@ pub(crate) struct StoredEvent {
 }
 
 /// Bytes an event costs beyond its payload and topic: the event's own fields, its slots in the topic's
-/// queue, in the realm-wide order and in the publication index (measured: see BENCHMARKS.md).
-const EVENT_OVERHEAD: usize = 200;
+/// queue, in the realm-wide order and in the publication index, and the allocator's share. Measured:
+/// 653 bytes of resident memory per stored 200-byte event (BENCHMARKS.md, "Live data"), of which the
+/// payload and topic are about 180.
+const EVENT_OVERHEAD: usize = 480;
 
 /// Bytes a topic's log costs when empty (its map entry and bookkeeping).
 const TOPIC_OVERHEAD: usize = 96;
@@ -81,12 +83,12 @@ pub(crate) struct Store {
 }
 
 /// What storing one event did, for `/metrics` and logs (by the caller, outside the lock).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Evicted {
     /// Events evicted because memory (`history_max_bytes`) ran short.
     pub for_memory: usize,
-    /// A model view passed its `max_rows` with this event.
-    pub view_overflowed: bool,
+    /// Why a model view became untrustworthy with this event (a bound passed, a malformed event).
+    pub view_fault: Option<String>,
     /// The event alone was larger than `history_max_bytes`: not stored.
     pub too_large: bool,
 }
@@ -128,11 +130,11 @@ impl Store {
         retain: bool,
         now: Instant,
     ) -> Evicted {
-        let view_overflowed = self.views.apply(topic, id, payload);
+        let view_fault = self.views.apply(topic, id, payload);
         let keep = self.rules.keep(topic);
         if keep.is_none() && !retain {
             return Evicted {
-                view_overflowed,
+                view_fault,
                 ..Evicted::default()
             };
         }
@@ -164,7 +166,7 @@ impl Store {
             }
             return Evicted {
                 too_large: true,
-                view_overflowed,
+                view_fault,
                 ..Evicted::default()
             };
         }
@@ -179,7 +181,7 @@ impl Store {
         }
         self.expire_oldest(now);
         Evicted {
-            view_overflowed,
+            view_fault,
             ..self.fit()
         }
     }
