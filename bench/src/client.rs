@@ -2,7 +2,7 @@
 //! join a realm, subscribe, publish, and hand over the bare TCP stream for cheap frame counting.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use futures_util::{SinkExt, StreamExt};
@@ -226,11 +226,17 @@ impl Connection {
         topic: &str,
         policy: Option<&str>,
     ) -> anyhow::Result<u64> {
-        let request = self.take_request_id();
         let options = match policy {
             Some(policy) => json!({ "match": policy }),
             None => json!({}),
         };
+        self.subscribe_with(topic, options).await
+    }
+
+    /// Subscribes to `topic` with SUBSCRIBE.Options `options` (`match`, `_filter`, ...); returns the
+    /// subscription id.
+    pub async fn subscribe_with(&mut self, topic: &str, options: Value) -> anyhow::Result<u64> {
+        let request = self.take_request_id();
         self.send(&json!([code::SUBSCRIBE, request, options, topic]))
             .await?;
         let subscribed = self.expect(code::SUBSCRIBED, "SUBSCRIBED").await?;
@@ -238,6 +244,54 @@ impl Connection {
             .get(2)
             .and_then(Value::as_u64)
             .ok_or_else(|| anyhow!("SUBSCRIBED without an id: {subscribed}"))
+    }
+
+    /// Calls `procedure` with `args` and `kwargs` and waits (at most [`STEP_TIMEOUT`]) for its RESULT,
+    /// skipping anything else that arrives meanwhile (EVENTs); returns the RESULT, its frame's size in
+    /// bytes and when the frame had been read (before it was decoded). An ERROR for the call fails.
+    pub async fn call(
+        &mut self,
+        procedure: &str,
+        args: Value,
+        kwargs: Value,
+    ) -> anyhow::Result<(Value, usize, Instant)> {
+        let request = self.take_request_id();
+        self.send(&json!([code::CALL, request, {}, procedure, args, kwargs]))
+            .await?;
+        let wait = async {
+            loop {
+                let frame = self
+                    .ws
+                    .next()
+                    .await
+                    .ok_or_else(|| anyhow!("connection closed"))?
+                    .context("WebSocket read failed")?;
+                let received = Instant::now();
+                let bytes = match &frame {
+                    Message::Text(text) => text.as_bytes(),
+                    Message::Binary(bytes) => &bytes[..],
+                    Message::Close(close) => bail!("connection closed by the gateway: {close:?}"),
+                    _ => continue,
+                };
+                let message = self.serializer.decode(bytes)?;
+                let kind = message.get(0).and_then(Value::as_u64);
+                let about = |at: usize| message.get(at).and_then(Value::as_u64) == Some(request);
+                match kind {
+                    Some(code::RESULT) if about(1) => return Ok((message, bytes.len(), received)),
+                    Some(code::ERROR) if about(2) => bail!("{procedure} failed: {message}"),
+                    Some(code::ABORT) => bail!("session aborted: {message}"),
+                    _ => {}
+                }
+            }
+        };
+        tokio::time::timeout(STEP_TIMEOUT, wait)
+            .await
+            .with_context(|| {
+                format!(
+                    "no RESULT for {procedure} within {} s",
+                    STEP_TIMEOUT.as_secs()
+                )
+            })?
     }
 
     fn take_request_id(&mut self) -> u64 {
@@ -258,16 +312,16 @@ impl Connection {
     }
 }
 
-/// Connects from `source`, joins and subscribes to `topic`.
+/// Connects from `source`, joins and subscribes to `topic` with SUBSCRIBE.Options `options`.
 pub async fn subscribed(
     target: &Target,
     serializer: Serializer,
     source: Option<Ipv4Addr>,
     topic: &str,
-    policy: Option<&str>,
+    options: Value,
 ) -> anyhow::Result<Connection> {
     let mut connection = Connection::connect(target, serializer, source, small_buffers()).await?;
     connection.join().await?;
-    connection.subscribe_matching(topic, policy).await?;
+    connection.subscribe_with(topic, options).await?;
     Ok(connection)
 }

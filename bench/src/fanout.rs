@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
+use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -46,6 +47,12 @@ pub struct FanoutOptions {
     /// Subscribe with this pattern (`(policy, pattern)`, e.g. `("prefix", "com.")`) instead of the
     /// exact topic: measures pattern matching and per-event authorization on delivery.
     pub pattern: Option<(String, String)>,
+    /// Distinct server-side filters (`_filter`): subscriber `i` subscribes with filter `i % filters`,
+    /// and every filter admits every event; 0: no filter.
+    pub filters: usize,
+    /// Publish kwargs `{"n": sequence}` with every event (implied by `filters`), so that a run without
+    /// filters carries the same payload as one with them.
+    pub kwargs: bool,
 }
 
 impl Default for FanoutOptions {
@@ -64,8 +71,16 @@ impl Default for FanoutOptions {
             connect_concurrency: 256,
             per_source: 20_000,
             pattern: None,
+            filters: 0,
+            kwargs: false,
         }
     }
+}
+
+/// Server-side filter number `k`: `{"n": {"$gte": -k}}`, distinct for every `k` and true for every
+/// benchmark event (whose `n` is its sequence number, from 1).
+pub fn filter(k: usize) -> Value {
+    json!({ "n": { "$gte": -(k as i64) } })
 }
 
 /// Runs a fan-out and reports it.
@@ -74,7 +89,8 @@ pub async fn run(options: &FanoutOptions) -> anyhow::Result<FlowReport> {
 }
 
 /// Opens `count` subscribed connections, `concurrency` at a time, all within `deadline`; connection `i`
-/// subscribes to `topic(i)`: a topic, and the match policy (`None`: exact). Fails if any connection fails.
+/// subscribes to `topic(i)`: a topic, and its SUBSCRIBE.Options (`{}`: exact match, no filter). Fails if
+/// any connection fails.
 pub async fn connect_many(
     target: &Target,
     serializer: Serializer,
@@ -82,7 +98,7 @@ pub async fn connect_many(
     concurrency: usize,
     per_source: usize,
     deadline: Duration,
-    topic: impl Fn(usize) -> (String, Option<String>),
+    topic: impl Fn(usize) -> (String, Value),
 ) -> anyhow::Result<Vec<Connection>> {
     sys::raise_fd_limit(count as u64 + 256);
     let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
@@ -91,10 +107,9 @@ pub async fn connect_many(
         for index in 0..count {
             let source = source_address(index, count, per_source)?;
             let permit = Arc::clone(&semaphore).acquire_owned().await?;
-            let (target, (topic, policy)) = (target.clone(), topic(index));
+            let (target, (topic, options)) = (target.clone(), topic(index));
             tasks.spawn(async move {
-                let policy = policy.as_deref();
-                let result = client::subscribed(&target, serializer, source, &topic, policy).await;
+                let result = client::subscribed(&target, serializer, source, &topic, options).await;
                 drop(permit);
                 (index, result)
             });
@@ -148,9 +163,15 @@ pub(crate) async fn flow(scenario: &str, options: &FanoutOptions) -> anyhow::Res
         options.connect_concurrency,
         options.per_source,
         options.connect_timeout,
-        |_| match &options.pattern {
-            Some((policy, pattern)) => (pattern.clone(), Some(policy.clone())),
-            None => (options.topic.clone(), None),
+        |index| {
+            let (uri, mut subscribe) = match &options.pattern {
+                Some((policy, pattern)) => (pattern.clone(), json!({ "match": policy })),
+                None => (options.topic.clone(), json!({})),
+            };
+            if options.filters > 0 {
+                subscribe["_filter"] = filter(index % options.filters);
+            }
+            (uri, subscribe)
         },
     )
     .await?;
@@ -165,7 +186,9 @@ pub(crate) async fn flow(scenario: &str, options: &FanoutOptions) -> anyhow::Res
         let stopped = stopped.clone();
         tasks.spawn(subscriber::run(connection, sample, options.events, stopped));
     }
-    let payload = EventPayload::new(&options.topic, options.size, options.serializer);
+    let kwargs = options.kwargs || options.filters > 0;
+    let payload =
+        EventPayload::with_kwargs(&options.topic, options.size, options.serializer, kwargs);
     let (serializer, events, rate) = (options.serializer, options.events, options.rate);
     let publisher_target = target.clone();
     let mut publisher = tokio::spawn(async move {
@@ -247,6 +270,7 @@ fn summarize(
         subscribers: options.subscribers,
         events: published.sent,
         size: options.size,
+        filters: options.filters,
         event_bytes: outcomes.iter().map(|o| o.event_bytes).max().unwrap_or(0),
         rate: options.rate,
         sampled,

@@ -86,8 +86,8 @@ pub async fn run(options: &IdleOptions) -> anyhow::Result<IdleReport> {
     let (rss_before_kib, _) = settled_rss(pid, options.settle_timeout).await?;
     let started = Instant::now();
     let topic = |index: usize| match options.distinct_topics {
-        true => (format!("{}.{index}", options.topic), None),
-        false => (options.topic.clone(), None),
+        true => (format!("{}.{index}", options.topic), serde_json::json!({})),
+        false => (options.topic.clone(), serde_json::json!({})),
     };
     let connections = connect_many(
         &target,

@@ -1,7 +1,8 @@
 //! Switchboard's load generator: drives a running gateway over WAMP-over-WebSocket and reports fan-out
 //! throughput, publish-to-delivery latency, resident memory per idle connection, ingestion throughput
 //! from the switchboard-emitter crate (JSON-RPC, ZeroMQ, AMQP) into one subscriber, and whether memory
-//! stays flat over a long run with churn and stalled consumers (soak).
+//! stays flat over a long run with churn and stalled consumers (soak), and the live-data features:
+//! recovery latency (`wamp.subscription.get_events`) and memory per stored event (history).
 //!
 //! Every scenario is a plain async function taking an options struct, so the `switchboard-bench` binary
 //! and the integration tests run the same code. The generator talks only to `127.0.0.x` addresses.
@@ -14,6 +15,7 @@ pub mod idle;
 pub mod ingest;
 pub mod latency;
 pub mod publisher;
+pub mod recovery;
 pub mod report;
 pub mod smoke;
 pub mod soak;
@@ -26,6 +28,7 @@ pub use fanout::FanoutOptions;
 pub use idle::IdleOptions;
 pub use ingest::{IngestOptions, IngestReport, IngestTransport};
 pub use latency::LatencyOptions;
+pub use recovery::{HistoryMemoryOptions, RecoveryOptions};
 pub use report::{FlowReport, IdleReport};
 pub use soak::SoakOptions;
 pub use soak_report::SoakReport;

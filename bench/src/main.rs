@@ -9,6 +9,7 @@ use switchboard_bench::{
     fanout, idle, latency, smoke, soak, FanoutOptions, IdleOptions, SoakOptions,
 };
 use switchboard_bench::{ingest, IngestOptions, IngestTransport, LatencyOptions, Serializer};
+use switchboard_bench::{recovery, HistoryMemoryOptions, RecoveryOptions};
 
 /// Load generator for the Switchboard gateway (WAMP v2 over WebSocket).
 #[derive(Parser)]
@@ -74,6 +75,51 @@ enum Command {
         /// The pattern's match policy: prefix or wildcard.
         #[arg(long = "match", value_parser = ["prefix", "wildcard"], requires = "pattern")]
         match_policy: Option<String>,
+        /// Distinct server-side filters: subscriber i subscribes with `_filter` {"n": {"$gte": -(i % N)}},
+        /// each admitting every event (implies --kwargs).
+        #[arg(long, default_value_t = 0)]
+        filters: usize,
+        /// Publish kwargs {"n": sequence} with every event (the payload of a --filters run, unfiltered).
+        #[arg(long)]
+        kwargs: bool,
+    },
+    /// Recovery: publish E events to a topic with history, then time R get_events calls.
+    Recovery {
+        #[command(flatten)]
+        common: Common,
+        /// Events to publish (the topic's history must keep them all).
+        #[arg(long, default_value_t = 1000)]
+        events: u64,
+        /// get_events calls to time.
+        #[arg(long, default_value_t = 200)]
+        calls: usize,
+        /// Ask with after_publication=<first event> (E-1 events back) instead of limit=E.
+        #[arg(long)]
+        after_first: bool,
+    },
+    /// Memory per stored event: publish E events across T topics that keep history, read the gateway's RSS.
+    HistoryMemory {
+        /// Gateway WebSocket URL (127.0.0.x only).
+        #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+        url: String,
+        /// The gateway's process id (its /proc/PID/status is read).
+        #[arg(long)]
+        pid: u32,
+        /// Events to publish.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Topics the events are spread over (TOPIC.0 ... TOPIC.T-1, round robin).
+        #[arg(long, default_value_t = 100)]
+        topics: usize,
+        /// EVENT frame size in bytes.
+        #[arg(long, default_value_t = 200)]
+        size: usize,
+        /// Topic prefix (the gateway config must keep history for it).
+        #[arg(long, default_value = "com.switchboard.bench.history")]
+        topic: String,
+        /// WAMP serializer: json or msgpack.
+        #[arg(long, default_value = "json")]
+        serializer: Serializer,
     },
     /// A fixed publish rate for a fixed time: publish-to-delivery latency percentiles.
     Latency {
@@ -310,6 +356,8 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
             per_source,
             pattern,
             match_policy,
+            filters,
+            kwargs,
         } => {
             let options = FanoutOptions {
                 pattern: match_policy.zip(pattern),
@@ -324,9 +372,52 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
                 timeout: Duration::from_secs(common.timeout_s),
                 connect_concurrency,
                 per_source,
+                filters,
+                kwargs,
                 ..FanoutOptions::default()
             };
             let report = fanout::run(&options).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Recovery {
+            common,
+            events,
+            calls,
+            after_first,
+        } => {
+            let options = RecoveryOptions {
+                url: common.url,
+                serializer: common.serializer,
+                size: common.size,
+                topic: common.topic,
+                events,
+                calls,
+                after_first,
+                timeout: Duration::from_secs(common.timeout_s),
+            };
+            let report = recovery::run(&options).await?;
+            print(json, report.table(), &report)
+        }
+        Command::HistoryMemory {
+            url,
+            pid,
+            events,
+            topics,
+            size,
+            topic,
+            serializer,
+        } => {
+            let options = HistoryMemoryOptions {
+                url,
+                pid,
+                events,
+                topics,
+                size,
+                topic,
+                serializer,
+                ..HistoryMemoryOptions::default()
+            };
+            let report = recovery::history_memory(&options).await?;
             print(json, report.table(), &report)
         }
         Command::Latency {

@@ -69,7 +69,10 @@ pub async fn run(
 }
 
 /// Waits for PUBLISHED of request `request`; an ERROR for any PUBLISH fails the run.
-async fn wait_published(connection: &mut Connection, request: u64) -> anyhow::Result<()> {
+pub(crate) async fn wait_published(
+    connection: &mut Connection,
+    request: u64,
+) -> anyhow::Result<()> {
     let wait = async {
         loop {
             let message = connection.recv().await?;

@@ -57,6 +57,8 @@ pub struct FlowReport {
     pub events: u64,
     /// Requested EVENT frame size in bytes.
     pub size: usize,
+    /// Distinct server-side filters the subscribers used (0: none).
+    pub filters: usize,
     /// Measured EVENT frame size in bytes (from a sampled subscriber; 0 when none arrived).
     pub event_bytes: usize,
     /// Publish rate asked for, events per second (`None`: as fast as possible).
@@ -101,6 +103,7 @@ impl FlowReport {
             ),
             ("subscribers", self.subscribers.to_string()),
             ("events", self.events.to_string()),
+            ("distinct filters", self.filters.to_string()),
             (
                 "event size (bytes)",
                 format!("{} asked, {} measured", self.size, self.event_bytes),

@@ -268,7 +268,13 @@ async fn before<T>(
 /// A subscriber that reads everything until the deadline, reconnecting if dropped.
 async fn steady(target: &Target, options: &SoakOptions, deadline: Instant, counters: &Counters) {
     while Instant::now() < deadline {
-        let opened = subscribed(target, options.serializer, None, &options.topic, None);
+        let opened = subscribed(
+            target,
+            options.serializer,
+            None,
+            &options.topic,
+            serde_json::json!({}),
+        );
         let Some(opened) = before(deadline, opened).await else {
             break;
         };
@@ -299,7 +305,13 @@ async fn churn(
     let mut cycle = index;
     while Instant::now() < deadline {
         cycle += 1;
-        let opened = subscribed(target, options.serializer, None, &options.topic, None);
+        let opened = subscribed(
+            target,
+            options.serializer,
+            None,
+            &options.topic,
+            serde_json::json!({}),
+        );
         let Some(opened) = before(deadline, opened).await else {
             break;
         };

@@ -28,6 +28,10 @@ pub mod code {
     pub const SUBSCRIBED: u64 = 33;
     /// EVENT.
     pub const EVENT: u64 = 36;
+    /// CALL.
+    pub const CALL: u64 = 48;
+    /// RESULT.
+    pub const RESULT: u64 = 50;
 }
 
 /// A WAMP serializer, chosen per connection through the WebSocket subprotocol.
@@ -81,28 +85,34 @@ impl Serializer {
     }
 }
 
-/// The benchmark event: arguments `[sequence, publish_ns, padding]`, padded so that the EVENT frame a
-/// subscriber receives is about `size` bytes (a few bytes either way, as ids vary in width).
+/// The benchmark event: arguments `[sequence, publish_ns, padding]` (and, with kwargs, keyword arguments
+/// `{"n": sequence}` for server-side filters to test), padded so that the EVENT frame a subscriber
+/// receives is about `size` bytes (a few bytes either way, as ids vary in width).
 #[derive(Debug, Clone)]
 pub struct EventPayload {
     topic: String,
     padding: String,
+    kwargs: bool,
 }
 
 impl EventPayload {
     /// A payload for `topic` whose EVENT frames come out at about `size` bytes with `serializer`.
     pub fn new(topic: &str, size: usize, serializer: Serializer) -> Self {
+        Self::with_kwargs(topic, size, serializer, false)
+    }
+
+    /// Like [`EventPayload::new`]; with `kwargs`, every event also carries `{"n": sequence}` (counted in
+    /// the frame size).
+    pub fn with_kwargs(topic: &str, size: usize, serializer: Serializer, kwargs: bool) -> Self {
         // A typical EVENT: a 2-digit subscription id (the gateway counts them up), a 16-digit random
         // publication id, a 4-digit sequence and an 11-digit timestamp.
         let publication = 4_503_599_627_370_495u64;
         let event = |padding: &str| {
-            json!([
-                code::EVENT,
-                99,
-                publication,
-                {},
-                [9_999u64, 10_000_000_000u64, padding]
-            ])
+            let args = json!([9_999u64, 10_000_000_000u64, padding]);
+            match kwargs {
+                true => json!([code::EVENT, 99, publication, {}, args, {"n": 9_999u64}]),
+                false => json!([code::EVENT, 99, publication, {}, args]),
+            }
         };
         let bare = frame_len(&serializer.encode(&event("")));
         let mut padding = "x".repeat(size.saturating_sub(bare));
@@ -113,6 +123,7 @@ impl EventPayload {
         EventPayload {
             topic: topic.to_string(),
             padding,
+            kwargs,
         }
     }
 
@@ -129,13 +140,18 @@ impl EventPayload {
             json!({})
         };
         let stamp = crate::clock::now_ns();
-        json!([
-            code::PUBLISH,
-            sequence,
-            options,
-            self.topic,
-            [sequence, stamp, self.padding]
-        ])
+        let args = json!([sequence, stamp, self.padding]);
+        match self.kwargs {
+            true => json!([
+                code::PUBLISH,
+                sequence,
+                options,
+                self.topic,
+                args,
+                {"n": sequence}
+            ]),
+            false => json!([code::PUBLISH, sequence, options, self.topic, args]),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Builds nothing: starts the gateway binary (`SWITCHBOARD_BIN`, else `target/debug/switchboard`, which
 //! the test runner builds first) on a port the OS chooses (its `--ready-file` says which) and runs the smoke scenario, and a few seconds of the
-//! soak scenario, against it through the library. Asserts no loss; no timing assertions.
+//! soak scenario, against it through the library; and, against a gateway keeping history, the live-data
+//! scenarios (recovery, filtered fan-out, history memory) at a small scale. Asserts no loss; no timing
+//! assertions.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -47,6 +49,11 @@ fn gateway_binary() -> PathBuf {
 }
 
 fn start_gateway() -> Gateway {
+    start_gateway_with("")
+}
+
+/// A gateway whose config is [`CONFIG`] followed by `extra` (more `[[realms.history]]` entries, say).
+fn start_gateway_with(extra: &str) -> Gateway {
     let binary = gateway_binary();
     assert!(
         binary.exists(),
@@ -63,7 +70,7 @@ fn start_gateway() -> Gateway {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("bench.toml");
     let ready = dir.join("ready.json");
-    let text = format!("[gateway]\nlisten = \"127.0.0.1:0\"\n{CONFIG}");
+    let text = format!("[gateway]\nlisten = \"127.0.0.1:0\"\n{CONFIG}{extra}");
     std::fs::write(&config, text).expect("config written");
     let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
     let child = Command::new(&binary)
@@ -125,8 +132,13 @@ async fn smoke_msgpack_loses_nothing() {
     smoke(Serializer::Msgpack).await;
 }
 
+/// Held by the tests that load the machine for seconds (the soak, with its timing-bound counts, and the
+/// live-data run), so that they do not run at the same time.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_counts_every_kind_of_client() {
+    let _heavy = HEAVY.lock().await;
     let gateway = start_gateway();
     let pid = gateway.child.id();
     let options = switchboard_bench::SoakOptions {
@@ -170,4 +182,77 @@ async fn a_short_soak_counts_every_kind_of_client() {
         "{table}"
     );
     assert!(report.elapsed_s < 16.0, "{table}");
+}
+
+const HISTORY: &str = r#"
+[[realms.history]]
+uri = "com.switchboard.bench"
+limit = 1000
+[[realms.history]]
+uri = "com.switchboard.bench.history."
+match = "prefix"
+limit = 1000
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_data_scenarios_run_against_a_gateway_with_history() {
+    let _heavy = HEAVY.lock().await;
+    let gateway = start_gateway_with(HISTORY);
+    let url = format!("ws://127.0.0.1:{}/ws", gateway.port);
+
+    for after_first in [false, true] {
+        let options = switchboard_bench::RecoveryOptions {
+            url: url.clone(),
+            events: 100,
+            calls: 5,
+            after_first,
+            ..Default::default()
+        };
+        let report = switchboard_bench::recovery::run(&options)
+            .await
+            .unwrap_or_else(|e| panic!("recovery run failed: {e:#}"));
+        let table = report.table();
+        assert_eq!(
+            report.returned,
+            if after_first { 99 } else { 100 },
+            "{table}"
+        );
+        assert!(report.answer_bytes > 100 * 200, "{table}");
+        assert!(report.latency.is_some_and(|l| l.samples == 5), "{table}");
+    }
+
+    let options = switchboard_bench::FanoutOptions {
+        url: url.clone(),
+        subscribers: 30,
+        events: 20,
+        sample_every: 7,
+        filters: 3,
+        ..Default::default()
+    };
+    let report = switchboard_bench::fanout::run(&options)
+        .await
+        .unwrap_or_else(|e| panic!("filtered fan-out failed: {e:#}"));
+    let table = report.table();
+    assert_eq!(report.filters, 3, "{table}");
+    assert_eq!(
+        report.delivered, 600,
+        "every filter admits every event: {table}"
+    );
+    assert_eq!(report.misordered, 0, "{table}");
+    assert!((190..=205).contains(&report.event_bytes), "{table}");
+
+    let options = switchboard_bench::HistoryMemoryOptions {
+        url,
+        pid: gateway.child.id(),
+        events: 500,
+        topics: 5,
+        settle_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let report = switchboard_bench::recovery::history_memory(&options)
+        .await
+        .unwrap_or_else(|e| panic!("history-memory run failed: {e:#}"));
+    let table = report.table();
+    assert_eq!(report.stored_first_topic, 100, "{table}");
+    assert!(report.rss_after_kib > 0, "{table}");
 }
