@@ -290,6 +290,11 @@ fn subscribers(params: &Params<'_>, publisher: &Publisher) -> Answer {
 fn last_publication(params: &Params<'_>, publisher: &Publisher) -> Answer {
     let fields = fields(params, &["topic", "realm"])?;
     let topic = required(&fields, "topic")?;
+    let max = publisher.router().limits.max_uri_bytes;
+    if topic.len() > max {
+        let reason = format!("{} bytes, over gateway.max_uri_bytes ({max})", topic.len());
+        return Err(invalid_params("topic", &reason));
+    }
     uri::validate(topic, MatchPolicy::Exact).map_err(|r| invalid_params("topic", &r))?;
     let realm = text(&fields, "realm")?;
     let publication = publisher
