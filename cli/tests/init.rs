@@ -217,6 +217,41 @@ async fn the_printed_commands_deliver_an_event_to_an_anonymous_subscriber() {
     assert_eq!(refused[0], 8, "expected ERROR, got {refused}");
     assert_eq!(refused[4], "wamp.error.not_authorized", "{refused}");
 
+    // A member (a ticket minted with the config's secret) may publish under `app.`.
+    let config = base.0.join("switchboard.toml");
+    let minted = run(&[
+        "ticket",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+        "--authid",
+        "alice",
+        "--role",
+        "member",
+        "--ttl",
+        "60",
+    ]);
+    assert!(minted.status.success(), "{minted:?}");
+    let ticket = String::from_utf8_lossy(&minted.stdout)
+        .lines()
+        .last()
+        .expect("a ticket line")
+        .to_string();
+    let mut member = support::RawClient::connect(&url, "wamp.2.json").await;
+    member
+        .send(json!([1, "realm1", {"authid": "alice", "authmethods": ["ticket"], "roles": {"publisher": {}}}]))
+        .await;
+    let challenge = member.recv().await.expect("CHALLENGE");
+    assert_eq!(challenge[0], 4, "expected CHALLENGE, got {challenge}");
+    member.send(json!([5, ticket, {}])).await;
+    let welcome = member.recv().await.expect("WELCOME");
+    assert_eq!(welcome[0], 2, "expected WELCOME, got {welcome}");
+    assert_eq!(welcome[2]["authrole"], "member", "{welcome}");
+    member
+        .send(json!([16, 1, {"acknowledge": true}, "app.hello", ["hi"]]))
+        .await;
+    let published = member.recv().await.expect("PUBLISHED");
+    assert_eq!(published[0], 17, "expected PUBLISHED, got {published}");
+
     // The printed emit command, reaching the gateway's JSON-RPC port through the environment.
     let emit_line = printed(&stdout, "switchboard emit ");
     let emitted = shell(&emit_line)
