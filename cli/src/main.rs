@@ -1,8 +1,9 @@
-//! The `switchboard` command: runs the gateway, emits events to one, mints connection tickets, and checks
-//! configuration files.
+//! The `switchboard` command: runs the gateway, emits events to one, mints connection tickets, checks
+//! configuration files, and writes a starting configuration and page (`init`).
 
 mod emit;
 mod gateway;
+mod init;
 mod ticket;
 
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ enum Command {
     Emit(emit::EmitArgs),
     /// Mint a connection ticket (printed on the last line of stdout) for WAMP ticket authentication.
     Ticket(ticket::TicketArgs),
+    /// Write a starting switchboard.toml (fresh secret) and index.html into DIR, and print what to run next.
+    Init(init::InitArgs),
     /// Validate a configuration file; exits non-zero with FILE:LINE and the reason on any error.
     CheckConfig {
         /// Configuration file to check.
@@ -68,6 +71,16 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!("switchboard ticket: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Init(args) => match init::init(&args) {
+            Ok(written) => {
+                print!("{}", init::next_steps(&written));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("switchboard init: {error:#}");
                 ExitCode::FAILURE
             }
         },
