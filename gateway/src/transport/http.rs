@@ -1,4 +1,5 @@
-//! The HTTP front: one listener serving the WAMP WebSocket endpoint (`/ws`), the browser client
+//! The HTTP front: one listener serving the WAMP WebSocket endpoint (`/ws`, and `/` for WebSocket
+//! upgrades, where Crossbar serves WAMP, so that clients written against it connect unchanged), the browser client
 //! (`/switchboard.js`), the health check (`/healthz`) and the operator metrics (`/metrics`), with graceful shutdown that tells every
 //! session GOODBYE before the process exits, within a bounded grace period. Connection admission and
 //! the header timeout live in [`super::accept`].
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -83,6 +84,7 @@ impl Server {
         };
         let app = axum::Router::new()
             .route("/ws", get(upgrade))
+            .route("/", get(root))
             .route("/healthz", get(healthz))
             .route("/switchboard.js", get(static_js::serve))
             .route("/metrics", get(telemetry::serve))
@@ -154,6 +156,15 @@ impl Server {
 
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// `/`: a WebSocket upgrade is served as at `/ws`; anything else is answered 404, as before `/` took
+/// upgrades.
+async fn root(state: State<AppState>, request: Request) -> Response {
+    if upgrade::is_upgrade(request.headers()) {
+        return upgrade(state, request).await;
+    }
+    axum::http::StatusCode::NOT_FOUND.into_response()
 }
 
 async fn upgrade(State(state): State<AppState>, mut request: Request) -> Response {

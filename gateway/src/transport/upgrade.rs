@@ -43,6 +43,12 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
+/// True when `headers` ask for a WebSocket upgrade (`Connection: upgrade` and `Upgrade: websocket`).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    header_has_token(headers, header::CONNECTION, "upgrade")
+        && header_has_token(headers, header::UPGRADE, "websocket")
+}
+
 fn refuse(status: StatusCode, text: &str) -> Upgrade {
     if let Some(suppressed) = crate::throttle::allow("websocket_refused", text) {
         tracing::warn!(suppressed, "websocket refused: {text}");
@@ -53,9 +59,7 @@ fn refuse(status: StatusCode, text: &str) -> Upgrade {
 /// Checks a WebSocket upgrade request and picks the first of our subprotocols the client offers.
 pub fn negotiate(request: &mut Request) -> Upgrade {
     let headers = request.headers();
-    if !header_has_token(headers, header::CONNECTION, "upgrade")
-        || !header_has_token(headers, header::UPGRADE, "websocket")
-    {
+    if !is_upgrade(headers) {
         return refuse(
             StatusCode::UPGRADE_REQUIRED,
             "this endpoint speaks WAMP over WebSocket: send a WebSocket upgrade request",
