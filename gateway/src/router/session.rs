@@ -7,6 +7,7 @@ mod arguments;
 mod pubsub;
 mod rpc;
 mod stored;
+mod testament;
 mod views;
 
 use std::collections::HashSet;
@@ -35,6 +36,8 @@ struct Joined {
     registrations: HashSet<Id>,
     /// Authorization decisions already taken for this session.
     permissions: DecisionCache,
+    /// Events to publish once the session has left (see `session/testament.rs`), in the order added.
+    testaments: Vec<testament::Testament>,
 }
 
 /// HELLO answered with CHALLENGE; waiting for AUTHENTICATE.
@@ -125,6 +128,7 @@ impl Session {
             joined
                 .realm
                 .leave(joined.peer.id, joined.subscriptions, joined.registrations);
+            testament::publish_all(&joined.realm, joined.peer.id, joined.testaments);
         }
     }
 
@@ -303,6 +307,7 @@ impl Session {
             patterns: HashSet::new(),
             registrations: HashSet::new(),
             permissions: DecisionCache::default(),
+            testaments: Vec::new(),
         }));
     }
 

@@ -23,6 +23,7 @@ const DEALER_FEATURES: &[&str] = &[
     "call_timeout",
     "caller_identification",
     "shared_registration",
+    "testament_meta_api",
 ];
 
 fn features(names: &[&str]) -> Value {

@@ -77,6 +77,8 @@ impl Session {
         match procedure {
             super::stored::GET_EVENTS => return self.get_events(request, &payload),
             super::views::MODEL_ROWS => return self.model_rows(request, &payload),
+            super::testament::ADD_TESTAMENT => return self.add_testament(request, &payload),
+            super::testament::FLUSH_TESTAMENTS => return self.flush_testaments(request, &payload),
             _ => {}
         }
         if let Err(refusal) = self.check(Action::Call, procedure, MatchPolicy::Exact) {

@@ -1,6 +1,7 @@
 //! Sessions driven in memory: frames in, decoded frames out, no sockets.
 
 mod auth;
+mod testament;
 
 use std::sync::Arc;
 use std::time::Duration;
