@@ -8,6 +8,7 @@ mod coverage;
 pub mod dealer;
 pub mod filter;
 pub(crate) mod history;
+pub(crate) mod meta;
 pub mod outbox;
 pub mod peer;
 pub mod publish;

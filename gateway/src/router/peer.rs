@@ -51,6 +51,8 @@ pub struct Peer {
     /// Every role the session holds (a ticket may grant several): black/white listing by role
     /// (`exclude_authrole`, `eligible_authrole`) looks at all of them.
     pub roles: Vec<String>,
+    /// How the session authenticated (`anonymous`, `ticket`, `wampcra`), for the session meta API.
+    pub authmethod: &'static str,
     /// What this session may do, resolved once at join.
     pub grants: Grants,
     /// What the client announced it supports.

@@ -160,6 +160,7 @@ impl Realm {
         subscriptions: impl IntoIterator<Item = Id>,
         registrations: impl IntoIterator<Item = Id>,
     ) {
+        let mut left = None;
         {
             let mut sessions = write(&self.sessions);
             if let Some(peer) = sessions.by_id.remove(&session) {
@@ -170,15 +171,22 @@ impl Realm {
                         sessions.per_authid.remove(&peer.authid);
                     }
                 }
+                left = Some(peer);
             }
         }
+        let mut removed = Vec::new();
         {
             let mut broker = write(&self.broker);
             for id in subscriptions {
-                broker.unsubscribe(session, id);
+                if let Some(gone) = broker.unsubscribe_noting(session, id) {
+                    removed.push((id, gone));
+                }
             }
         }
         self.dealer().remove_session(session, registrations);
+        if let Some(peer) = left {
+            self.meta_left(&peer, &removed);
+        }
     }
 
     /// Number of joined sessions.
@@ -189,6 +197,11 @@ impl Realm {
     /// Every joined session (for shutdown and management).
     pub fn peers(&self) -> Vec<Arc<Peer>> {
         read(&self.sessions).by_id.values().cloned().collect()
+    }
+
+    /// The joined session `id` (session meta API).
+    pub fn peer(&self, id: Id) -> Option<Arc<Peer>> {
+        read(&self.sessions).by_id.get(&id).cloned()
     }
 
     /// Joined sessions authenticated as `authid` (management: "is alice online, and where").

@@ -4,6 +4,7 @@
 //! through the session's outbox and never blocks.
 
 mod arguments;
+mod meta;
 mod pubsub;
 mod rpc;
 mod stored;
@@ -278,6 +279,7 @@ impl Session {
             authid: identity.authid,
             authrole,
             roles,
+            authmethod: identity.authmethod,
             grants,
             features: ClientFeatures::from_hello(hello),
             outbox,
@@ -299,6 +301,7 @@ impl Session {
             details,
         });
         tracing::debug!(session = peer.id, realm = %realm.name, authid = %peer.authid, authrole = %peer.authrole, authmethod = identity.authmethod, "session joined");
+        realm.meta_joined(&peer);
         self.goodbye_sent = false;
         self.state = State::Joined(Box::new(Joined {
             realm,

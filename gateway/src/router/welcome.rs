@@ -14,6 +14,8 @@ const BROKER_FEATURES: &[&str] = &[
     "subscriber_blackwhite_listing",
     "event_history",
     "event_retention",
+    "session_meta_api",
+    "subscription_meta_api",
 ];
 
 /// Features the dealer implements, announced as `roles.dealer.features`.
@@ -24,6 +26,7 @@ const DEALER_FEATURES: &[&str] = &[
     "caller_identification",
     "shared_registration",
     "testament_meta_api",
+    "session_meta_api",
 ];
 
 fn features(names: &[&str]) -> Value {

@@ -4,6 +4,7 @@
 
 mod audience;
 mod conflation;
+mod meta;
 mod subscription;
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,7 @@ use switchboard_config::MatchPolicy;
 
 pub(crate) use audience::Audience;
 pub(crate) use conflation::{MAX_RATE_MS, MIN_RATE_MS};
+pub(crate) use meta::{is_meta, Removed};
 pub(crate) use subscription::Wanted;
 
 use super::authorize::Coverage;
@@ -72,11 +74,25 @@ impl Broker {
     /// Adds `peer` to the subscription `wanted` describes, creating it if needed; returns its id.
     /// `coverage` is what the peer's role allows of the pattern (never `None`: that is refused before):
     /// with `Some`, each event's concrete topic is checked against the role on delivery.
+    #[cfg(test)]
     pub(crate) fn subscribe(&mut self, peer: &Arc<Peer>, wanted: Wanted, coverage: Coverage) -> Id {
+        self.subscribe_noting(peer, wanted, coverage).0
+    }
+
+    /// [`Broker::subscribe`], also telling whether the subscription was created by it (for the
+    /// subscription meta events).
+    pub(crate) fn subscribe_noting(
+        &mut self,
+        peer: &Arc<Peer>,
+        wanted: Wanted,
+        coverage: Coverage,
+    ) -> (Id, bool) {
         let key = wanted.key();
+        let mut created = false;
         let id = match self.by_key.get(&key) {
             Some(id) => *id,
             None => {
+                created = true;
                 let id = self.ids.next();
                 if wanted.policy == MatchPolicy::Exact {
                     self.exact.entry(wanted.topic.clone()).or_default().push(id);
@@ -92,17 +108,28 @@ impl Broker {
             let checked = (coverage != Coverage::All).then(|| peer.grants.key());
             subscription.add(peer, checked);
         }
-        id
+        (id, created)
     }
 
     /// Removes session `session` from subscription `id`; false when it was not subscribed. A subscription
     /// left without subscribers is deleted.
     pub fn unsubscribe(&mut self, session: Id, id: Id) -> bool {
-        let Some(subscription) = self.subscriptions.get_mut(&id) else {
-            return false;
+        self.unsubscribe_noting(session, id).is_some()
+    }
+
+    /// [`Broker::unsubscribe`], telling `None` when the session was not subscribed, else whether the
+    /// subscription was deleted and whether it is under `wamp.` (for the subscription meta events).
+    pub(crate) fn unsubscribe_noting(&mut self, session: Id, id: Id) -> Option<Removed> {
+        let subscription = self.subscriptions.get_mut(&id)?;
+        if !subscription.remove(session) {
+            return None;
+        }
+        let deleted = subscription.subscribers.is_empty();
+        let removed = Removed {
+            deleted,
+            meta: meta::is_meta(&subscription.wanted.topic),
         };
-        let removed = subscription.remove(session);
-        if subscription.subscribers.is_empty() {
+        if deleted {
             if let Some(subscription) = self.subscriptions.remove(&id) {
                 let wanted = &subscription.wanted;
                 self.by_key.remove(&wanted.key());
@@ -115,7 +142,7 @@ impl Broker {
                 }
             }
         }
-        removed
+        Some(removed)
     }
 
     /// The topic (or pattern), match policy and filter of subscription `id`.

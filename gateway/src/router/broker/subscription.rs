@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use switchboard_config::MatchPolicy;
 
@@ -78,6 +78,8 @@ pub(super) struct Subscription {
     pub(super) subscribers: Vec<Subscriber>,
     positions: HashMap<Id, usize>,
     window: Option<Mutex<Window>>,
+    /// When the subscription was created (its first subscriber came), for the subscription meta API.
+    pub(super) created: SystemTime,
 }
 
 impl Subscription {
@@ -87,6 +89,7 @@ impl Subscription {
             wanted,
             subscribers: Vec::new(),
             positions: HashMap::new(),
+            created: SystemTime::now(),
         }
     }
 

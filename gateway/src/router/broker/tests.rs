@@ -18,6 +18,7 @@ fn peer(id: Id) -> (Arc<Peer>, OutboxReceiver) {
         authid: format!("user{id}"),
         authrole: "member".into(),
         roles: vec!["member".into()],
+        authmethod: "anonymous",
         grants: Default::default(),
         features: ClientFeatures::default(),
         outbox: Arc::new(outbox),
@@ -203,5 +204,61 @@ fn a_conflated_subscription_gets_the_first_event_then_the_newest_per_row_each_wi
         broker.end_window(id),
         (Fanout::default(), None),
         "an empty window goes quiet"
+    );
+}
+
+#[test]
+fn meta_queries_see_subscriptions_and_their_lifecycle() {
+    let (a, _ra) = peer(1);
+    let (b, _rb) = peer(2);
+    let mut broker = Broker::default();
+    assert!(!broker.reaches("t.x"));
+    let exact = Wanted::plain("t.x", MatchPolicy::Exact);
+    let (id, created) = broker.subscribe_noting(&a, exact.clone(), Coverage::All);
+    assert!(created);
+    assert_eq!(
+        broker.subscribe_noting(&b, exact, Coverage::All),
+        (id, false)
+    );
+    let prefix = Wanted::plain("t.", MatchPolicy::Prefix);
+    let (pattern, _) = broker.subscribe_noting(&a, prefix, Coverage::All);
+    assert!(broker.reaches("t.x") && broker.reaches("t.y") && !broker.reaches("u.x"));
+    let listed = broker.list();
+    assert_eq!(
+        (listed.exact, listed.prefix, listed.wildcard),
+        (vec![id], vec![pattern], vec![])
+    );
+    assert_eq!(broker.lookup("t.x", MatchPolicy::Exact), Some(id));
+    assert_eq!(broker.lookup("t.x", MatchPolicy::Prefix), None);
+    assert_eq!(broker.matching("t.x"), {
+        let mut ids = vec![id, pattern];
+        ids.sort_unstable();
+        ids
+    });
+    assert_eq!(broker.subscribers_of(id), Some(vec![1, 2]));
+    let details = broker.details(id).expect("details");
+    assert_eq!(details["uri"], "t.x");
+    assert_eq!(details["match"], "exact");
+    let removed = |deleted| {
+        Some(Removed {
+            deleted,
+            meta: false,
+        })
+    };
+    assert_eq!(broker.unsubscribe_noting(1, id), removed(false));
+    assert_eq!(broker.unsubscribe_noting(1, id), None);
+    assert_eq!(broker.unsubscribe_noting(2, id), removed(true));
+    assert_eq!(broker.details(id), None);
+    let (on_join, _) = broker.subscribe_noting(
+        &a,
+        Wanted::plain("wamp.session.on_join", MatchPolicy::Exact),
+        Coverage::All,
+    );
+    assert_eq!(
+        broker.unsubscribe_noting(1, on_join),
+        Some(Removed {
+            deleted: true,
+            meta: true
+        })
     );
 }

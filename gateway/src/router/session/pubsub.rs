@@ -52,11 +52,13 @@ impl Session {
             return self.refuse(code::SUBSCRIBE, request, refusal);
         }
         let filter = wanted.filter.clone();
-        let subscription = joined
-            .realm
-            .broker_mut()
-            .subscribe(&joined.peer, wanted, coverage);
-        if joined.subscriptions.insert(subscription) {
+        let (subscription, created) =
+            joined
+                .realm
+                .broker_mut()
+                .subscribe_noting(&joined.peer, wanted, coverage);
+        let fresh = joined.subscriptions.insert(subscription);
+        if fresh {
             metrics::gauge!("switchboard_subscriptions").increment(1.0);
         }
         if is_pattern {
@@ -69,6 +71,13 @@ impl Session {
         });
         if options::flag(subscribe_options, "get_retained", false) {
             self.send_retained(subscription, &topic, policy, coverage, filter.as_ref());
+        }
+        // A session subscribing again to a subscription it holds is not a new subscriber.
+        if let Some(joined) = self.joined().filter(|_| fresh) {
+            let session = joined.peer.id;
+            joined
+                .realm
+                .meta_subscribed(session, subscription, &topic, created);
         }
     }
 
@@ -84,15 +93,20 @@ impl Session {
             );
             return self.refuse(code::UNSUBSCRIBE, request, refusal);
         }
-        joined
+        let removed = joined
             .realm
             .broker_mut()
-            .unsubscribe(joined.peer.id, subscription);
+            .unsubscribe_noting(joined.peer.id, subscription);
         metrics::gauge!("switchboard_subscriptions").decrement(1.0);
         self.send(&Message::Unsubscribed {
             request,
             details: None,
         });
+        if let (Some(removed), Some(joined)) = (removed, self.joined()) {
+            joined
+                .realm
+                .meta_unsubscribed(joined.peer.id, subscription, removed);
+        }
     }
 
     pub(super) fn publish(

@@ -84,6 +84,10 @@ impl Session {
         if let Err(refusal) = self.check(Action::Call, procedure, MatchPolicy::Exact) {
             return self.refuse(code::CALL, request, refusal);
         }
+        // The meta procedures, answered by the router once the role may call them.
+        if super::meta::is_meta_procedure(procedure) {
+            return self.meta_call(request, procedure, &payload);
+        }
         let max = self.router.limits.max_pending_requests;
         let Some(joined) = self.joined() else { return };
         if joined.peer.pending_calls.load(Ordering::Relaxed) >= max {
