@@ -192,6 +192,30 @@ export interface LiveOptions {
   pageSize?: number;
 }
 
+/** One authid present on a topic (however many of its sessions subscribed), with its public state. */
+export interface PresenceMember<State = Record<string, unknown>> {
+  authid: string;
+  /** The state its most recently updated session set (`setState`); null when none did. */
+  state: State | null;
+}
+
+/**
+ * Who holds an exact subscription to a topic, one member per authid, kept current (see `Client.presence`).
+ * "join" comes when an authid's first session subscribes, "leave" when its last one unsubscribes or leaves,
+ * "state" when its public state changes.
+ */
+export interface Presence<State = Record<string, unknown>> {
+  readonly topic: string;
+  readonly members: ReadonlyMap<string, PresenceMember<State>>;
+  readonly size: number;
+  /** The members, by authid. */
+  list(): PresenceMember<State>[];
+  on(event: 'join' | 'leave' | 'state', fn: (member: PresenceMember<State>) => void): () => void;
+  /** Reloading the list after a re-join failed. */
+  on(event: 'error', fn: (error: WampError) => void): () => void;
+  close(): Promise<void>;
+}
+
 export class Client {
   readonly state: State | null;
   /** The joined session: id and WELCOME.Details (authid, authrole, authmethod, roles). */
@@ -215,6 +239,13 @@ export class Client {
    * the events it missed from the gateway's history, or emits `reset`. Rejects when the first load fails.
    */
   live<Row = Record<string, unknown>>(model: string, options?: LiveOptions): Promise<LiveCollection<Row>>;
+  /**
+   * Who is on `topic` (`switchboard.presence.list`), kept current from `switchboard.presence.<topic>` and
+   * reloaded after every re-join. The role needs subscribe on `topic` and on `switchboard.presence.<topic>`.
+   */
+  presence<State = Record<string, unknown>>(topic: string): Promise<Presence<State>>;
+  /** Sets this session's public state (at most 4 KiB as JSON), shown by presence; set again after re-joins. */
+  setState(state: Record<string, unknown>): Promise<void>;
   on(event: 'state', fn: (state: State, detail?: unknown) => void): () => void;
   /** Re-subscribe or re-register failures after a reconnect. */
   on(event: 'error', fn: (error: WampError) => void): () => void;

@@ -1,5 +1,5 @@
 // switchboard.js: the browser client of Switchboard. WAMP v2 (JSON) over WebSocket, reconnecting with
-// backoff, and live model collections. One ES module, no dependencies. Types: switchboard.d.ts.
+// backoff, live model collections and presence. One ES module, no dependencies. Types: switchboard.d.ts.
 const HELLO = 1, WELCOME = 2, ABORT = 3, CHALLENGE = 4, AUTHENTICATE = 5, GOODBYE = 6, ERROR = 8,
   PUBLISH = 16, PUBLISHED = 17, SUBSCRIBE = 32, SUBSCRIBED = 33, UNSUBSCRIBE = 34, UNSUBSCRIBED = 35,
   EVENT = 36, CALL = 48, CANCEL = 49, RESULT = 50, REGISTER = 64, REGISTERED = 65, UNREGISTER = 66,
@@ -132,6 +132,8 @@ export class Client extends Emitter {
       this._attempt = 0;
       this.joined = true;
       const lost = (e) => this._emit('error', e);
+      // The public state first, so that the join events of the re-subscriptions carry it.
+      if (this._publicState) this._request([CALL, 0, {}, SET_STATE, [this._publicState]]).catch(lost);
       for (const rec of this._subs) this._subscribe(rec).catch(lost);
       for (const rec of this._regRecs) this._register(rec).catch(lost);
       for (const p of this._pending.values()) if (!p.sent) { p.sent = true; this._send(p.m); }
@@ -384,6 +386,37 @@ export class Client extends Emitter {
     return live;
   }
 
+  /**
+   * Who is on `topic`: the authids holding an exact subscription to it, one entry per authid however many
+   * tabs it has open, with the public state it set (`setState`). Loaded by `switchboard.presence.list`,
+   * kept current by the join, leave and state events on `switchboard.presence.<topic>` (subscribed first,
+   * events buffered until the list arrives), and reloaded after every re-join (emitting the differences).
+   * Needs the role to be allowed to subscribe to `topic` and to `switchboard.presence.<topic>`.
+   */
+  async presence(topic) {
+    const presence = new Presence(this, topic);
+    const sub = await this._follow(PRESENCE_PREFIX + topic, (args, kw) => presence._event(kw), {},
+      () => presence._subscribed());
+    presence._sub = sub;
+    try {
+      await presence._first;
+    } catch (e) {
+      presence._closed = true;
+      await sub.unsubscribe().catch(() => {});
+      throw e;
+    }
+    return presence;
+  }
+
+  /**
+   * Sets this session's public state (a plain object, at most 4 KiB as JSON), which presence lists and
+   * state events show for its authid; set again after every re-join.
+   */
+  async setState(state = {}) {
+    await this.call(SET_STATE, [state]);
+    this._publicState = state;
+  }
+
   /** Leaves the realm (GOODBYE) and closes for good: no reconnect, state closed. */
   async close() {
     if (this._closed) return;
@@ -405,6 +438,9 @@ export class Client extends Emitter {
 }
 
 const GET_EVENTS = 'wamp.subscription.get_events';
+const PRESENCE_PREFIX = 'switchboard.presence.';
+const PRESENCE_LIST = 'switchboard.presence.list';
+const SET_STATE = 'switchboard.session.set_state';
 const MODEL_ROWS = 'switchboard.model.rows';
 const TOO_LARGE = 'switchboard.error.answer_too_large';
 // History cannot recover from the position: reload from the view (or tell the app to).
@@ -625,6 +661,90 @@ class Live extends Emitter {
   get(pk) { return this._rows.get(norm(pk)); }
   get size() { return this._rows.size; }
   /** Stops following the model. */
+  close() {
+    this._closed = true;
+    this._gen++;
+    this._buffer = null;
+    return this._sub.unsubscribe();
+  }
+}
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * Who is on one topic (see `Client.presence`): `members` (authid -> {authid, state}), `list()`; emits
+ * "join", "leave" and "state" with the member, and "error".
+ */
+class Presence extends Emitter {
+  constructor(client, topic) {
+    super();
+    this._client = client;
+    this.topic = topic;
+    this.members = new Map();
+    this._buffer = null; // events received while (re)loading the list
+    this._gen = 0;
+    this._loaded = false;
+    this._first = new Promise((res, rej) => { this._opened = [res, rej]; });
+    this._first.catch(() => {});
+  }
+
+  // At each SUBSCRIBED (before the next frame): buffer events, load the list, then apply the buffer.
+  _subscribed() {
+    if (this._closed) return;
+    this._buffer = [];
+    const gen = ++this._gen;
+    const first = !this._loaded;
+    this._client.call(PRESENCE_LIST, [this.topic]).then(({ args }) => {
+      if (gen !== this._gen || this._closed) return;
+      const listed = new Map((args[0] || []).map((m) => [m.authid, { authid: m.authid, state: m.state ?? null }]));
+      if (first) this.members = listed;
+      else {
+        for (const authid of [...this.members.keys()]) if (!listed.has(authid)) this._apply({ event: 'leave', authid });
+        for (const m of listed.values()) this._apply({ event: 'join', ...m });
+      }
+      // Buffered events may already be in the list: applying them again changes nothing.
+      const buffer = this._buffer;
+      this._buffer = null;
+      for (const kw of buffer) this._apply(kw);
+      this._loaded = true;
+      if (first) this._opened[0]();
+    }, (e) => {
+      if (gen !== this._gen) return;
+      this._buffer = null;
+      if (first) this._opened[1](e);
+      else if (e.uri !== 'switchboard.error.connection_lost') this._emit('error', e);
+    });
+  }
+
+  _event(kw) {
+    if (this._closed) return;
+    if (this._buffer) this._buffer.push(kw);
+    else this._apply(kw);
+  }
+
+  _apply({ event, authid, state = null }) {
+    if (typeof authid !== 'string') return;
+    const had = this.members.get(authid);
+    if (event === 'leave') {
+      if (!had) return;
+      this.members.delete(authid);
+      return this._emit('leave', had);
+    }
+    if (event !== 'join' && event !== 'state') return;
+    if (had && same(had.state, state)) return;
+    const member = { authid, state };
+    this.members.set(authid, member);
+    this._emit(had ? 'state' : 'join', member);
+  }
+
+  /** The members, by authid. */
+  list() {
+    return [...this.members.values()].sort((a, b) => (a.authid < b.authid ? -1 : a.authid > b.authid ? 1 : 0));
+  }
+
+  get size() { return this.members.size; }
+
+  /** Stops following the topic's presence. */
   close() {
     this._closed = true;
     this._gen++;

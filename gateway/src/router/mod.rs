@@ -11,6 +11,7 @@ pub(crate) mod history;
 pub(crate) mod meta;
 pub mod outbox;
 pub mod peer;
+pub(crate) mod presence;
 pub mod publish;
 pub mod realm;
 pub mod session;

@@ -12,6 +12,7 @@ use super::dealer::Dealer;
 use super::history::{Rules, Store, Views, MODEL_PREFIX};
 use super::outbox::Closing;
 use super::peer::Peer;
+use super::presence::Presence;
 use super::{Refusal, LIMIT_EXCEEDED};
 use crate::auth::RealmAuth;
 use crate::wamp::ids::random_id;
@@ -39,6 +40,8 @@ pub struct Realm {
     view_topics: HashSet<String>,
     /// History and retained events.
     stored: Mutex<Store>,
+    /// Who is subscribed to which topic, per authid (see `presence.rs`).
+    presence: Mutex<Presence>,
     /// This realm, for the timers it starts (conflation windows) to find it again while it lives.
     me: Weak<Realm>,
 }
@@ -88,6 +91,7 @@ impl Realm {
                 Views::from_config(&config.models),
                 history_max_bytes,
             )),
+            presence: Mutex::default(),
             history_rules,
             me,
             view_topics: config
@@ -184,6 +188,7 @@ impl Realm {
             }
         }
         self.dealer().remove_session(session, registrations);
+        self.presence_left(session);
         if let Some(peer) = left {
             self.meta_left(&peer, &removed);
         }
@@ -251,6 +256,11 @@ impl Realm {
     /// Exclusive access to the stored events (history and retained).
     pub(crate) fn stored(&self) -> MutexGuard<'_, Store> {
         self.stored.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Exclusive access to the presence bookkeeping.
+    pub(crate) fn presence(&self) -> MutexGuard<'_, Presence> {
+        self.presence.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Exclusive access to the dealer.

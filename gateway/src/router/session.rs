@@ -5,6 +5,7 @@
 
 mod arguments;
 mod meta;
+mod presence;
 mod pubsub;
 mod rpc;
 mod stored;

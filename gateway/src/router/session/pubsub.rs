@@ -78,6 +78,14 @@ impl Session {
             joined
                 .realm
                 .meta_subscribed(session, subscription, &topic, created);
+            if !is_pattern {
+                joined.realm.presence_subscribed(
+                    session,
+                    &joined.peer.authid,
+                    subscription,
+                    &topic,
+                );
+            }
         }
     }
 
@@ -106,6 +114,11 @@ impl Session {
             joined
                 .realm
                 .meta_unsubscribed(joined.peer.id, subscription, removed);
+        }
+        if let Some(joined) = self.joined() {
+            joined
+                .realm
+                .presence_unsubscribed(joined.peer.id, subscription);
         }
     }
 

@@ -79,6 +79,8 @@ impl Session {
             super::views::MODEL_ROWS => return self.model_rows(request, &payload),
             super::testament::ADD_TESTAMENT => return self.add_testament(request, &payload),
             super::testament::FLUSH_TESTAMENTS => return self.flush_testaments(request, &payload),
+            super::presence::SET_STATE => return self.set_state(request, &payload),
+            super::presence::PRESENCE_LIST => return self.presence_list(request, &payload),
             _ => {}
         }
         if let Err(refusal) = self.check(Action::Call, procedure, MatchPolicy::Exact) {
