@@ -23,6 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use super::rawsocket;
+use crate::router::Router;
 use crate::telemetry;
 
 /// How long a refused connection is kept to deliver its 503 (and read what the client sent meanwhile).
@@ -32,6 +34,9 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 const MAX_LINGERING_REFUSALS: usize = 256;
 /// Most bytes read from a refused connection before closing it.
 const REFUSAL_READ_LIMIT: usize = 64 * 1024;
+/// How long a refused connection may take to send its first byte, which tells a RawSocket client (answered
+/// with the handshake error "maximum connection count reached") from an HTTP one (answered 503).
+const REFUSAL_PEEK: Duration = Duration::from_millis(200);
 /// The body of the 503 sent past `max_connections`.
 const BUSY_TEXT: &str = "switchboard: too many connections, try again later\n";
 
@@ -115,6 +120,15 @@ impl Drop for Slot {
 /// Writes the 503 before reading the request (allowed by HTTP/1.1), then reads what the client sent until
 /// it closes: closing a socket with unread input sends RST, which can destroy the response in flight.
 async fn answer_busy(mut tcp: TcpStream) -> io::Result<()> {
+    let mut first = [0u8; 1];
+    if let Ok(Ok(1)) = tokio::time::timeout(REFUSAL_PEEK, tcp.peek(&mut first)).await {
+        if first[0] == rawsocket::MAGIC {
+            tcp.write_all(&rawsocket::error_reply(rawsocket::ERROR_CONNECTIONS))
+                .await?;
+            tcp.shutdown().await?;
+            return drain_refused(&mut tcp).await;
+        }
+    }
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
          content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BUSY_TEXT}",
@@ -122,6 +136,11 @@ async fn answer_busy(mut tcp: TcpStream) -> io::Result<()> {
     );
     tcp.write_all(response.as_bytes()).await?;
     tcp.shutdown().await?;
+    drain_refused(&mut tcp).await
+}
+
+/// Reads what a refused client sends until it closes, at most [`REFUSAL_READ_LIMIT`] bytes.
+async fn drain_refused(tcp: &mut TcpStream) -> io::Result<()> {
     let mut sink = [0u8; 4096];
     let mut read = 0;
     while read < REFUSAL_READ_LIMIT {
@@ -143,11 +162,56 @@ pub(crate) fn http1_builder(limits: ConnectionLimits) -> http1::Builder {
     builder
 }
 
+/// What a RawSocket connection on the HTTP port needs: the router its sessions join and the gateway's
+/// shutdown signal (GOODBYE to every session).
+#[derive(Clone)]
+pub(crate) struct RawSocketContext {
+    pub(crate) router: Arc<Router>,
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Serves one admitted connection: its first byte (awaited within the header timeout) tells a RawSocket
+/// client ([`rawsocket::MAGIC`]), handed to [`rawsocket::serve`] with its slot, from an HTTP one, served
+/// by [`serve_http`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve(
+    tcp: TcpStream,
+    slot: Slot,
+    peer: SocketAddr,
+    app: axum::Router,
+    builder: http1::Builder,
+    limits: ConnectionLimits,
+    raw: RawSocketContext,
+    stop: CancellationToken,
+) {
+    let mut first = [0u8; 1];
+    let peeked = tokio::select! {
+        peeked = tokio::time::timeout(limits.header_timeout, tcp.peek(&mut first)) => peeked,
+        () = stop.cancelled() => return,
+    };
+    match peeked {
+        Ok(Ok(1)) if first[0] == rawsocket::MAGIC => {
+            rawsocket::serve(tcp, raw.router, raw.shutdown, limits.header_timeout).await;
+            drop(slot);
+        }
+        Ok(Ok(0) | Err(_)) => {}
+        Err(_) => {
+            telemetry::connection_refused(telemetry::REFUSED_HEADER_TIMEOUT);
+            if let Some(suppressed) =
+                crate::throttle::allow("header_timeout", &peer.ip().to_string())
+            {
+                tracing::warn!(%peer, suppressed, "connection closed: nothing received in time");
+            }
+        }
+        Ok(Ok(_)) => serve_http(tcp, slot, peer, app, builder, stop).await,
+    }
+}
+
 /// Serves one admitted connection with `app` until it closes, upgrades to a WebSocket (whose task then
 /// owns the socket and the slot) or `stop` fires; on `stop` the connection finishes the request in
 /// progress and closes. A connection that never completes its request is ended by the header timeout,
 /// or by the process exiting after the shutdown grace period.
-pub(crate) async fn serve(
+async fn serve_http(
     tcp: TcpStream,
     slot: Slot,
     peer: SocketAddr,

@@ -77,6 +77,10 @@ impl Server {
     ) -> std::io::Result<()> {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let sessions = TaskTracker::new();
+        let raw = accept::RawSocketContext {
+            router: Arc::clone(&self.router),
+            shutdown: shutdown_rx.clone(),
+        };
         let state = AppState {
             router: self.router,
             shutdown: shutdown_rx,
@@ -122,6 +126,8 @@ impl Server {
                         peer,
                         app.clone(),
                         builder.clone(),
+                        self.limits,
+                        raw.clone(),
                         closing.clone(),
                     ));
                 }

@@ -9,24 +9,19 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::driver::{self, Flow};
 use super::inbound;
 use super::upgrade::Socket;
 
-use crate::router::outbox::{FrameReceiver, Progress};
 use crate::router::{Closing, Outbox, OutboxReceiver, Router, Session};
-use crate::wamp::{Frame, Message, Serializer};
+use crate::wamp::{Frame, Serializer};
 
-/// Frames a writer keeps room for between bursts; more is given back after a burst.
-const IDLE_BATCH_CAPACITY: usize = 16;
-/// How many written bytes a writer accumulates before it reports them to the outbox.
-const WRITTEN_REPORT_BYTES: usize = 64 * 1024;
 /// How long a closing session gets to flush what is queued and say goodbye.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -69,7 +64,7 @@ pub async fn serve(
     let limits = router.limits;
     let (outbox, receiver) = Outbox::new(serializer, limits.queue);
     let outbox = Arc::new(outbox);
-    let mut closing = receiver.closing.clone();
+    let closing = receiver.closing.clone();
     let (sink, mut stream) = (*socket).split();
     // A client closed for being slow may still be reading: give it as long as it was allowed to be behind
     // to reach the ABORT that says why, behind what the kernel already holds for it.
@@ -78,74 +73,41 @@ pub async fn serve(
     let mut session = Session::new(router, Arc::clone(&outbox));
     tracing::debug!(?serializer, "websocket opened");
 
-    let mut oversized = false;
-    // One timer per connection: the HELLO deadline while the session is not joined (again after a
-    // GOODBYE), then the slow-consumer deadlines: the low-water mark's, and a progress check every
-    // `slow_consumer` (frames queued at two checks in a row with nothing written in between: a client
-    // that stopped reading, however little is queued).
-    let slow = limits.queue.slow_consumer;
-    let mut hello_deadline = Instant::now() + limits.hello_timeout;
-    let mut next_check = Instant::now() + slow;
-    let mut progress = Progress::default();
-    let mut was_joined = false;
-    let timer = tokio::time::sleep_until(hello_deadline);
-    tokio::pin!(timer);
-    if *shutdown.borrow() {
-        session.shutdown();
-    }
-    loop {
-        let joined = session.is_joined();
-        if joined != was_joined {
-            was_joined = joined;
-            if joined {
-                next_check = Instant::now() + slow;
-            } else {
-                hello_deadline = Instant::now() + limits.hello_timeout;
+    let oversized = driver::drive(
+        &mut session,
+        &outbox,
+        limits,
+        closing,
+        &mut stream,
+        &mut shutdown,
+        |session, outbox, frame| match frame {
+            Some(Ok(WsMessage::Text(text))) => {
+                on_frame(
+                    session,
+                    serializer,
+                    text.as_bytes(),
+                    limits.max_message_bytes,
+                );
+                Flow::Continue
             }
-        }
-        let deadline = if joined {
-            Some(
-                outbox
-                    .stalled_at()
-                    .map_or(next_check, |at| at.min(next_check)),
-            )
-        } else {
-            (!outbox.is_closing()).then_some(hello_deadline)
-        };
-        if let Some(at) = deadline.filter(|at| timer.deadline() != *at) {
-            timer.as_mut().reset(at);
-        }
-        // While the queue is backed up, requests wait in the socket: a client pipelining requests
-        // without reading its replies cannot push them past the bounds.
-        let backed_up = outbox.is_backed_up();
-        tokio::select! {
-            frame = stream.next(), if !backed_up => match frame {
-                Some(Ok(WsMessage::Text(text))) => on_frame(&mut session, serializer, text.as_bytes(), limits.max_message_bytes),
-                Some(Ok(WsMessage::Binary(bytes))) => on_frame(&mut session, serializer, &bytes, limits.max_message_bytes),
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
-                Some(Ok(WsMessage::Close(_))) | None => break,
-                Some(Err(error)) => {
-                    oversized = read_failed(&mut session, &outbox, error);
-                    break;
-                }
-            },
-            _ = outbox.level_changed() => {}
-            _ = closing.changed() => break,
-            _ = shutdown.changed() => session.shutdown(),
-            _ = &mut timer, if deadline.is_some() => {
-                if !joined {
-                    let message = format!(
-                        "session not established (HELLO, then AUTHENTICATE if challenged) within {} ms",
-                        limits.hello_timeout.as_millis()
-                    );
-                    session.abort(crate::wamp::refusal::PROTOCOL_VIOLATION, message);
-                } else if !outbox.check_stalled() && Instant::now() >= next_check {
-                    outbox.check_progress(&mut progress);
-                    next_check = Instant::now() + slow;
+            Some(Ok(WsMessage::Binary(bytes))) => {
+                on_frame(session, serializer, &bytes, limits.max_message_bytes);
+                Flow::Continue
+            }
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {
+                Flow::Continue
+            }
+            Some(Ok(WsMessage::Close(_))) | None => Flow::Stop,
+            Some(Err(error)) => {
+                if read_failed(session, outbox, error) {
+                    Flow::Oversized
+                } else {
+                    Flow::Stop
                 }
             }
-        }
-    }
+        },
+    )
+    .await;
     let session_id = session.id();
     session.leave();
     outbox.close(Closing::Silent);
@@ -281,7 +243,9 @@ async fn write_loop(
         tokio::select! {
             biased;
             _ = receiver.frames.next_batch(&mut batch) => {
-                if write_batch(&mut sink, &receiver.frames, &mut batch).await.is_err() {
+                if driver::write_batch(&mut sink, &receiver.frames, &mut batch, to_ws)
+                    .await
+                    .is_err() {
                     return sink;
                 }
             }
@@ -295,32 +259,6 @@ async fn write_loop(
     sink
 }
 
-/// Writes every frame of `batch` with one flush, then gives back memory a burst left behind.
-async fn write_batch(
-    sink: &mut SplitSink<Socket, WsMessage>,
-    frames: &FrameReceiver,
-    batch: &mut VecDeque<Frame>,
-) -> Result<(), WsError> {
-    // Reported every WRITTEN_REPORT_BYTES (and at the end): close enough for the queue's bounds, and
-    // one touch of the shared counters per slice instead of per frame.
-    let (mut bytes, mut count) = (0, 0);
-    while let Some(frame) = batch.pop_front() {
-        bytes += frame.len();
-        count += 1;
-        sink.feed(to_ws(frame)).await?;
-        if bytes >= WRITTEN_REPORT_BYTES {
-            frames.written_many(std::mem::take(&mut bytes), std::mem::take(&mut count));
-        }
-    }
-    if count > 0 {
-        frames.written_many(bytes, count);
-    }
-    if batch.capacity() > IDLE_BATCH_CAPACITY {
-        batch.shrink_to(IDLE_BATCH_CAPACITY);
-    }
-    sink.flush().await
-}
-
 /// Flushes what is still queued (a reply to the client's GOODBYE, say), then the closing message and the
 /// WebSocket close frame.
 async fn say_goodbye(
@@ -329,26 +267,19 @@ async fn say_goodbye(
     serializer: Serializer,
     closing: Option<Closing>,
 ) -> Result<(), WsError> {
-    let (message, code, close_reason) = match closing {
-        Some(Closing::Abort { reason, message }) => {
-            let code = if reason == "wamp.error.payload_size_exceeded" {
+    let (message, closing) = driver::last_words(closing);
+    let (code, close_reason) = match closing {
+        Some(Closing::Abort { reason, .. }) => {
+            let code = if reason == inbound::PAYLOAD_SIZE_EXCEEDED {
                 close_code::MESSAGE_TOO_BIG
             } else {
                 close_code::NORMAL
             };
-            (Some(Message::abort(&reason, message)), code, reason)
+            (code, reason)
         }
-        Some(Closing::Goodbye { reason, message }) => {
-            let mut details = crate::wamp::Dict::new();
-            details.insert("message".into(), message.into());
-            let goodbye = Message::Goodbye {
-                details,
-                reason: reason.clone(),
-            };
-            (Some(goodbye), close_code::NORMAL, reason)
-        }
-        Some(Closing::Failed { code, reason }) => (None, code, reason),
-        Some(Closing::Silent) | None => (None, close_code::NORMAL, String::new()),
+        Some(Closing::Goodbye { reason, .. }) => (close_code::NORMAL, reason),
+        Some(Closing::Failed { code, reason }) => (code, reason),
+        Some(Closing::Silent) | None => (close_code::NORMAL, String::new()),
     };
     if message.is_none() {
         let mut batch = VecDeque::new();
