@@ -3,9 +3,9 @@
 //! to one of the listed byte strings, and every validation sample must be accepted or rejected as listed.
 //!
 //! The vectors are third-party data and are not copied into this repository: they are an extra check on
-//! top of the project's own fixtures, read from `$SWITCHBOARD_WAMP_TESTSUITE` if set (then they must be
-//! there), else from `shared/wamp-testsuite` beside the clone (`<CARGO_MANIFEST_DIR>/../../shared/
-//! wamp-testsuite`), and skipped with a note when that folder does not exist.
+//! top of the project's own fixtures, read only from the folder `$SWITCHBOARD_WAMP_TESTSUITE` names (then
+//! they must be there), and skipped with a note when it is not set: a clone of the repository alone runs
+//! the project's own fixtures and nothing outside it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,33 +28,24 @@ const UNSUPPORTED: &[(u64, &str)] = &[(
 // ---------------------------------------------------------------------------------------------------------
 // Locating and reading the vectors
 
-/// Where the vectors are, or `None` (with a note) when there is no copy beside the clone. A folder named
-/// by `SWITCHBOARD_WAMP_TESTSUITE` must exist: whoever sets it wants the check to run.
+/// Where the vectors are, or `None` (with a note) when `SWITCHBOARD_WAMP_TESTSUITE` is not set. A folder it
+/// names must exist: whoever sets it wants the check to run.
 fn suite_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("SWITCHBOARD_WAMP_TESTSUITE") {
-        Some(dir) if !dir.is_empty() => {
-            let dir = PathBuf::from(dir);
-            assert!(
-                dir.join("singlemessage").is_dir(),
-                "SWITCHBOARD_WAMP_TESTSUITE={} has no singlemessage/ folder",
-                dir.display()
-            );
-            dir
-        }
-        _ => {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/wamp-testsuite");
-            if !dir.join("singlemessage").is_dir() {
-                eprintln!(
-                    "note: skipping the WAMP project's test vectors: {} not found (put a copy of the \
-                     wamp-proto testsuite there or point SWITCHBOARD_WAMP_TESTSUITE at one); the \
-                     project's own fixtures in tests/fixtures/wamp still ran",
-                    dir.display()
-                );
-                return None;
-            }
-            dir
-        }
+    let Some(dir) = std::env::var_os("SWITCHBOARD_WAMP_TESTSUITE").filter(|dir| !dir.is_empty())
+    else {
+        eprintln!(
+            "note: skipping the WAMP project's test vectors (an optional extra check: point \
+             SWITCHBOARD_WAMP_TESTSUITE at a copy of the wamp-proto testsuite to run them); the \
+             project's own fixtures in tests/fixtures/wamp still ran"
+        );
+        return None;
     };
+    let dir = PathBuf::from(dir);
+    assert!(
+        dir.join("singlemessage").is_dir(),
+        "SWITCHBOARD_WAMP_TESTSUITE={} has no singlemessage/ folder",
+        dir.display()
+    );
     Some(dir.canonicalize().unwrap_or(dir))
 }
 
