@@ -7,6 +7,10 @@ use std::sync::Arc;
 use super::{Realm, Router};
 use crate::wamp::Id;
 
+/// GOODBYE reason of a session closed by somebody else (JSON-RPC `kick`, `wamp.session.kill*`) when no
+/// reason is named: the WAMP meta API's reason for killed sessions.
+pub const KILLED_REASON: &str = "wamp.close.killed";
+
 /// A management call named a realm the gateway does not serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no realm named {0:?}")]

@@ -11,7 +11,7 @@ use switchboard_wire::{Event, SignatureError};
 use super::errors::{invalid_event, invalid_params, signature, unpublishable};
 use super::signature::SignatureCheck;
 use crate::ingest::publish::{PublishError, Publisher};
-use crate::router::admin::UnknownRealm;
+use crate::router::admin::{UnknownRealm, KILLED_REASON};
 use crate::throttle;
 
 /// Every method this server answers (also used to log calls to unknown methods).
@@ -27,9 +27,6 @@ pub const METHODS: [&str; 7] = [
 
 /// Most events one `publish_batch` call may carry.
 pub const MAX_BATCH_EVENTS: usize = 1000;
-
-/// GOODBYE reason `kick` sends unless the caller names one (the WAMP meta API's reason for killed sessions).
-pub const DEFAULT_KICK_REASON: &str = "wamp.close.killed";
 
 type Answer = Result<Value, ErrorObjectOwned>;
 type Method = fn(&Params<'_>, &Publisher) -> Answer;
@@ -259,7 +256,7 @@ fn sessions(params: &Params<'_>, publisher: &Publisher) -> Answer {
 fn kick(params: &Params<'_>, publisher: &Publisher) -> Answer {
     let fields = fields(params, &["authid", "reason", "message", "realm"])?;
     let authid = required(&fields, "authid")?;
-    let reason = text(&fields, "reason")?.unwrap_or(DEFAULT_KICK_REASON);
+    let reason = text(&fields, "reason")?.unwrap_or(KILLED_REASON);
     uri::validate(reason, MatchPolicy::Exact).map_err(|r| invalid_params("reason", &r))?;
     let message = text(&fields, "message")?.unwrap_or("closed by the web app");
     let realm = text(&fields, "realm")?;

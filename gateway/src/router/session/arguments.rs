@@ -62,6 +62,7 @@ pub(super) fn invalid(message: String) -> Refusal {
 
 /// A CALL's arguments, read by position (when the procedure has positional forms) or by name.
 pub(super) struct Arguments<'a> {
+    procedure: &'a str,
     args: &'a [Value],
     kwargs: &'a Dict,
 }
@@ -71,7 +72,7 @@ static NO_KWARGS: std::sync::LazyLock<Dict> = std::sync::LazyLock::new(Dict::new
 
 impl<'a> Arguments<'a> {
     /// The arguments of a CALL to `procedure`; an opaque (end-to-end encrypted) payload is refused.
-    pub(super) fn of(procedure: &str, payload: &'a Payload) -> Result<Self, Refusal> {
+    pub(super) fn of(procedure: &'a str, payload: &'a Payload) -> Result<Self, Refusal> {
         let (args, kwargs): (&[Value], &Dict) = match payload {
             Payload::Empty => (&[], &NO_KWARGS),
             Payload::Args(args) => (args, &NO_KWARGS),
@@ -80,7 +81,43 @@ impl<'a> Arguments<'a> {
                 return Err(invalid(format!("{procedure} takes plain arguments")))
             }
         };
-        Ok(Arguments { args, kwargs })
+        Ok(Arguments {
+            procedure,
+            args,
+            kwargs,
+        })
+    }
+
+    /// A string argument, `None` when absent.
+    pub(super) fn text(
+        &self,
+        position: Option<usize>,
+        name: &str,
+    ) -> Result<Option<&'a str>, Refusal> {
+        match self.get(position, name) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(other) => Err(invalid(format!("{name} must be a string, got {other}"))),
+        }
+    }
+
+    /// A string argument that must be there.
+    pub(super) fn required_text(&self, position: usize, name: &str) -> Result<&'a str, Refusal> {
+        self.text(Some(position), name)?
+            .ok_or_else(|| self.missing(name))
+    }
+
+    /// An id argument that must be there.
+    pub(super) fn required_id(&self, position: usize, name: &str) -> Result<Id, Refusal> {
+        self.id(Some(position), name)?
+            .ok_or_else(|| self.missing(name))
+    }
+
+    fn missing(&self, name: &str) -> Refusal {
+        invalid(format!(
+            "{}: the argument {name} is missing",
+            self.procedure
+        ))
     }
 
     /// The argument at `position` (when given) or else named `name`; null counts as absent.

@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 use switchboard_config::{uri, MatchPolicy};
 
+use super::super::admin::KILLED_REASON;
 use super::super::meta::session_details;
 use super::super::outbox::Closing;
 use super::super::Refusal;
@@ -29,9 +30,6 @@ const PROCEDURES: &[&str] = &[
     "wamp.subscription.count_subscribers",
 ];
 
-/// GOODBYE reason of a killed session when the caller names none.
-const KILLED: &str = "wamp.close.killed";
-
 /// Is `procedure` one of the meta procedures the router answers?
 pub(super) fn is_meta_procedure(procedure: &str) -> bool {
     PROCEDURES.contains(&procedure)
@@ -46,42 +44,6 @@ fn no_such_subscription(id: Id) -> Refusal {
         "wamp.error.no_such_subscription",
         format!("no subscription {id}"),
     )
-}
-
-/// A string argument, `None` when absent.
-fn text<'a>(
-    arguments: &Arguments<'a>,
-    position: Option<usize>,
-    name: &str,
-) -> Result<Option<&'a str>, Refusal> {
-    match arguments.get(position, name) {
-        None => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text)),
-        Some(other) => Err(invalid(format!("{name} must be a string, got {other}"))),
-    }
-}
-
-/// A required string argument.
-fn required_text<'a>(
-    arguments: &Arguments<'a>,
-    procedure: &str,
-    position: usize,
-    name: &str,
-) -> Result<&'a str, Refusal> {
-    text(arguments, Some(position), name)?
-        .ok_or_else(|| invalid(format!("{procedure}: the argument {name} is missing")))
-}
-
-/// A required id argument.
-fn required_id(
-    arguments: &Arguments<'_>,
-    procedure: &str,
-    position: usize,
-    name: &str,
-) -> Result<Id, Refusal> {
-    arguments
-        .id(Some(position), name)?
-        .ok_or_else(|| invalid(format!("{procedure}: the argument {name} is missing")))
 }
 
 /// `filter_authroles`: a list of role names, `None` when absent (every role).
@@ -103,10 +65,12 @@ fn authroles(arguments: &Arguments<'_>) -> Result<Option<Vec<String>>, Refusal> 
 
 /// The GOODBYE of a kill: `reason` (a URI, default `wamp.close.killed`) and `message` keyword arguments.
 fn goodbye(arguments: &Arguments<'_>) -> Result<Closing, Refusal> {
-    let reason = text(arguments, None, "reason")?.unwrap_or(KILLED);
+    let reason = arguments.text(None, "reason")?.unwrap_or(KILLED_REASON);
     uri::validate(reason, MatchPolicy::Exact)
         .map_err(|fault| invalid(format!("reason must be a URI: {fault}")))?;
-    let message = text(arguments, None, "message")?.unwrap_or("killed by another session");
+    let message = arguments
+        .text(None, "message")?
+        .unwrap_or("killed by another session");
     Ok(Closing::Goodbye {
         reason: reason.to_string(),
         message: message.to_string(),
@@ -172,12 +136,12 @@ impl Session {
                 }
             }
             "wamp.session.get" => {
-                let id = required_id(&arguments, procedure, 0, "session")?;
+                let id = arguments.required_id(0, "session")?;
                 let peer = realm.peer(id).ok_or_else(|| no_such_session(id))?;
                 one(session_details(&peer))
             }
             "wamp.session.kill" => {
-                let id = required_id(&arguments, procedure, 0, "session")?;
+                let id = arguments.required_id(0, "session")?;
                 let closing = goodbye(&arguments)?;
                 if id == me {
                     return Err(invalid(
@@ -191,7 +155,7 @@ impl Session {
             "wamp.session.kill_by_authid" | "wamp.session.kill_by_authrole" => {
                 let by_authid = procedure == "wamp.session.kill_by_authid";
                 let name = if by_authid { "authid" } else { "authrole" };
-                let wanted = required_text(&arguments, procedure, 0, name)?;
+                let wanted = arguments.required_text(0, name)?;
                 let closing = goodbye(&arguments)?;
                 let mut killed: Vec<Id> = realm
                     .peers()
@@ -223,7 +187,7 @@ impl Session {
                 }))
             }
             "wamp.subscription.lookup" => {
-                let topic = required_text(&arguments, procedure, 0, "topic")?;
+                let topic = arguments.required_text(0, "topic")?;
                 let policy = match arguments.get(Some(1), "options") {
                     None => MatchPolicy::Exact,
                     Some(Value::Object(options)) => match options.get("match") {
@@ -246,7 +210,7 @@ impl Session {
                     .map_or(Value::Null, Value::from))
             }
             "wamp.subscription.match" => {
-                let topic = required_text(&arguments, procedure, 0, "topic")?;
+                let topic = arguments.required_text(0, "topic")?;
                 let ids = realm.broker().matching(topic);
                 one(if ids.is_empty() {
                     Value::Null
@@ -255,12 +219,12 @@ impl Session {
                 })
             }
             "wamp.subscription.get" => {
-                let id = required_id(&arguments, procedure, 0, "subscription")?;
+                let id = arguments.required_id(0, "subscription")?;
                 let details = realm.broker().details(id);
                 one(details.ok_or_else(|| no_such_subscription(id))?)
             }
             "wamp.subscription.list_subscribers" | "wamp.subscription.count_subscribers" => {
-                let id = required_id(&arguments, procedure, 0, "subscription")?;
+                let id = arguments.required_id(0, "subscription")?;
                 let sessions = realm.broker().subscribers_of(id);
                 let sessions = sessions.ok_or_else(|| no_such_subscription(id))?;
                 if procedure == "wamp.subscription.count_subscribers" {
