@@ -75,42 +75,8 @@ permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish
 TOML
 
 CONFIG="$OUT/bench.toml"
-GATEWAY_PID=
-READY="$OUT/ready.json"
-# The value of "$1" in the ready file (one JSON object of strings and the pid).
-ready_field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" "$READY"; }
-# Starts the gateway and waits (30 s at most) for its ready file; sets URL (WebSocket), RPC_ADDR and
-# ZMQ_ADDR (HOST:PORT, when the config enables them).
-start_gateway() {
-    rm -f "$READY"
-    RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$CONFIG" --ready-file "$READY" \
-        2>>"$OUT/gateway.log" &
-    GATEWAY_PID=$!
-    for _ in $(seq 300); do
-        if [ -f "$READY" ]; then
-            URL="ws://$(ready_field http)/ws"
-            RPC_ADDR=$(ready_field jsonrpc)
-            ZMQ_ADDR=$(ready_field zmq)
-            ZMQ_ADDR=${ZMQ_ADDR#tcp://}
-            return 0
-        fi
-        if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
-            echo "gateway exited before it was ready (see $OUT/gateway.log)" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-    echo "gateway wrote no ready file within 30 s" >&2
-    exit 1
-}
-stop_gateway() {
-    if [ -n "$GATEWAY_PID" ]; then
-        kill "$GATEWAY_PID" 2>/dev/null || true
-        wait "$GATEWAY_PID" 2>/dev/null || true
-        GATEWAY_PID=
-    fi
-}
-trap stop_gateway EXIT
+# shellcheck source=bench/scripts/gateway.sh
+. bench/scripts/gateway.sh
 
 # `run NAME ARGS...`: RUNS runs on fresh gateways; an argument `@URL@` is replaced by that run's URL.
 run() {

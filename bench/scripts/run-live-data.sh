@@ -36,35 +36,8 @@ printf '[gateway]\nlisten = "127.0.0.1:0"\n%s\n[[realms.history]]\nuri = "com.sw
 printf '[gateway]\nlisten = "127.0.0.1:0"\nhistory_max_bytes = 536870912\n%s\n[[realms.history]]\nuri = "com.switchboard.bench.history."\nmatch = "prefix"\nlimit = 100000\n' \
     "$REALM" >"$OUT/memory.toml"
 
-GATEWAY_PID=
-READY="$OUT/ready.json"
-start_gateway() {
-    rm -f "$READY"
-    RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$1" --ready-file "$READY" \
-        2>>"$OUT/gateway.log" &
-    GATEWAY_PID=$!
-    for _ in $(seq 300); do
-        if [ -f "$READY" ]; then
-            URL="ws://$(sed -n 's/.*"http": *"\([^"]*\)".*/\1/p' "$READY")/ws"
-            return 0
-        fi
-        if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
-            echo "gateway exited before it was ready (see $OUT/gateway.log)" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-    echo "gateway wrote no ready file within 30 s" >&2
-    exit 1
-}
-stop_gateway() {
-    if [ -n "$GATEWAY_PID" ]; then
-        kill "$GATEWAY_PID" 2>/dev/null || true
-        wait "$GATEWAY_PID" 2>/dev/null || true
-        GATEWAY_PID=
-    fi
-}
-trap stop_gateway EXIT
+# shellcheck source=bench/scripts/gateway.sh
+. bench/scripts/gateway.sh
 
 # `one NAME CONFIG ARGS...`: one run on a fresh gateway, appended to NAME.jsonl; `@URL@` and `@PID@`
 # in ARGS are replaced.
