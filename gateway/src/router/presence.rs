@@ -14,8 +14,8 @@
 //! The bookkeeping is one lock per realm, held while the events it decided are published, so that every
 //! watcher sees one authid's join and leave events in the order they happened.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 use serde_json::{json, Value};
 
@@ -37,16 +37,28 @@ pub(crate) fn tracked(topic: &str) -> bool {
     !(topic.starts_with("wamp.") || topic.starts_with("switchboard."))
 }
 
-/// One realm's presence bookkeeping.
+/// One realm's presence bookkeeping. Every subscribed session of the realm has entries here, so it is
+/// laid out for memory: topics and authids are shared (`Arc<str>`) between the maps, and a session's
+/// few subscriptions are short vectors rather than maps.
 #[derive(Debug, Default)]
 pub(crate) struct Presence {
-    /// topic -> authid -> session -> how many exact subscriptions that session holds to the topic.
-    topics: HashMap<String, BTreeMap<String, HashMap<Id, usize>>>,
-    /// session -> (authid, its exact subscriptions to tracked topics: subscription -> topic).
-    sessions: HashMap<Id, (String, HashMap<Id, String>)>,
+    /// topic -> authid -> (session, how many exact subscriptions that session holds to the topic).
+    topics: HashMap<Arc<str>, HashMap<Arc<str>, Vec<(Id, u32)>>>,
+    /// The sessions with tracked subscriptions or a public state.
+    sessions: HashMap<Id, Held>,
     /// authid -> states its sessions set: (session, update sequence, state).
-    states: HashMap<String, Vec<(Id, u64, Value)>>,
+    states: HashMap<Arc<str>, Vec<(Id, u64, Value)>>,
     sequence: u64,
+}
+
+/// What presence knows of one session.
+#[derive(Debug)]
+struct Held {
+    authid: Arc<str>,
+    /// Its exact subscriptions to tracked topics: (subscription, topic).
+    subscriptions: Vec<(Id, Arc<str>)>,
+    /// Whether it set a public state (an entry under `states`).
+    has_state: bool,
 }
 
 /// An event decided under the lock: (topic it is about, kwargs).
@@ -70,6 +82,15 @@ impl Presence {
             .unwrap_or(Value::Null)
     }
 
+    /// The entry of `session` of `authid`, made on first use.
+    fn held(&mut self, session: Id, authid: &str) -> &mut Held {
+        self.sessions.entry(session).or_insert_with(|| Held {
+            authid: Arc::from(authid),
+            subscriptions: Vec::new(),
+            has_state: false,
+        })
+    }
+
     /// `session` of `authid` took exact subscription `subscription` to `topic`: the join event when it
     /// is the authid's first.
     fn subscribed(
@@ -79,34 +100,44 @@ impl Presence {
         subscription: Id,
         topic: &str,
     ) -> Option<Event> {
-        let (_, held) = self
-            .sessions
-            .entry(session)
-            .or_insert_with(|| (authid.to_string(), HashMap::new()));
-        if held.insert(subscription, topic.to_string()).is_some() {
+        let topic: Arc<str> = match self.topics.get_key_value(topic) {
+            Some((shared, _)) => Arc::clone(shared),
+            None => Arc::from(topic),
+        };
+        let held = self.held(session, authid);
+        if held.subscriptions.iter().any(|(id, _)| *id == subscription) {
             return None;
         }
-        let members = self.topics.entry(topic.to_string()).or_default();
-        let first = !members.contains_key(authid);
-        *members
-            .entry(authid.to_string())
-            .or_default()
-            .entry(session)
-            .or_default() += 1;
-        first.then(|| event("join", topic, authid, self.state_of(authid)))
+        held.subscriptions.push((subscription, Arc::clone(&topic)));
+        let authid = Arc::clone(&held.authid);
+        let members = self.topics.entry(Arc::clone(&topic)).or_default();
+        let sessions = members.entry(Arc::clone(&authid)).or_default();
+        let first = sessions.is_empty();
+        match sessions.iter_mut().find(|(id, _)| *id == session) {
+            Some((_, count)) => *count += 1,
+            None => sessions.push((session, 1)),
+        }
+        first.then(|| event("join", &topic, &authid, self.state_of(&authid)))
     }
 
     /// `session` dropped `subscription`: the leave event when it was its authid's last on the topic.
     fn unsubscribed(&mut self, session: Id, subscription: Id) -> Option<Event> {
-        let (authid, held) = self.sessions.get_mut(&session)?;
-        let topic = held.remove(&subscription)?;
-        let authid = authid.clone();
+        let held = self.sessions.get_mut(&session)?;
+        let at = held
+            .subscriptions
+            .iter()
+            .position(|(id, _)| *id == subscription)?;
+        let (_, topic) = held.subscriptions.swap_remove(at);
+        let authid = Arc::clone(&held.authid);
+        if held.subscriptions.is_empty() && !held.has_state {
+            self.sessions.remove(&session);
+        }
         let members = self.topics.get_mut(&topic)?;
         let sessions = members.get_mut(&authid)?;
-        if let Some(count) = sessions.get_mut(&session) {
-            *count -= 1;
-            if *count == 0 {
-                sessions.remove(&session);
+        if let Some(at) = sessions.iter().position(|(id, _)| *id == session) {
+            sessions[at].1 -= 1;
+            if sessions[at].1 == 0 {
+                sessions.swap_remove(at);
             }
         }
         if !sessions.is_empty() {
@@ -122,30 +153,32 @@ impl Presence {
     /// `session` left the realm: leave events for the topics its authid is no longer on, then state
     /// events where its authid stays but its state changed with the session's.
     fn left(&mut self, session: Id) -> Vec<Event> {
-        let Some((authid, held)) = self.sessions.get(&session).cloned() else {
-            return self.drop_state(session);
+        let Some(held) = self.sessions.get_mut(&session) else {
+            return Vec::new();
         };
-        let mut events: Vec<Event> = held
-            .keys()
-            .filter_map(|subscription| self.unsubscribed(session, *subscription))
+        // Without its state flag, its last `unsubscribed` drops the entry.
+        let has_state = std::mem::take(&mut held.has_state);
+        let authid = Arc::clone(&held.authid);
+        let subscriptions: Vec<Id> = held.subscriptions.iter().map(|(id, _)| *id).collect();
+        let mut events: Vec<Event> = subscriptions
+            .into_iter()
+            .filter_map(|subscription| self.unsubscribed(session, subscription))
             .collect();
         self.sessions.remove(&session);
-        let before = self.state_of(&authid);
-        events.extend(self.drop_state(session));
-        let after = self.state_of(&authid);
-        if before != after {
-            events.extend(self.state_events(&authid, &after));
+        if has_state {
+            let before = self.state_of(&authid);
+            if let Some(states) = self.states.get_mut(&authid) {
+                states.retain(|(id, _, _)| *id != session);
+                if states.is_empty() {
+                    self.states.remove(&authid);
+                }
+            }
+            let after = self.state_of(&authid);
+            if before != after {
+                events.extend(self.state_events(&authid, &after));
+            }
         }
         events
-    }
-
-    /// Forgets the state `session` set (no events).
-    fn drop_state(&mut self, session: Id) -> Vec<Event> {
-        self.states.retain(|_, states| {
-            states.retain(|(id, _, _)| *id != session);
-            !states.is_empty()
-        });
-        Vec::new()
     }
 
     /// A state event on every topic `authid` is present on.
@@ -164,29 +197,32 @@ impl Presence {
     fn set_state(&mut self, session: Id, authid: &str, state: Value) -> Vec<Event> {
         self.sequence += 1;
         let sequence = self.sequence;
-        let states = self.states.entry(authid.to_string()).or_default();
+        let held = self.held(session, authid);
+        held.has_state = true;
+        let authid = Arc::clone(&held.authid);
+        let states = self.states.entry(Arc::clone(&authid)).or_default();
         states.retain(|(id, _, _)| *id != session);
         states.push((session, sequence, state.clone()));
-        self.state_events(authid, &state)
+        self.state_events(&authid, &state)
     }
 
     /// `[{authid, state, sessions}]` of `topic`, by authid.
     fn list(&self, topic: &str) -> Vec<Value> {
-        self.topics
-            .get(topic)
-            .map(|members| {
-                members
-                    .iter()
-                    .map(|(authid, sessions)| {
-                        json!({
-                            "authid": authid,
-                            "state": self.state_of(authid),
-                            "sessions": sessions.len(),
-                        })
-                    })
-                    .collect()
+        let Some(members) = self.topics.get(topic) else {
+            return Vec::new();
+        };
+        let mut members: Vec<_> = members.iter().collect();
+        members.sort_by(|a, b| a.0.cmp(b.0));
+        members
+            .into_iter()
+            .map(|(authid, sessions)| {
+                json!({
+                    "authid": &**authid,
+                    "state": self.state_of(authid),
+                    "sessions": sessions.len(),
+                })
             })
-            .unwrap_or_default()
+            .collect()
     }
 }
 
@@ -318,5 +354,9 @@ mod tests {
         );
         p.left(5);
         assert!(!p.states.contains_key("carol"));
+        assert!(
+            !p.sessions.contains_key(&2) && !p.sessions.contains_key(&5),
+            "nothing kept of sessions that left"
+        );
     }
 }
