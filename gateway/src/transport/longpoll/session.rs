@@ -127,8 +127,12 @@ impl Transport {
         self.holding.fetch_add(1, Ordering::Relaxed);
         let _holding = Holding(self);
         let mut polls = self.polls.subscribe();
-        self.polls.send_modify(|n| *n += 1);
-        let mine = *polls.borrow_and_update();
+        let mut mine = 0;
+        self.polls.send_modify(|n| {
+            *n += 1;
+            mine = *n;
+        });
+        polls.borrow_and_update();
         let mut closing = self.closing.clone();
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);

@@ -155,9 +155,11 @@ pub(super) fn negotiate(body: &[u8]) -> Result<Protocol, OpenRefused> {
     let refuse = |text: String| Err(OpenRefused(text));
     let value: serde_json::Value = match serde_json::from_slice(body) {
         Ok(value) => value,
-        Err(error) => return refuse(format!(
+        Err(error) => {
+            return refuse(format!(
             "the open request body must be JSON like {{\"protocols\": [\"wamp.2.json\"]}}: {error}"
-        )),
+        ))
+        }
     };
     let Some(object) = value.as_object() else {
         return refuse(
