@@ -7,6 +7,7 @@ that abandoned transports are observed within a test."""
 import asyncio
 import json
 import socket
+import struct
 import time
 import uuid
 
@@ -59,6 +60,8 @@ class LongPoll:
     def send(self, *messages) -> None:
         if self.protocol == "wamp.2.json.batched":
             body = b"".join(self.encode(m) + b"\x1e" for m in messages)
+        elif self.protocol == "wamp.2.msgpack.batched":
+            body = b"".join(struct.pack(">I", len(e)) + e for e in map(self.encode, messages))
         else:
             assert len(messages) == 1
             body = self.encode(messages[0])
@@ -77,6 +80,8 @@ class LongPoll:
             assert response.status_code == 200, (what, response.status_code, response.text)
             if self.protocol == "wamp.2.json.batched":
                 return [json.loads(part) for part in response.content.split(b"\x1e") if part]
+            if self.protocol == "wamp.2.msgpack.batched":
+                return list(split_length_prefixed(response.content))
             if self.protocol.startswith("wamp.2.msgpack"):
                 return [msgpack.unpackb(response.content)]
             return [response.json()]
@@ -90,6 +95,14 @@ class LongPoll:
 
     def close(self) -> None:
         self.post("close")
+
+
+def split_length_prefixed(body: bytes):
+    """The MessagePack messages of a batched body, each after its 4-byte big-endian length."""
+    while body:
+        (length,) = struct.unpack(">I", body[:4])
+        yield msgpack.unpackb(body[4 : 4 + length])
+        body = body[4 + length :]
 
 
 async def session_alive(watcher, session_id: int) -> bool:
@@ -185,11 +198,13 @@ def test_unknown_or_garbled_transport_ids_are_404(gateway, transport):
             assert "no such long-poll transport" in response.text
 
 
-@pytest.mark.parametrize("protocol", ["wamp.2.json", "wamp.2.msgpack", "wamp.2.json.batched"])
+@pytest.mark.parametrize(
+    "protocol", ["wamp.2.json", "wamp.2.msgpack", "wamp.2.json.batched", "wamp.2.msgpack.batched"]
+)
 def test_session_over_longpoll(gateway, protocol):
     lp = LongPoll(gateway, protocol)
     topic = f"com.test.lp.{uid()}"
-    if protocol == "wamp.2.json.batched":
+    if protocol.endswith(".batched"):
         lp.send(HELLO, [32, 1, {}, topic])
         received = []
         while len(received) < 2:
