@@ -282,7 +282,10 @@ async fn act(
             }
         }
         _ => {
+            // Closing the outbox too ends the session at once, even while its queue is backed up (the
+            // session loop then stops reading the channel where the close is seen).
             transport.client_closed.cancel();
+            transport.outbox.close(Closing::Silent);
             longpoll.forget(&id);
             answer_empty()
         }

@@ -329,3 +329,114 @@ fn on_body(session: &mut Session, protocol: Protocol, body: &[u8], max_message_b
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::QueueLimits;
+    use crate::wamp::Serializer;
+
+    fn transport(batched: bool) -> Arc<Transport> {
+        let limits = QueueLimits {
+            max_bytes: 1 << 20,
+            max_frames: 100,
+            slow_consumer: Duration::from_secs(60),
+        };
+        let (outbox, receiver) = Outbox::new(Serializer::Json, limits);
+        let protocol = Protocol {
+            serializer: Serializer::Json,
+            batched,
+        };
+        Arc::new(Transport::new(protocol, Arc::new(outbox), receiver).0)
+    }
+
+    fn text(s: &str) -> Frame {
+        Frame::Text(s.to_string().into())
+    }
+
+    fn body(delivery: Delivery) -> Vec<u8> {
+        match delivery {
+            Delivery::Body(body) => body,
+            Delivery::Nothing => panic!("nothing delivered"),
+            Delivery::Ended => panic!("ended"),
+        }
+    }
+
+    const HOLD: Duration = Duration::from_secs(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn plain_receives_take_one_message_each_and_report_it_written() {
+        let t = transport(false);
+        assert!(t.outbox.send(text("[1]")) && t.outbox.send(text("[22]")));
+        assert_eq!(t.outbox.queued_bytes(), 7);
+        assert_eq!(body(t.receive(HOLD, 1024).await), b"[1]");
+        assert_eq!(
+            t.outbox.queued_bytes(),
+            4,
+            "the rest still counts against the bounds"
+        );
+        assert_eq!(body(t.receive(HOLD, 1024).await), b"[22]");
+        assert_eq!(t.outbox.queued_bytes(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_receive_waits_for_a_message_or_its_timeout() {
+        let t = transport(true);
+        assert!(matches!(t.receive(HOLD, 1024).await, Delivery::Nothing));
+        let waiting = tokio::spawn({
+            let t = Arc::clone(&t);
+            async move { t.receive(HOLD, 1024).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(t.outbox.send(text("[1]")));
+        assert_eq!(body(waiting.await.unwrap()), b"[1]\x1e");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_newer_receive_answers_the_older_one() {
+        let t = transport(false);
+        let older = tokio::spawn({
+            let t = Arc::clone(&t);
+            async move { t.receive(HOLD, 1024).await }
+        });
+        tokio::task::yield_now().await;
+        let newer = tokio::spawn({
+            let t = Arc::clone(&t);
+            async move { t.receive(HOLD, 1024).await }
+        });
+        assert!(matches!(older.await.unwrap(), Delivery::Nothing));
+        assert!(t.outbox.send(text("[1]")));
+        assert_eq!(body(newer.await.unwrap()), b"[1]");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closing_session_delivers_its_last_words_then_ends() {
+        let t = transport(false);
+        assert!(t.outbox.send(text("[36]")));
+        t.outbox.close(Closing::Abort {
+            reason: "wamp.error.protocol_violation".into(),
+            message: "bad".into(),
+        });
+        let abort: serde_json::Value =
+            serde_json::from_slice(&body(t.receive(HOLD, 1024).await)).unwrap();
+        assert_eq!(abort[0], 3);
+        assert_eq!(abort[2], "wamp.error.protocol_violation");
+        assert!(matches!(t.receive(HOLD, 1024).await, Delivery::Ended));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_receive_keeps_the_transport_from_expiring() {
+        let t = transport(false);
+        let timeout = Duration::from_secs(5);
+        assert!(t.idle_deadline(timeout).is_some());
+        let held = tokio::spawn({
+            let t = Arc::clone(&t);
+            async move { t.receive(HOLD, 1024).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(t.idle_deadline(timeout), None);
+        held.await.unwrap();
+        let deadline = t.idle_deadline(timeout).expect("not held any more");
+        assert!(deadline >= Instant::now() + timeout - Duration::from_millis(1));
+    }
+}
