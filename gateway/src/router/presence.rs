@@ -43,13 +43,16 @@ pub(crate) fn tracked(topic: &str) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Presence {
     /// topic -> authid -> (session, how many exact subscriptions that session holds to the topic).
-    topics: HashMap<Arc<str>, HashMap<Arc<str>, Vec<(Id, u32)>>>,
+    topics: HashMap<Arc<str>, Members>,
     /// The sessions with tracked subscriptions or a public state.
     sessions: HashMap<Id, Held>,
     /// authid -> states its sessions set: (session, update sequence, state).
     states: HashMap<Arc<str>, Vec<(Id, u64, Value)>>,
     sequence: u64,
 }
+
+/// Who is on one topic: authid -> (session, how many exact subscriptions it holds to the topic).
+type Members = HashMap<Arc<str>, Vec<(Id, u32)>>;
 
 /// What presence knows of one session.
 #[derive(Debug)]
