@@ -185,6 +185,25 @@ def test_wrong_method_and_unknown_paths(gateway):
     lp.close()
 
 
+def test_a_page_on_another_origin_may_use_it(gateway):
+    # The browser's preflight before a JSON POST, then the POST itself: both readable by any origin.
+    base = f"http://127.0.0.1:{gateway.port}/lp"
+    origin = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST",
+              "Access-Control-Request-Headers": "content-type"}
+    preflight = requests.options(f"{base}/open", headers=origin, timeout=HTTP_TIMEOUT)
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert preflight.headers["access-control-allow-methods"] == "POST"
+    assert "content-type" in preflight.headers["access-control-allow-headers"]
+    opened = requests.post(f"{base}/open", json={"protocols": ["wamp.2.json"]},
+                           headers={"Origin": "http://app.example"}, timeout=HTTP_TIMEOUT)
+    assert opened.status_code == 200 and opened.headers["access-control-allow-origin"] == "*"
+    transport = opened.json()["transport"]
+    assert requests.options(f"{base}/{transport}/send", headers=origin, timeout=HTTP_TIMEOUT).status_code == 204
+    closed = requests.post(f"{base}/{transport}/close", timeout=HTTP_TIMEOUT)
+    assert closed.status_code == 204 and closed.headers["access-control-allow-origin"] == "*"
+
+
 @pytest.mark.parametrize(
     "transport",
     [uuid.uuid4().hex, "0" * 32, "ZZ" * 16, "abc", "a" * 4000, "%2e%2e", "..", "%ff%fe" * 4],

@@ -70,8 +70,14 @@ impl LongPoll {
     /// The `/lp` routes, to merge into the HTTP front's router.
     pub(crate) fn routes(self: Arc<Self>) -> axum::Router {
         axum::Router::new()
-            .route("/lp/open", post(open).fallback(method_not_allowed))
-            .route("/lp/{id}/{action}", post(act).fallback(method_not_allowed))
+            .route(
+                "/lp/open",
+                post(open).options(preflight).fallback(method_not_allowed),
+            )
+            .route(
+                "/lp/{id}/{action}",
+                post(act).options(preflight).fallback(method_not_allowed),
+            )
             .with_state(self)
     }
 
@@ -92,14 +98,42 @@ impl LongPoll {
 /// A plain-text answer; long-poll answers are never cached.
 fn answer(status: StatusCode, text: &str) -> Response {
     let mut response = (status, format!("{text}\n")).into_response();
-    no_store(&mut response);
+    common_headers(&mut response);
     response
 }
 
-fn no_store(response: &mut Response) {
+/// What every long-poll answer carries: never cached, and readable by a page on any origin (CORS). A page
+/// served from the web app's origin talks to the gateway's origin, as over WebSocket, which browsers let
+/// any origin open: the session's authentication (HELLO, tickets) is the gate, not the origin, and a
+/// transport id is known only to the page that opened it.
+fn common_headers(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+}
+
+/// The CORS preflight a browser sends before a POST whose content type is not "simple" (Autobahn|JS
+/// sends `application/json`): POST with a `Content-Type` header is allowed from any origin.
+async fn preflight() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    common_headers(&mut response);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
 /// Logs a refused request, rate-limited per kind.
@@ -218,7 +252,7 @@ async fn open(State(longpoll): State<Arc<LongPoll>>, request: Request) -> Respon
         body,
     )
         .into_response();
-    no_store(&mut response);
+    common_headers(&mut response);
     response
 }
 
@@ -271,7 +305,7 @@ async fn act(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static(transport.protocol.content_type()),
                     );
-                    no_store(&mut response);
+                    common_headers(&mut response);
                     response
                 }
                 Delivery::Nothing => answer_empty(),
@@ -294,7 +328,7 @@ async fn act(
 
 fn answer_empty() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    no_store(&mut response);
+    common_headers(&mut response);
     response
 }
 
