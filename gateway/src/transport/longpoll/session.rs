@@ -20,7 +20,7 @@ use super::super::driver::{self, Flow};
 use super::super::inbound;
 use super::wire::Protocol;
 use super::LongPoll;
-use crate::router::outbox::FrameReceiver;
+use crate::router::outbox::{CloseSignal, FrameReceiver};
 use crate::router::{Closing, Outbox, OutboxReceiver, Session};
 use crate::wamp::Frame;
 
@@ -52,7 +52,7 @@ pub(super) struct Transport {
     /// Set by the client's `close`.
     pub(super) client_closed: CancellationToken,
     frames: FrameReceiver,
-    closing: watch::Receiver<Option<Closing>>,
+    closing: CloseSignal,
     /// Frames taken from the outbox and not yet delivered (they count against its bounds until then).
     pending: Mutex<VecDeque<Frame>>,
     /// Bumped by every `receive`; an older one waiting sees it and answers 204.
@@ -118,7 +118,7 @@ impl Transport {
 
     /// True once the session is closing (a `send` is then read away and ignored).
     pub(super) fn is_closing(&self) -> bool {
-        self.closing.borrow().is_some()
+        self.closing.is_closed()
     }
 
     /// One `receive`: waits up to `timeout` for something to deliver, answering at once if something is
@@ -133,17 +133,16 @@ impl Transport {
             mine = *n;
         });
         polls.borrow_and_update();
-        let mut closing = self.closing.clone();
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut batch = VecDeque::new();
         loop {
-            if let Some(delivery) = self.deliver(&mut closing, max_bytes) {
+            if let Some(delivery) = self.deliver(max_bytes) {
                 return delivery;
             }
             tokio::select! {
                 () = self.frames.next_batch(&mut batch) => self.pending().append(&mut batch),
-                _ = closing.changed() => {}
+                () = self.closing.closed() => {}
                 _ = polls.changed() => if *polls.borrow_and_update() != mine {
                     return Delivery::Nothing;
                 },
@@ -155,11 +154,7 @@ impl Transport {
 
     /// What can be answered without waiting: queued messages, or the session's last words once it is
     /// closing (on WebSocket, an ABORT or GOODBYE likewise goes out instead of what is still queued).
-    fn deliver(
-        &self,
-        closing: &mut watch::Receiver<Option<Closing>>,
-        max_bytes: usize,
-    ) -> Option<Delivery> {
+    fn deliver(&self, max_bytes: usize) -> Option<Delivery> {
         if *self.ended.borrow() {
             return Some(Delivery::Ended);
         }
@@ -168,7 +163,7 @@ impl Transport {
         if self.frames.take_batch(&mut batch) {
             pending.append(&mut batch);
         }
-        let closed = closing.borrow_and_update().clone();
+        let closed = self.closing.get();
         if let Some(closed) = closed {
             let (message, _) = driver::last_words(Some(closed));
             if let Some(message) = message {
