@@ -238,7 +238,7 @@ impl Realm {
                 continue;
             }
             let payload = Payload::ArgsKwargs(Vec::new(), kwargs);
-            self.publish(Outgoing {
+            self.deliver_local(Outgoing {
                 id: random_id(),
                 topic: &topic,
                 payload: &payload,
