@@ -8,6 +8,7 @@ retried (the node is not ready); a bad key is named by check-config; RPC stays p
 Every run uses its own stream, node names, exchange and queues, and deletes them at the end."""
 
 import asyncio
+import json
 import subprocess
 import time
 import uuid
@@ -292,3 +293,39 @@ async def test_history_and_retained_events_survive_a_restart_of_the_whole_cluste
             inbox = await subscribe(reader, retained_topic, get_retained=True)
             items = await inbox.count(1, f"the retained event on {node.node}")
             assert items[0][0] == ["kept"] and items[0][1] == retained.publication
+
+
+def close_connection_of(node: Node, stream: str) -> None:
+    """Closes the node's connection to RabbitMQ from the broker's side (what a broker restart or a
+    network cut does to it), with rabbitmqctl, by the connection name the node gives it."""
+    wanted = f"switchboard-cluster {stream} {node.node}"
+    def rabbitmqctl(*args: str) -> str:
+        return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=True).stdout
+
+    listed = rabbitmqctl("list_connections", "name", "client_properties", "--formatter", "json")
+    # client_properties holds connection_name; matched as text, whatever shape rabbitmqctl gives it.
+    names = [c["name"] for c in json.loads(listed) if wanted in json.dumps(c)]
+    assert len(names) == 1, f"one connection named {wanted!r} expected in:\n{listed}"
+    pids = [line.split("\t")[0] for line in rabbitmqctl("list_connections", "pid", "name").splitlines()
+            if line.endswith("\t" + names[0])]
+    assert len(pids) == 1, pids
+    rabbitmqctl("close_connection", pids[0], "test: connection cut")
+
+
+@wamp_test(timeout=90)
+async def test_a_node_that_lost_rabbitmq_resumes_after_its_last_offset(cluster):
+    n1, n2, _ = cluster.nodes
+    topic = f"com.resume.{uid()}"
+    async with Clients(n2.url, "json") as on2:
+        inbox = await subscribe(await on2.connect(), topic)
+        with emitter(n1, "jsonrpc", cluster) as sender:
+            sent = [(await asyncio.to_thread(sender.publish, topic, args=[n])).publication for n in range(3)]
+            await inbox.count(3, "the events before the cut")
+            await asyncio.to_thread(close_connection_of, n2, cluster.stream)
+            # Node 1 keeps accepting while node 2 reconnects; node 2 must deliver these once it is back.
+            for n in range(3, 6):
+                sent.append((await asyncio.to_thread(sender.publish, topic, args=[n])).publication)
+        await inbox.count(6, "every event after node 2 reconnected", timeout=30)
+        await asyncio.sleep(QUIET)
+        assert [p for _, p, _ in inbox.items] == sent, "each event once, in order"
+        n2.wait_for_log("consuming again", timeout=10)

@@ -123,9 +123,12 @@ impl Link {
     ) -> Result<(), LinkError> {
         let settings = &self.settings;
         let uri: AMQPUri = settings.amqp_url.parse().map_err(LinkError::Url)?;
+        // Named, so that an operator (or a test) finds the node's connection in RabbitMQ's tools.
+        let properties = ConnectionProperties::default()
+            .with_connection_name(connection_name(settings).as_str().into());
         let connection = tokio::select! {
             _ = self.stop.cancelled() => return Ok(()),
-            connection = Connection::connect_uri(uri, ConnectionProperties::default()) => connection?,
+            connection = Connection::connect_uri(uri, properties) => connection?,
         };
         let control = connection.create_channel().await?;
         node::take_name(&control, &settings.stream, &settings.node).await?;
@@ -214,6 +217,11 @@ impl Link {
             }
         }
     }
+}
+
+/// The name RabbitMQ shows for a node's connection: `switchboard-cluster <stream> <node>`.
+pub fn connection_name(settings: &Settings) -> String {
+    format!("switchboard-cluster {} {}", settings.stream, settings.node)
 }
 
 /// The host part of an AMQP URL, for logs (the URL may hold a password).

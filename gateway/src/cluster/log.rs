@@ -187,3 +187,61 @@ pub(super) async fn publish(
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::broker::Audience;
+    use crate::wamp::{Dict, Payload};
+
+    fn delivery(payload: &Payload) -> Delivery<'_> {
+        Delivery {
+            id: 7,
+            topic: "a.b",
+            payload,
+            audience: Audience::default(),
+            publisher_details: Dict::new(),
+            retain: false,
+            published: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_are_refused_while_rabbitmq_is_away_and_queued_in_order_otherwise() {
+        let (queue, mut appends) = mpsc::channel(2);
+        let up = Arc::new(AtomicBool::new(false));
+        let log = Log::new("n1".into(), queue, Arc::clone(&up));
+        let payload = Payload::Args(vec![serde_json::json!(1)]);
+        let refused = log.append("realm1", &delivery(&payload));
+        assert_eq!(refused.refused(), Some(&AppendError::Unavailable));
+        assert_eq!(refused.confirmed().await, Err(AppendError::Unavailable));
+
+        up.store(true, Ordering::Release);
+        let first = log.append("realm1", &delivery(&payload));
+        let second = log.append("realm1", &delivery(&payload));
+        assert!(first.refused().is_none() && second.refused().is_none());
+        let busy = log.append("realm1", &delivery(&payload));
+        assert_eq!(
+            busy.refused(),
+            Some(&AppendError::Busy),
+            "the queue holds 2"
+        );
+
+        let taken = appends.recv().await.expect("queued");
+        let Ok(Record::Event(event)) = Record::decode(&taken.body) else {
+            panic!("an event record");
+        };
+        assert_eq!(
+            (event.node.as_str(), event.realm.as_str(), event.publication),
+            ("n1", "realm1", 7)
+        );
+        taken.done.send(Ok(())).expect("waiting");
+        assert_eq!(first.confirmed().await, Ok(()));
+        drop(appends);
+        assert_eq!(
+            second.confirmed().await,
+            Err(AppendError::Lost),
+            "never confirmed"
+        );
+    }
+}
