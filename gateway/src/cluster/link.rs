@@ -168,8 +168,8 @@ impl Link {
         let mut taken = 0usize;
         let mut delivered = 0u64;
         loop {
+            // Not biased: a flood of appends must not starve deliveries (or the other way round).
             tokio::select! {
-                biased;
                 _ = self.stop.cancelled() => {
                     if let Some(acker) = unacked.take() {
                         let _ = acker.ack(BasicAckOptions { multiple: true }).await;

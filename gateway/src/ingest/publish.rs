@@ -134,7 +134,6 @@ impl Publisher {
             return Err(PublishError::TooLarge { size, limit });
         }
         let id = random_id();
-        let mut claimed = None;
         if let Some(key) = &event.id {
             // Claim the key with this publication's id before publishing (and outside the broker's
             // lock): a copy racing in on another transport then gets the same id and is not published.
@@ -145,7 +144,6 @@ impl Publisher {
                 return Ok(self.pending(publication, None, None));
             }
             keys.insert(&realm.name, key, id, now);
-            claimed = Some((realm.name.clone(), key.clone()));
         }
         let options: Dict = event.options.to_dict();
         let payload = Payload::from_parts(event.args.clone(), event.kwargs.clone());
@@ -168,7 +166,10 @@ impl Publisher {
                 );
                 Ok(self.pending(id, None, None))
             }
-            Accepted::Appending(appending) => Ok(self.pending(id, Some(appending), claimed)),
+            Accepted::Appending(appending) => {
+                let claimed = event.id.clone().map(|key| (realm.name.clone(), key));
+                Ok(self.pending(id, Some(appending), claimed))
+            }
         }
     }
 
