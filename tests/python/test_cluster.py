@@ -2,8 +2,9 @@
 (issue #14): events ingested on node 1 over JSON-RPC, AMQP and ZeroMQ reach Autobahn|Python subscribers
 on nodes 2 and 3 exactly once with the same publication id; a WAMP PUBLISH on node 3 reaches node 1 with
 exclude_me, disclose_me and eligible lists behaving as on one node; get_events answers the same on every
-node, also after the whole cluster restarted; a taken node name is refused; an unreachable broker is
-retried (the node is not ready); a bad key is named by check-config; RPC stays per node.
+node, also after the whole cluster restarted; a taken node name and other retention settings are
+refused; an unreachable broker is retried (the node is not ready); a bad key is named by check-config;
+RPC stays per node; a node whose connection RabbitMQ closes resumes after its last offset.
 
 Every run uses its own stream, node names, exchange and queues, and deletes them at the end."""
 
@@ -42,14 +43,15 @@ def cluster_section(stream: str, node: str, url: str = AMQP_URL) -> str:
 class Node(Gateway):
     """One gateway of the cluster: history under app., JSON-RPC ingestion, and `extra` sections."""
 
-    def __init__(self, stream: str, node: str, extra: str = "", url: str = AMQP_URL, **kwargs):
+    def __init__(self, stream: str, node: str, extra: str = "", url: str = AMQP_URL, cluster_keys: str = "", **kwargs):
         self.node = node
         super().__init__(
             extra_config=HISTORY
             + SECURITY_CONFIG
             + '\n[ingest.jsonrpc]\nlisten = "127.0.0.1:0"\n'
             + extra
-            + cluster_section(stream, node, url),
+            + cluster_section(stream, node, url)
+            + cluster_keys,
             **kwargs,
         )
 
@@ -250,6 +252,18 @@ def test_a_second_node_with_a_taken_name_is_refused(cluster):
         assert "is taken: another live node" in twin.log_tail(), twin.log_tail()
     finally:
         twin.close()
+
+
+def test_a_node_with_other_retention_settings_is_refused(cluster):
+    other = Node(cluster.stream, f"other-{uid()}", cluster_keys="max_age_s = 600\n", ready_timeout=20)
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            other.start()
+        assert "exited with code 1" in str(failed.value), failed.value
+        log = other.log_tail()
+        assert "exists with other arguments than this node's [cluster] max_age_s = 600" in log, log
+    finally:
+        other.close()
 
 
 def test_an_unreachable_broker_is_retried_and_the_node_is_not_ready():

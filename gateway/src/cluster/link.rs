@@ -41,8 +41,9 @@ pub enum LinkState {
     Starting,
     /// The node has read its start marker back: history is rebuilt.
     CaughtUp,
-    /// At start, another live node holds this node's name: the node must not run.
-    NameTaken(String),
+    /// At start, another live node holds this node's name, or the stream exists with other arguments:
+    /// the node must not run (the message says why).
+    Refused(String),
 }
 
 /// Why one connection's life ended.
@@ -56,6 +57,8 @@ enum LinkError {
     Url(String),
     #[error("RabbitMQ cancelled the stream consumer")]
     ConsumerEnded,
+    #[error("{0}")]
+    Mismatch(String),
 }
 
 /// What the link task owns.
@@ -88,11 +91,13 @@ impl Link {
             }
             match ended {
                 Ok(()) => return,
-                Err(LinkError::Node(NodeError::Taken { .. })) if !caught_up_once => {
+                Err(LinkError::Node(NodeError::Taken { .. }) | LinkError::Mismatch(_))
+                    if !caught_up_once =>
+                {
                     let Err(error) = ended else { return };
                     tracing::error!("{error}");
                     self.state
-                        .send_replace(LinkState::NameTaken(error.to_string()));
+                        .send_replace(LinkState::Refused(error.to_string()));
                     return;
                 }
                 Err(error) => {
@@ -132,7 +137,9 @@ impl Link {
         };
         let control = connection.create_channel().await?;
         node::take_name(&control, &settings.stream, &settings.node).await?;
-        consume::declare_stream(&control, settings).await?;
+        consume::declare_stream(&control, settings)
+            .await
+            .map_err(|error| mismatch(error, settings))?;
         let appending = connection.create_channel().await?;
         appending
             .confirm_select(ConfirmSelectOptions::default())
@@ -216,6 +223,27 @@ impl Link {
                 }
             }
         }
+    }
+}
+
+/// AMQP reply code of a declaration whose arguments differ from the existing queue's.
+const PRECONDITION_FAILED: u16 = 406;
+
+/// A stream declared with other arguments than this node's is a configuration mismatch between nodes,
+/// said as such (other failures stay broker errors, retried).
+fn mismatch(error: lapin::Error, settings: &Settings) -> LinkError {
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == PRECONDITION_FAILED => {
+            LinkError::Mismatch(format!(
+                "stream {:?} exists with other arguments than this node's [cluster] max_age_s = {} and max_bytes = {} \
+                 (every node of a cluster needs the same; RabbitMQ said: {})",
+                settings.stream,
+                settings.max_age_s,
+                settings.max_bytes,
+                amqp.get_message()
+            ))
+        }
+        _ => LinkError::Lapin(error),
     }
 }
 

@@ -64,9 +64,10 @@ impl From<&ClusterConfig> for Settings {
 /// Why a node could not join its cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// Another live node holds this node's name.
+    /// At start: another live node holds this node's name, or the stream exists with other retention
+    /// arguments than this node's `[cluster]` (the message says which).
     #[error("{0}")]
-    NameTaken(String),
+    Refused(String),
     /// The link task ended before the node caught up (it was stopped).
     #[error("the cluster link stopped before the node caught up with the event log")]
     Stopped,
@@ -107,7 +108,8 @@ impl Cluster {
     }
 
     /// Waits until the node has read the stream's retained tail (history and retained events are
-    /// rebuilt): only then may it accept sessions. Err when its name is taken by a live node.
+    /// rebuilt): only then may it accept sessions. Err when its name is taken by a live node or the
+    /// stream was declared with other retention settings.
     pub async fn caught_up(&mut self) -> Result<(), ClusterError> {
         let state = self
             .state
@@ -116,7 +118,7 @@ impl Cluster {
             .map_err(|_| ClusterError::Stopped)?;
         match &*state {
             LinkState::CaughtUp | LinkState::Starting => Ok(()),
-            LinkState::NameTaken(message) => Err(ClusterError::NameTaken(message.clone())),
+            LinkState::Refused(message) => Err(ClusterError::Refused(message.clone())),
         }
     }
 
