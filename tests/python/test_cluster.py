@@ -4,7 +4,10 @@ on nodes 2 and 3 exactly once with the same publication id; a WAMP PUBLISH on no
 exclude_me, disclose_me and eligible lists behaving as on one node; get_events answers the same on every
 node, also after the whole cluster restarted; a taken node name and other retention settings are
 refused; an unreachable broker is retried (the node is not ready); a bad key is named by check-config;
-RPC stays per node; a node whose connection RabbitMQ closes resumes after its last offset.
+RPC stays per node; a node whose connection RabbitMQ closes resumes after its last offset; a node cut off
+from RabbitMQ (through a TCP proxy the test cuts) refuses publishes explicitly (JSON-RPC -32002, WAMP
+ERROR switchboard.error.cluster_unavailable), keeps serving its sessions, and after reconnecting delivers
+every accepted event once while refused ones never appear.
 
 Every run uses its own stream, node names, exchange and queues, and deletes them at the end."""
 
@@ -16,11 +19,12 @@ import uuid
 
 import pika
 import pytest
+import requests
 from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
-from ingest_support import SECRET, SECURITY_CONFIG
+from ingest_support import SECRET, SECURITY_CONFIG, sign
 from support import Clients, Gateway, Inbox, gateway_binary, uid, wamp_test
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2f"
@@ -343,3 +347,107 @@ async def test_a_node_that_lost_rabbitmq_resumes_after_its_last_offset(cluster):
         await asyncio.sleep(QUIET)
         assert [p for _, p, _ in inbox.items] == sent, "each event once, in order"
         n2.wait_for_log("consuming again", timeout=10)
+
+
+class Proxy:
+    """A TCP proxy to RabbitMQ that the test can cut and restore: what a broker outage looks like to the
+    one node that connects through it (the shared broker itself keeps running for everybody else)."""
+
+    def __init__(self):
+        self.port = 0
+        self.server = None
+        self.writers: set = set()
+
+    async def start(self) -> "Proxy":
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader, writer):
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", 5672)
+        except OSError:
+            writer.close()
+            return
+        self.writers.update({writer, upstream_writer})
+
+        async def pipe(source, sink):
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    async def cut(self) -> None:
+        """Refuses new connections and resets the open ones."""
+        self.server.close()
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
+
+def rpc_publish(node: Gateway, topic: str, n: int) -> dict:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "publish", "params": {"topic": topic, "args": [n]}})
+    headers = {"Content-Type": "application/json", "X-Switchboard-Signature": sign(body.encode())}
+    return requests.post(node.rpc_url, data=body, headers=headers, timeout=10).json()
+
+
+@wamp_test(timeout=90)
+async def test_without_rabbitmq_publishes_are_refused_explicitly_and_nothing_accepted_is_lost():
+    proxy = await Proxy().start()
+    unique = uuid.uuid4().hex[:12]
+    stream = f"sbtest.cluster.{unique}"
+    cut_off = Node(stream, f"a-{unique}", url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2f")
+    steady = Node(stream, f"b-{unique}")
+    topic = f"com.outage.{uid()}"
+    try:
+        await asyncio.to_thread(cut_off.start)
+        await asyncio.to_thread(steady.start)
+        async with Clients(cut_off.url, "json") as on_a, Clients(steady.url, "json") as on_b:
+            inbox_a = await subscribe(await on_a.connect(), topic)
+            inbox_b = await subscribe(await on_b.connect(), topic)
+            publisher = await on_a.connect()
+            local = await on_a.connect()
+            await local.register(lambda: "served", f"{topic}.local")
+            accepted = [(await asyncio.to_thread(rpc_publish, cut_off, topic, 0))["result"]["publication"]]
+
+            await proxy.cut()
+            await asyncio.to_thread(cut_off.wait_for_log, "cluster link to RabbitMQ down", 10)
+            refused = await asyncio.to_thread(rpc_publish, cut_off, topic, 1)
+            assert refused["error"]["code"] == -32002, refused
+            assert refused["error"]["data"]["retry"] is True, refused
+            error = await error_of(publisher.publish(topic, 2, options=PublishOptions(acknowledge=True)))
+            assert error.error == "switchboard.error.cluster_unavailable", error
+            assert await publisher.call(f"{topic}.local") == "served", "local sessions are still served"
+            # The other node keeps accepting; the cut-off node delivers it once it is back.
+            accepted.append((await asyncio.to_thread(rpc_publish, steady, topic, 3))["result"]["publication"])
+            await asyncio.sleep(1)
+
+            await proxy.start()
+            deadline = time.monotonic() + 20
+            while True:
+                answer = await asyncio.to_thread(rpc_publish, cut_off, topic, 4)
+                if "result" in answer:
+                    accepted.append(answer["result"]["publication"])
+                    break
+                assert answer["error"]["code"] == -32002, answer
+                assert time.monotonic() < deadline, "the node never reconnected"
+                await asyncio.sleep(0.2)
+            for inbox, where in ((inbox_a, "the cut-off node"), (inbox_b, "the steady node")):
+                await inbox.count(len(accepted), f"every accepted event on {where}", timeout=20)
+            await asyncio.sleep(QUIET)
+            assert [p for _, p, _ in inbox_a.items] == accepted, "each accepted event once, in order"
+            assert [p for _, p, _ in inbox_b.items] == accepted
+            assert [a for a, _, _ in inbox_b.items] == [[0], [3], [4]], "refused events were never delivered"
+    finally:
+        for node in (cut_off, steady):
+            await asyncio.to_thread(node.close)
+        await proxy.cut()
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        connection.channel().queue_delete(stream)
+        connection.close()
