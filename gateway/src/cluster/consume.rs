@@ -256,6 +256,80 @@ mod tests {
         assert!(cursor.first_time(1), "forgotten after RECENT_IDS others");
     }
 
+    fn router() -> Router {
+        let config = switchboard_config::Config::from_toml_str(
+            "[[realms]]\nname = \"realm1\"\n[[realms.history]]\nuri = \"app.\"\nmatch = \"prefix\"\n",
+            "test.toml",
+        )
+        .expect("config");
+        Router::new(&config)
+    }
+
+    fn record(realm: &str, publication: Id) -> Vec<u8> {
+        let now = super::super::record::epoch_ms(std::time::SystemTime::now());
+        record_at(realm, publication, now)
+    }
+
+    fn record_at(realm: &str, publication: Id, published_ms: u64) -> Vec<u8> {
+        Record::Event(Box::new(EventRecord {
+            v: super::super::record::VERSION,
+            node: "n1".into(),
+            realm: realm.into(),
+            topic: "app.x".into(),
+            publication,
+            published_ms,
+            payload: super::super::record::RecordPayload::Args(vec![serde_json::json!(1)]),
+            audience: Audience::default(),
+            publisher: crate::wamp::Dict::new(),
+            retain: false,
+        }))
+        .encode()
+    }
+
+    #[test]
+    fn records_are_delivered_once_and_bad_ones_skipped() {
+        let router = router();
+        let mut cursor = Cursor::default();
+        assert_eq!(
+            take_body(&router, &mut cursor, &record("realm1", 5)),
+            Consumed::Delivered
+        );
+        assert_eq!(
+            take_body(&router, &mut cursor, &record("realm1", 5)),
+            Consumed::Skipped,
+            "the same publication again"
+        );
+        assert_eq!(
+            take_body(&router, &mut cursor, b"{not a record"),
+            Consumed::Skipped
+        );
+        assert_eq!(
+            take_body(&router, &mut cursor, &record("elsewhere", 6)),
+            Consumed::Skipped,
+            "a realm this node does not serve"
+        );
+        let realm = router.realm("realm1").expect("realm");
+        let newest = realm
+            .stored()
+            .last_publication("app.x", std::time::Instant::now());
+        assert_eq!(newest, Some(5), "recorded in history like a local event");
+        // History's ttl_s (an hour by default) counts from the origin's time: a node catching up two
+        // hours later delivers such a record but no longer keeps it.
+        let router = self::router();
+        let mut cursor = Cursor::default();
+        let two_hours_ago =
+            super::super::record::epoch_ms(std::time::SystemTime::now()) - 7_200_000;
+        assert_eq!(
+            take_body(&router, &mut cursor, &record_at("realm1", 7, two_hours_ago)),
+            Consumed::Delivered
+        );
+        let realm = router.realm("realm1").expect("realm");
+        let newest = realm
+            .stored()
+            .last_publication("app.x", std::time::Instant::now());
+        assert_eq!(newest, None);
+    }
+
     #[test]
     fn stream_arguments_follow_the_settings() {
         let settings = Settings {
