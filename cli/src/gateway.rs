@@ -1,5 +1,6 @@
-//! `switchboard gateway`: loads the configuration, binds the HTTP front and ingestion, writes the ready
-//! file, and serves until a signal stops it.
+//! `switchboard gateway`: loads the configuration, (with `[cluster]`) joins the cluster and catches up
+//! with its event log, binds the HTTP front and ingestion, writes the ready file, and serves until a
+//! signal stops it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
-use switchboard_config::Config;
+use switchboard_config::{ClusterConfig, Config};
+use switchboard_gateway::cluster::Cluster;
 use switchboard_gateway::fd_limit;
 use switchboard_gateway::ingest::Ingestion;
 use switchboard_gateway::router::Router;
@@ -69,7 +71,23 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     let result = runtime.block_on(async move {
+        // One signal stops everything: the WebSocket side says GOODBYE while ingestion drains.
+        let stop = CancellationToken::new();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                shutdown_signal().await;
+                stop.cancel();
+            }
+        });
         let router = Arc::new(Router::new(&config));
+        let cluster = match &config.cluster {
+            None => None,
+            Some(cluster) => match join_cluster(cluster, &router, &stop).await? {
+                Some(cluster) => Some(cluster),
+                None => return Ok(()),
+            },
+        };
         let server = Server::bind(config.gateway.listen, Arc::clone(&router))
             .await
             .with_context(|| format!("cannot listen on {}", config.gateway.listen))?
@@ -89,21 +107,15 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<()> {
             write_ready_file(path, addr, &ingestion)
                 .with_context(|| format!("cannot write the ready file {}", path.display()))?;
         }
-        // One signal stops both: the WebSocket side says GOODBYE while ingestion drains.
-        let stop = CancellationToken::new();
-        tokio::spawn({
-            let stop = stop.clone();
-            async move {
-                shutdown_signal().await;
-                stop.cancel();
-            }
-        });
         let (served, ()) = tokio::join!(server.run(stop.clone().cancelled_owned(), grace), async {
             stop.cancelled().await;
             if tokio::time::timeout(grace, ingestion.stop()).await.is_err() {
                 tracing::warn!("ingestion still stopping after the shutdown grace period");
             }
         });
+        if let Some(cluster) = cluster {
+            cluster.stop().await;
+        }
         served?;
         tracing::info!("stopped");
         Ok(())
@@ -112,6 +124,33 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<()> {
     // hold the process: the runtime gives them a moment, then the process exits regardless.
     runtime.shutdown_timeout(Duration::from_millis(100));
     result
+}
+
+/// Joins the cluster of `[cluster]` and waits until this node has rebuilt history from the event log,
+/// before anything accepts sessions or events. None when stopped by a signal meanwhile; Err when the
+/// node's name is taken by a live node.
+async fn join_cluster(
+    config: &ClusterConfig,
+    router: &Arc<Router>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<Cluster>> {
+    tracing::info!(
+        node = %config.node,
+        stream = %config.stream,
+        "joining the cluster: sessions and events are accepted once this node has caught up with the event log"
+    );
+    let mut cluster = Cluster::start(config, Arc::clone(router));
+    tokio::select! {
+        caught_up = cluster.caught_up() => {
+            caught_up.context("cannot join the cluster")?;
+            Ok(Some(cluster))
+        }
+        _ = stop.cancelled() => {
+            cluster.stop().await;
+            tracing::info!("stopped before joining the cluster");
+            Ok(None)
+        }
+    }
 }
 
 /// Writes the bound addresses to `path` as one JSON object, atomically: to `PATH.tmp`, then renamed, so

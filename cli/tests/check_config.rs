@@ -58,15 +58,23 @@ fn the_example_file_is_valid() {
 }
 
 #[test]
-fn cluster_ipc_and_amqps_are_refused_as_not_supported_with_their_lines() {
+fn bad_cluster_keys_ipc_and_amqps_are_refused_with_their_lines() {
     let (ok, stderr) = check(
         "cluster",
-        "[gateway]\nlisten = \"127.0.0.1:8080\"\n\n[cluster]\namqp_url = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\n",
+        "[gateway]\nlisten = \"127.0.0.1:8080\"\n\n[cluster]\namqp_url = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\nnode = \"n1\"\nmax_age_s = 0\n",
     );
     assert!(!ok, "check-config must fail");
     assert!(
-        stderr.contains("switchboard.toml:4: cluster: clustering is not supported yet"),
+        stderr.contains("switchboard.toml:7: cluster.max_age_s: must be between 60"),
         "{stderr}"
+    );
+    let (ok, stderr) = check(
+        "cluster-ok",
+        "[cluster]\namqp_url = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\nnode = \"n1\"\n",
+    );
+    assert!(
+        ok,
+        "a cluster section with its required keys is valid: {stderr}"
     );
     let (ok, stderr) = check(
         "ipc",
@@ -116,13 +124,13 @@ fn max_body_bytes_is_checked() {
 }
 
 #[test]
-fn the_gateway_refuses_to_start_with_a_cluster_section() {
+fn the_gateway_refuses_to_start_with_a_bad_cluster_node_name() {
     let dir = std::env::temp_dir().join(format!("switchboard-check-{}-start", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("switchboard.toml");
     std::fs::write(
         &file,
-        "[gateway]\nlisten = \"127.0.0.1:0\"\n[cluster]\namqp_url = \"amqp://127.0.0.1/%2f\"\n",
+        "[gateway]\nlisten = \"127.0.0.1:0\"\n[cluster]\namqp_url = \"amqp://127.0.0.1/%2f\"\nnode = \"a b\"\n",
     )
     .expect("config written");
     let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -138,7 +146,7 @@ fn the_gateway_refuses_to_start_with_a_cluster_section() {
         "the gateway must not start: {stderr}"
     );
     assert!(
-        stderr.contains("switchboard.toml:3: cluster: clustering is not supported yet"),
+        stderr.contains("switchboard.toml:5: cluster.node: node name \"a b\" holds ' '"),
         "{stderr}"
     );
 }

@@ -7,6 +7,7 @@
 //! [`telemetry`] names the operator metrics and serves them at `/metrics`.
 
 pub mod auth;
+pub mod cluster;
 pub mod fd_limit;
 pub mod ingest;
 pub mod router;

@@ -46,8 +46,7 @@ pub struct Config {
     /// WAMP realms; a HELLO naming any other realm is refused.
     #[serde(default)]
     pub realms: Vec<RealmConfig>,
-    /// Clustering through RabbitMQ: not supported yet, so validation refuses the section (it is parsed
-    /// only so that the refusal can name its line).
+    /// Clustering through a RabbitMQ stream (DESIGN.md section 8); absent, the gateway runs alone.
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
 }
@@ -407,10 +406,46 @@ pub struct UserConfig {
     pub keylen: Option<u32>,
 }
 
-/// `[cluster]`: reserved for clustering through RabbitMQ; always refused by validation for now.
+/// `[cluster]`: several gateway nodes act as one router. Every accepted event is appended to one
+/// RabbitMQ stream queue, and every node delivers what it consumes from it (DESIGN.md section 8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// RabbitMQ URL the nodes meet through.
+    /// RabbitMQ URL the nodes meet through (`amqp://`, RabbitMQ 3.9 or later for streams).
     pub amqp_url: String,
+    /// Name of the stream queue that is the cluster's event log; every node of a cluster names the same.
+    #[serde(default = "ClusterConfig::default_stream")]
+    pub stream: String,
+    /// This node's name, unique among the live nodes of the cluster (a second live node with the same
+    /// name is refused at start).
+    pub node: String,
+    /// Longest time the stream keeps an event, in seconds (what a restarting node can rebuild history from).
+    #[serde(default = "ClusterConfig::default_max_age_s")]
+    pub max_age_s: u64,
+    /// Most bytes the stream keeps on the broker's disk before dropping its oldest segments.
+    #[serde(default = "ClusterConfig::default_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl ClusterConfig {
+    /// Default `stream`.
+    pub const DEFAULT_STREAM: &'static str = "switchboard.events";
+    /// Default `max_age_s`: one day, longer than any `[[realms.history]]` default `ttl_s` (one hour), so
+    /// that a restarted cluster finds every event its history rules would still keep.
+    pub const DEFAULT_MAX_AGE_S: u64 = 86_400;
+    /// Default `max_bytes`: 1 GiB, a day of 10 events/s of 1 KiB with room to spare, small enough for
+    /// any broker disk.
+    pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
+    fn default_stream() -> String {
+        Self::DEFAULT_STREAM.to_string()
+    }
+
+    fn default_max_age_s() -> u64 {
+        Self::DEFAULT_MAX_AGE_S
+    }
+
+    fn default_max_bytes() -> u64 {
+        Self::DEFAULT_MAX_BYTES
+    }
 }

@@ -26,6 +26,25 @@ pub const MIN_BODY_BYTES: usize = 1024;
 /// Largest accepted `max_body_bytes` (4 GiB - 1, what the HTTP server can count).
 pub const MAX_BODY_BYTES: usize = u32::MAX as usize;
 
+/// Shortest accepted `cluster.max_age_s`: below a minute a restarting node could not rebuild anything.
+pub(crate) const MIN_STREAM_AGE_S: u64 = 60;
+
+/// Longest accepted `cluster.max_age_s` (ten years): past that the value is a typo.
+pub(crate) const MAX_STREAM_AGE_S: u64 = 10 * 365 * 86_400;
+
+/// Smallest accepted `cluster.max_bytes` (1 MiB).
+pub(crate) const MIN_STREAM_BYTES: u64 = 1 << 20;
+
+/// Largest accepted `cluster.max_bytes` (1 TiB).
+pub(crate) const MAX_STREAM_BYTES: u64 = 1 << 40;
+
+/// Longest accepted `cluster.node`: with the stream name it makes the node's queue name, which AMQP
+/// bounds to 255 bytes.
+pub(crate) const MAX_NODE_NAME: usize = 64;
+
+/// Longest accepted `cluster.stream` (255 bytes for an AMQP queue name, less `.node.<node>`).
+pub(crate) const MAX_STREAM_NAME: usize = 180;
+
 /// One failed check: the key at fault and why. The loader turns it into a [`ConfigError`] that names the
 /// file line or the environment variable responsible.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,14 +177,39 @@ impl Config {
         }
     }
 
-    /// `[cluster]` parses (so the error can name its line) but nothing implements it yet: a node that
-    /// silently ran alone while configured for a cluster would lose events for the other nodes' clients.
+    /// `[cluster]`: the broker URL, names RabbitMQ will accept (the node name is also part of a queue
+    /// name) and a retention that neither forgets at once nor fills a disk forever.
     fn check_cluster(&self) -> Option<Problem> {
-        self.cluster.as_ref()?;
-        Some(Problem::new(
-            KeyPath::root("cluster"),
-            "clustering is not supported yet: remove the [cluster] section (each gateway runs alone)",
-        ))
+        let cluster = self.cluster.as_ref()?;
+        let path = KeyPath::root("cluster");
+        if let Some(problem) = check_amqp_url(&cluster.amqp_url, path.key("amqp_url")) {
+            return Some(problem);
+        }
+        if let Err(reason) = check_stream_name(&cluster.stream) {
+            return Some(Problem::new(path.key("stream"), reason));
+        }
+        if let Err(reason) = check_node_name(&cluster.node) {
+            return Some(Problem::new(path.key("node"), reason));
+        }
+        if !(MIN_STREAM_AGE_S..=MAX_STREAM_AGE_S).contains(&cluster.max_age_s) {
+            return Some(Problem::new(
+                path.key("max_age_s"),
+                format!(
+                    "must be between {MIN_STREAM_AGE_S} (a minute) and {MAX_STREAM_AGE_S} (ten years), got {}",
+                    cluster.max_age_s
+                ),
+            ));
+        }
+        if !(MIN_STREAM_BYTES..=MAX_STREAM_BYTES).contains(&cluster.max_bytes) {
+            return Some(Problem::new(
+                path.key("max_bytes"),
+                format!(
+                    "must be between {MIN_STREAM_BYTES} (1 MiB) and {MAX_STREAM_BYTES} (1 TiB), got {}",
+                    cluster.max_bytes
+                ),
+            ));
+        }
+        None
     }
 
     fn check_realms(&self) -> Option<Problem> {
@@ -237,6 +281,53 @@ fn check_zmq_endpoint(endpoint: &str) -> Result<(), String> {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
         _ => Err(format!("endpoint {endpoint:?} must be tcp://HOST:PORT")),
     }
+}
+
+/// A node name: letters, digits, `-` and `_`, so that it reads the same in logs, metrics and the node's
+/// queue name `<stream>.node.<node>`.
+fn check_node_name(node: &str) -> Result<(), String> {
+    if node.is_empty() {
+        return Err("the node name is empty; give every node of the cluster its own name".into());
+    }
+    if node.len() > MAX_NODE_NAME {
+        return Err(format!(
+            "the node name is {} bytes long, at most {MAX_NODE_NAME} are accepted",
+            node.len()
+        ));
+    }
+    if let Some(bad) = node
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "node name {node:?} holds {bad:?}: only letters, digits, '-' and '_' are accepted"
+        ));
+    }
+    Ok(())
+}
+
+/// A stream (queue) name RabbitMQ accepts and that is not one of its reserved `amq.` names.
+fn check_stream_name(stream: &str) -> Result<(), String> {
+    if stream.is_empty() || stream.len() > MAX_STREAM_NAME {
+        return Err(format!(
+            "the stream name must be 1 to {MAX_STREAM_NAME} bytes long, got {}",
+            stream.len()
+        ));
+    }
+    if stream.starts_with("amq.") {
+        return Err(format!(
+            "stream name {stream:?}: names starting with amq. are reserved by RabbitMQ"
+        ));
+    }
+    if let Some(bad) = stream
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        return Err(format!(
+            "stream name {stream:?} holds {bad:?}: only letters, digits, '.', ':', '-' and '_' are accepted"
+        ));
+    }
+    Ok(())
 }
 
 fn check_amqp_url(url: &str, path: KeyPath) -> Option<Problem> {
@@ -558,12 +649,64 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("pw"), "{message}");
-        let message = error_of("[cluster]\namqp_url = \"amqp://guest:guest@127.0.0.1/%2f\"\n");
+    }
+
+    const CLUSTER: &str =
+        "[cluster]\namqp_url = \"amqp://guest:guest@127.0.0.1/%2f\"\nnode = \"n1\"\n";
+
+    #[test]
+    fn a_cluster_section_with_its_required_keys_gets_the_defaults() {
+        let config = Config::from_toml_str(CLUSTER, "switchboard.toml").expect("valid");
+        let cluster = config.cluster.expect("the section");
+        assert_eq!(cluster.stream, "switchboard.events");
+        assert_eq!(cluster.node, "n1");
+        assert_eq!(cluster.max_age_s, 86_400);
+        assert_eq!(cluster.max_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn cluster_keys_are_checked_by_name() {
+        for (extra, line, key, words) in [
+            ("stream = \"amq.events\"\n", 4, "stream", "reserved"),
+            ("stream = \"\"\n", 4, "stream", "1 to 180 bytes"),
+            ("stream = \"a b\"\n", 4, "stream", "holds ' '"),
+            ("max_age_s = 0\n", 4, "max_age_s", "between 60"),
+            ("max_age_s = 999999999999\n", 4, "max_age_s", "ten years"),
+            ("max_bytes = 0\n", 4, "max_bytes", "between 1048576"),
+            ("max_bytes = 1099511627777\n", 4, "max_bytes", "1 TiB"),
+        ] {
+            let message = error_of(&format!("{CLUSTER}{extra}"));
+            assert!(
+                message.starts_with(&format!("switchboard.toml:{line}: cluster.{key}: ")),
+                "{message}"
+            );
+            assert!(message.contains(words), "{message}");
+        }
+        let message = error_of("[cluster]\namqp_url = \"amqp://h/%2f\"\nnode = \"\"\n");
         assert!(
-            message.contains("cluster: clustering is not supported yet"),
+            message.starts_with("switchboard.toml:3: cluster.node: the node name is empty"),
             "{message}"
         );
-        assert!(message.starts_with("switchboard.toml:"), "{message}");
+        let message = error_of("[cluster]\namqp_url = \"amqp://h/%2f\"\nnode = \"a.b\"\n");
+        assert!(
+            message.contains("cluster.node: node name \"a.b\" holds '.'"),
+            "{message}"
+        );
+        let message = error_of(&format!(
+            "[cluster]\namqp_url = \"amqp://h/%2f\"\nnode = \"{}\"\n",
+            "n".repeat(65)
+        ));
+        assert!(message.contains("at most 64"), "{message}");
+        let message = error_of("[cluster]\namqp_url = \"http://u:secret@h\"\nnode = \"n\"\n");
+        assert!(
+            message.starts_with(
+                "switchboard.toml:2: cluster.amqp_url: the URL must start with amqp://"
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("secret"), "{message}");
+        let message = error_of("[cluster]\namqp_url = \"amqp://h/%2f\"\n");
+        assert!(message.contains("node"), "the node is required: {message}");
     }
 
     #[test]

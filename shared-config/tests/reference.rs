@@ -23,8 +23,8 @@ fn repo_file(relative: &str) -> PathBuf {
         .join(relative)
 }
 
-/// A config with every optional key and section present (not a valid one: `[cluster]` is refused by
-/// validation, which this test does not run).
+/// A config with every optional key and section present (not necessarily a valid one: this test does
+/// not run validation).
 fn everything() -> Config {
     let GatewayConfig {
         listen,
@@ -126,6 +126,10 @@ fn everything() -> Config {
         }],
         cluster: Some(ClusterConfig {
             amqp_url: "amqp://x".into(),
+            stream: "s".into(),
+            node: "n".into(),
+            max_age_s: 60,
+            max_bytes: 1 << 20,
         }),
     }
 }

@@ -1,5 +1,7 @@
 //! AMQP 0-9-1 ingestion (RabbitMQ): consumes `[ingest.amqp].queue`, bound to the topic exchange
-//! `[ingest.amqp].exchange`, with manual acks. A delivery is acked only after the router took the event.
+//! `[ingest.amqp].exchange`, with manual acks. A delivery is acked only after the router took the event
+//! (in a cluster: after the cluster's event log confirmed it; when the log cannot take it, the delivery
+//! is nacked back to the queue).
 //! A refused one (too large, badly signed, malformed) goes to `<queue>.dead-letter` with the reason:
 //! a copy carrying the headers [`REFUSED_HEADER`] and [`REASON_HEADER`] is published (confirmed) to the
 //! dead-letter exchange, then the original is acked; should that publish fail, the original is rejected
@@ -18,8 +20,8 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
-    ConfirmSelectOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
@@ -30,8 +32,9 @@ use switchboard_wire::{Verifier, AMQP_SIGNATURE_HEADER};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::publish::PublishError;
 use super::publish::Publisher;
-use super::signed::ingest;
+use super::signed::{ingest, Refusal};
 use crate::throttle;
 
 /// Deliveries RabbitMQ may have in flight to us, unacked (bounds the gateway's memory for AMQP).
@@ -50,6 +53,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// At start, how long the backlog is held while the router has no subscription at all: events consumed
 /// then would reach nobody, while RabbitMQ keeps them durably for the subscribers that are reconnecting.
 pub const HOLD_MAX: Duration = Duration::from_secs(30);
+/// Pause before a delivery the cluster's event log could not take goes back to the queue.
+const REQUEUE_PAUSE: Duration = Duration::from_millis(200);
 /// Once the first subscription exists, how long to wait for the other reconnecting subscribers.
 pub const HOLD_GRACE: Duration = Duration::from_millis(500);
 
@@ -161,7 +166,8 @@ async fn consume(
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())
         .await?;
-    if !*held {
+    // In a cluster the subscribers are on any node (and a node joins only once caught up): no hold.
+    if !*held && !intake.publisher.router().is_clustered() {
         hold_until_listened(intake.publisher, stop).await;
         *held = true;
     }
@@ -255,14 +261,34 @@ async fn take(
         Some(("too_large", reason))
     } else {
         let signature = signature(&delivery);
-        ingest(
+        match ingest(
             intake.verifier,
             intake.publisher,
             signature.as_deref(),
             &delivery.data,
         )
-        .err()
-        .map(|refusal| (refusal.which(), refusal.to_string()))
+        .await
+        {
+            Ok(_) => None,
+            Err(Refusal::Publish(PublishError::Cluster(error))) => {
+                // Clustered and the event log could not take it: nothing was accepted, so the delivery
+                // goes back to the queue (after a pause, not to spin while RabbitMQ is overloaded).
+                metrics::counter!("switchboard_ingest_refused_total", "transport" => "amqp", "reason" => "cluster_unavailable")
+                    .increment(1);
+                if let Some(suppressed) = throttle::allow("amqp_requeued", error.which()) {
+                    tracing::warn!(suppressed, routing_key = %delivery.routing_key, "AMQP delivery requeued: {error}");
+                }
+                tokio::time::sleep(REQUEUE_PAUSE).await;
+                delivery
+                    .nack(BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    })
+                    .await?;
+                return Ok(None);
+            }
+            Err(refusal) => Some((refusal.which(), refusal.to_string())),
+        }
     };
     let Some((which, reason)) = refused else {
         metrics::counter!("switchboard_ingest_accepted_total", "transport" => "amqp").increment(1);

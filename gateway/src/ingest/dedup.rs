@@ -63,6 +63,15 @@ impl RecentKeys {
         }
     }
 
+    /// Forgets `key` in `realm` if it still stands for `publication` (that event was not accepted after
+    /// all, so a retry must be published).
+    pub fn forget(&mut self, realm: &str, key: &str, publication: Id) {
+        let entry = (realm.to_string(), key.to_string());
+        if self.ids.get(&entry) == Some(&publication) {
+            self.ids.remove(&entry);
+        }
+    }
+
     fn expire(&mut self, now: Instant) {
         while let Some((seen, _)) = self.order.front() {
             if now.duration_since(*seen) < self.ttl {

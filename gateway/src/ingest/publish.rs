@@ -2,6 +2,10 @@
 //! in its realm, with its options read as a WAMP PUBLISH's black/white lists. Ingestion has no publisher
 //! session, so nobody is excluded as "the publisher". Events with an idempotency key seen recently are
 //! answered with the first publication's id and not published twice (see [`super::dedup`]).
+//!
+//! In a cluster an event is accepted only once the cluster's event log confirmed it: [`Publisher::accept`]
+//! hands it over and [`Pending::confirmed`] waits for the log (a single node answers at once), so that
+//! transports acknowledge only what the cluster holds and refuse, explicitly, what it could not take.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -9,7 +13,8 @@ use std::time::Instant;
 use switchboard_wire::Event;
 
 use super::dedup::RecentKeys;
-use crate::router::publish::Outgoing;
+use crate::cluster::{AppendError, Appending};
+use crate::router::publish::{Accepted, Outgoing};
 use crate::router::{Realm, Router};
 use crate::wamp::ids::random_id;
 use crate::wamp::{Dict, Id, Payload};
@@ -32,6 +37,10 @@ pub enum PublishError {
         /// `[gateway].max_message_bytes`.
         limit: usize,
     },
+    /// Clustered: the cluster's event log could not take the event (RabbitMQ away or overloaded, the
+    /// append not confirmed). Nothing was delivered; the sender may retry.
+    #[error("cluster: {0}")]
+    Cluster(AppendError),
 }
 
 impl PublishError {
@@ -40,6 +49,38 @@ impl PublishError {
         match self {
             PublishError::UnknownRealm(_) | PublishError::NoRealm => "realm",
             PublishError::TooLarge { .. } => "event",
+            PublishError::Cluster(_) => "cluster",
+        }
+    }
+}
+
+/// An accepted event on its way: in a cluster, waiting for the event log's confirmation.
+#[derive(Debug)]
+#[must_use = "the event is accepted only once confirmed"]
+pub struct Pending {
+    id: Id,
+    appending: Option<Appending>,
+    /// The idempotency key claimed for it, released when the log refuses the event (a retry must not
+    /// be answered as a duplicate of an event nobody received).
+    claimed: Option<(String, String)>,
+    recent_keys: Arc<Mutex<RecentKeys>>,
+}
+
+impl Pending {
+    /// The publication id, once the event is accepted (at once on a single node).
+    pub async fn confirmed(self) -> Result<Id, PublishError> {
+        let Some(appending) = self.appending else {
+            return Ok(self.id);
+        };
+        match appending.confirmed().await {
+            Ok(()) => Ok(self.id),
+            Err(error) => {
+                if let Some((realm, key)) = &self.claimed {
+                    let mut keys = self.recent_keys.lock().unwrap_or_else(|e| e.into_inner());
+                    keys.forget(realm, key, self.id);
+                }
+                Err(PublishError::Cluster(error))
+            }
         }
     }
 }
@@ -76,9 +117,16 @@ impl Publisher {
         }
     }
 
-    /// Hands `event` to the broker of its realm; returns the publication id. Once this returns, every
-    /// matching subscriber's outbox has the event (or was found full), so transports may acknowledge.
-    pub fn publish(&self, event: &Event) -> Result<Id, PublishError> {
+    /// Publishes `event` and waits until it is accepted (see [`Publisher::accept`]); returns the
+    /// publication id.
+    pub async fn publish(&self, event: &Event) -> Result<Id, PublishError> {
+        self.accept(event)?.confirmed().await
+    }
+
+    /// Hands `event` to the broker of its realm. Once the [`Pending`] is confirmed, every matching
+    /// subscriber's outbox on this node has the event (or was found full), or, in a cluster, the
+    /// event log holds it: transports may acknowledge then.
+    pub fn accept(&self, event: &Event) -> Result<Pending, PublishError> {
         let realm = self.realm_for(event)?;
         let limit = self.router.limits.max_message_bytes;
         let size = event.json_len();
@@ -93,27 +141,49 @@ impl Publisher {
             let now = Instant::now();
             if let Some(publication) = keys.get(&realm.name, key, now) {
                 tracing::debug!(realm = %realm.name, key, publication, "duplicate event not published again");
-                return Ok(publication);
+                return Ok(self.pending(publication, None, None));
             }
             keys.insert(&realm.name, key, id, now);
         }
         let options: Dict = event.options.to_dict();
         let payload = Payload::from_parts(event.args.clone(), event.kwargs.clone());
-        let fanout = realm.publish(Outgoing {
+        let accepted = realm.publish(Outgoing {
             id,
             topic: &event.topic,
             payload: &payload,
             options: &options,
             publisher: None,
         });
-        tracing::debug!(
-            realm = %realm.name,
-            topic = %event.topic,
-            publication = id,
-            delivered = fanout.delivered,
-            dropped = fanout.dropped,
-            "ingested event published"
-        );
-        Ok(id)
+        match accepted {
+            Accepted::Delivered(fanout) => {
+                tracing::debug!(
+                    realm = %realm.name,
+                    topic = %event.topic,
+                    publication = id,
+                    delivered = fanout.delivered,
+                    dropped = fanout.dropped,
+                    "ingested event published"
+                );
+                Ok(self.pending(id, None, None))
+            }
+            Accepted::Appending(appending) => {
+                let claimed = event.id.clone().map(|key| (realm.name.clone(), key));
+                Ok(self.pending(id, Some(appending), claimed))
+            }
+        }
+    }
+
+    fn pending(
+        &self,
+        id: Id,
+        appending: Option<Appending>,
+        claimed: Option<(String, String)>,
+    ) -> Pending {
+        Pending {
+            id,
+            appending,
+            claimed,
+            recent_keys: Arc::clone(&self.recent_keys),
+        }
     }
 }

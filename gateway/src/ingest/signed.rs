@@ -32,14 +32,16 @@ impl Refusal {
             Refusal::NotJson(_) => "not_json",
             Refusal::Event(_) => "invalid_event",
             Refusal::Publish(PublishError::TooLarge { .. }) => "too_large",
+            Refusal::Publish(PublishError::Cluster(_)) => "cluster_unavailable",
             Refusal::Publish(_) => "unknown_realm",
         }
     }
 }
 
-/// Verifies `signature` over `body`, parses the event and publishes it; returns the publication id.
-/// The signature is checked first, so unauthenticated input is never parsed.
-pub fn ingest(
+/// Verifies `signature` over `body`, parses the event and publishes it; returns the publication id once
+/// it is accepted (in a cluster: once the event log confirmed it). The signature is checked first, so
+/// unauthenticated input is never parsed.
+pub async fn ingest(
     verifier: &Verifier,
     publisher: &Publisher,
     signature: Option<&str>,
@@ -50,5 +52,5 @@ pub fn ingest(
     let value =
         serde_json::from_slice(body).map_err(|error| Refusal::NotJson(error.to_string()))?;
     let event = Event::from_value(value)?;
-    Ok(publisher.publish(&event)?)
+    Ok(publisher.publish(&event).await?)
 }

@@ -49,7 +49,7 @@ impl Realm {
         }
         let Some(args) = args() else { return };
         let payload = Payload::Args(args);
-        self.publish(Outgoing {
+        self.deliver_local(Outgoing {
             id: random_id(),
             topic,
             payload: &payload,

@@ -53,6 +53,10 @@ pub struct Limits {
 /// ERROR (or ABORT) URI when a request would pass one of the [`Limits`].
 pub const LIMIT_EXCEEDED: &str = "switchboard.error.limit_exceeded";
 
+/// ERROR URI of an acknowledged PUBLISH that the cluster's event log could not take (RabbitMQ away or
+/// overloaded, the append not confirmed): nothing was delivered, the publisher may retry.
+pub const CLUSTER_UNAVAILABLE: &str = "switchboard.error.cluster_unavailable";
+
 /// All realms of the gateway.
 #[derive(Debug)]
 pub struct Router {
@@ -113,6 +117,20 @@ impl Router {
         self.default_realm
             .as_deref()
             .and_then(|name| self.realm(name))
+    }
+
+    /// Makes every realm publish through the cluster's event log (see `crate::cluster`).
+    pub(crate) fn join_cluster(&self, log: &Arc<crate::cluster::Log>) {
+        for realm in self.realms.values() {
+            realm.join_cluster(log);
+        }
+    }
+
+    /// True when the node is part of a cluster (its realms publish through the event log).
+    pub fn is_clustered(&self) -> bool {
+        self.realms
+            .values()
+            .any(|realm| realm.cluster_log().is_some())
     }
 
     /// Every realm (for management calls that span realms).

@@ -114,7 +114,7 @@ impl Realm {
         for (topic, kwargs) in events {
             let topic = watched_topic(&topic);
             let payload = Payload::ArgsKwargs(Vec::new(), kwargs);
-            self.publish(Outgoing {
+            self.deliver_local(Outgoing {
                 id: random_id(),
                 topic: &topic,
                 payload: &payload,

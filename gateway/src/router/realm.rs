@@ -2,7 +2,9 @@
 //! (non-async) locks held only for in-memory work, never across an await.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 
 use switchboard_config::RealmConfig;
 
@@ -44,6 +46,9 @@ pub struct Realm {
     presence: Mutex<Presence>,
     /// This realm, for the timers it starts (conflation windows) to find it again while it lives.
     me: Weak<Realm>,
+    /// The cluster's event log, when the node is part of a cluster: published events are appended
+    /// there instead of delivered at once (see `publish.rs`). Unset on a single node.
+    cluster: OnceLock<Arc<crate::cluster::Log>>,
 }
 
 /// The joined sessions, and how many each authid has (for `max_sessions_per_authid`).
@@ -94,12 +99,23 @@ impl Realm {
             presence: Mutex::default(),
             history_rules,
             me,
+            cluster: OnceLock::new(),
             view_topics: config
                 .models
                 .iter()
                 .map(|model| format!("{MODEL_PREFIX}{}", model.name))
                 .collect(),
         }
+    }
+
+    /// Makes this realm publish through the cluster's event log (once, when the node joins a cluster).
+    pub(crate) fn join_cluster(&self, log: &Arc<crate::cluster::Log>) {
+        let _ = self.cluster.set(Arc::clone(log));
+    }
+
+    /// The cluster's event log, when clustered.
+    pub(crate) fn cluster_log(&self) -> Option<&Arc<crate::cluster::Log>> {
+        self.cluster.get()
     }
 
     /// The permissions of `role`; an unknown role may do nothing.

@@ -11,6 +11,9 @@ use crate::ingest::publish::PublishError;
 pub const INVALID_PARAMS: i32 = -32602;
 /// Signature missing, malformed, invalid, expired or replayed (Switchboard's server error).
 pub const SIGNATURE_REJECTED: i32 = -32001;
+/// Clustered: the cluster's event log (RabbitMQ) could not take the event; nothing was delivered and
+/// the caller may retry (Switchboard's server error).
+pub const CLUSTER_UNAVAILABLE: i32 = -32002;
 
 /// `-32602` naming `field`.
 pub fn invalid_params(field: &str, reason: &str) -> ErrorObjectOwned {
@@ -26,8 +29,16 @@ pub fn invalid_event(error: &EventError) -> ErrorObjectOwned {
     invalid_params(&error.field, &error.reason)
 }
 
-/// `-32602` for an event the router could not place (unknown realm); `prefix` locates it in a batch.
+/// `-32602` for an event the router could not place (unknown realm), `-32002` for one the cluster's
+/// event log could not take; `prefix` locates it in a batch.
 pub fn unpublishable(error: &PublishError, prefix: Option<&str>) -> ErrorObjectOwned {
+    if let PublishError::Cluster(append) = error {
+        return ErrorObjectOwned::owned(
+            CLUSTER_UNAVAILABLE,
+            append.to_string(),
+            Some(json!({"reason": append.which(), "retry": true, "at": prefix})),
+        );
+    }
     let field = match prefix {
         Some(prefix) => format!("{prefix}.{}", error.field()),
         None => error.field().to_string(),

@@ -31,14 +31,13 @@ pub const MAX_BATCH_EVENTS: usize = 1000;
 type Answer = Result<Value, ErrorObjectOwned>;
 type Method = fn(&Params<'_>, &Publisher) -> Answer;
 
-/// The methods, bound to `publisher`.
+/// The methods, bound to `publisher`. `publish` and `publish_batch` are asynchronous: in a cluster they
+/// answer once the cluster's event log confirmed the events.
 pub fn module(
     publisher: Publisher,
 ) -> Result<RpcModule<Publisher>, jsonrpsee::core::RegisterMethodError> {
     let mut module = RpcModule::new(publisher);
-    let methods: [(&'static str, Method); 7] = [
-        ("publish", publish),
-        ("publish_batch", publish_batch),
+    let methods: [(&'static str, Method); 5] = [
         ("session_count", session_count),
         ("sessions", sessions),
         ("kick", kick),
@@ -48,25 +47,49 @@ pub fn module(
     for (name, method) in methods {
         module.register_method(name, move |params, publisher, extensions| {
             let answer = signed(extensions).and_then(|()| method(&params, publisher));
-            if let Err(error) = &answer {
-                // Signature refusals were counted and logged once per HTTP request by the middleware.
-                let source = format!("{name}/{}", error.code());
-                if error.code() != super::errors::SIGNATURE_REJECTED {
-                    if let Some(suppressed) = throttle::allow("jsonrpc_call_refused", &source) {
-                        tracing::warn!(
-                            method = name,
-                            code = error.code(),
-                            message = error.message(),
-                            suppressed,
-                            "JSON-RPC call refused"
-                        );
-                    }
-                }
-            }
+            note_refused(name, &answer);
             answer
         })?;
     }
+    module.register_async_method("publish", |params, publisher, extensions| async move {
+        let answer = match signed(&extensions) {
+            Ok(()) => publish(&params, &publisher).await,
+            Err(error) => Err(error),
+        };
+        note_refused("publish", &answer);
+        answer
+    })?;
+    module.register_async_method(
+        "publish_batch",
+        |params, publisher, extensions| async move {
+            let answer = match signed(&extensions) {
+                Ok(()) => publish_batch(&params, &publisher).await,
+                Err(error) => Err(error),
+            };
+            note_refused("publish_batch", &answer);
+            answer
+        },
+    )?;
     Ok(module)
+}
+
+/// Logs a refused call (rate-limited).
+fn note_refused(name: &'static str, answer: &Answer) {
+    if let Err(error) = answer {
+        // Signature refusals were counted and logged once per HTTP request by the middleware.
+        let source = format!("{name}/{}", error.code());
+        if error.code() != super::errors::SIGNATURE_REJECTED {
+            if let Some(suppressed) = throttle::allow("jsonrpc_call_refused", &source) {
+                tracing::warn!(
+                    method = name,
+                    code = error.code(),
+                    message = error.message(),
+                    suppressed,
+                    "JSON-RPC call refused"
+                );
+            }
+        }
+    }
 }
 
 fn signed(extensions: &Extensions) -> Result<(), ErrorObjectOwned> {
@@ -85,7 +108,7 @@ fn params_value(params: &Params<'_>) -> Option<Value> {
 }
 
 /// `publish(event) -> {"publication": id}`; the event is the params object (or the only positional param).
-fn publish(params: &Params<'_>, publisher: &Publisher) -> Answer {
+async fn publish(params: &Params<'_>, publisher: &Publisher) -> Answer {
     let value = match params_value(params) {
         Some(Value::Array(mut items)) if items.len() == 1 => items.remove(0),
         Some(Value::Array(_)) => {
@@ -101,14 +124,16 @@ fn publish(params: &Params<'_>, publisher: &Publisher) -> Answer {
         Event::from_value(value).map_err(|e| counted("invalid_event", invalid_event(&e)))?;
     let publication = publisher
         .publish(&event)
+        .await
         .map_err(|e| counted(publish_reason(&e), unpublishable(&e, None)))?;
     accepted();
     Ok(json!({"publication": publication}))
 }
 
 /// `publish_batch({"events": [...]}) -> [{"publication": id} | {"error": {...}}]`, one entry per event in
-/// order; a bad event does not stop the others.
-fn publish_batch(params: &Params<'_>, publisher: &Publisher) -> Answer {
+/// order; a bad event does not stop the others. Every event is accepted (appended, in a cluster) before
+/// the first confirmation is awaited, so a batch costs one round trip to the event log, not one per event.
+async fn publish_batch(params: &Params<'_>, publisher: &Publisher) -> Answer {
     let events = match params_value(params) {
         Some(Value::Array(mut items)) if items.len() == 1 => items.remove(0),
         Some(Value::Object(mut object)) => {
@@ -134,38 +159,49 @@ fn publish_batch(params: &Params<'_>, publisher: &Publisher) -> Answer {
             ),
         ));
     }
-    let results = events
+    let pending: Vec<_> = events
         .into_iter()
         .enumerate()
         .map(|(i, value)| {
             let at = format!("events[{i}]");
-            let outcome = Event::from_value(value)
+            let pending = Event::from_value(value)
                 .map_err(|e| counted("invalid_event", invalid_event(&e.within(&at))))
                 .and_then(|event| {
                     publisher
-                        .publish(&event)
+                        .accept(&event)
                         .map_err(|e| counted(publish_reason(&e), unpublishable(&e, Some(&at))))
                 });
-            match outcome {
-                Ok(publication) => {
-                    accepted();
-                    json!({"publication": publication})
-                }
-                Err(error) => {
-                    if let Some(suppressed) = throttle::allow("jsonrpc_batch_refused", "events") {
-                        tracing::warn!(
-                            method = "publish_batch",
-                            code = error.code(),
-                            message = error.message(),
-                            suppressed,
-                            "batched event refused"
-                        );
-                    }
-                    json!({"error": error})
-                }
-            }
+            (at, pending)
         })
         .collect();
+    let mut results = Vec::with_capacity(pending.len());
+    for (at, pending) in pending {
+        let outcome = match pending {
+            Ok(pending) => pending
+                .confirmed()
+                .await
+                .map_err(|e| counted(publish_reason(&e), unpublishable(&e, Some(&at)))),
+            Err(error) => Err(error),
+        };
+        results.push(match outcome {
+            Ok(publication) => {
+                accepted();
+                json!({"publication": publication})
+            }
+            Err(error) => {
+                if let Some(suppressed) = throttle::allow("jsonrpc_batch_refused", "events") {
+                    tracing::warn!(
+                        method = "publish_batch",
+                        code = error.code(),
+                        message = error.message(),
+                        suppressed,
+                        "batched event refused"
+                    );
+                }
+                json!({"error": error})
+            }
+        });
+    }
     Ok(Value::Array(results))
 }
 
@@ -186,6 +222,7 @@ fn publish_reason(error: &PublishError) -> &'static str {
     match error {
         PublishError::TooLarge { .. } => "too_large",
         PublishError::UnknownRealm(_) | PublishError::NoRealm => "unknown_realm",
+        PublishError::Cluster(_) => "cluster_unavailable",
     }
 }
 

@@ -25,8 +25,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::publish::Publisher;
-use super::signed::ingest;
+use super::publish::{PublishError, Publisher};
+use super::signed::{ingest, Refusal};
 use super::IngestError;
 use crate::throttle;
 use zmtp::{Limits, Received, Zmtp, ZmtpError};
@@ -180,7 +180,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, proven: &At
     loop {
         match zmtp.receive().await {
             Ok(Received::Message { signature, body }) => {
-                if on_message(&signature, &body, peer, shared) {
+                if on_message(&signature, &body, peer, shared).await {
                     proven.store(true, Ordering::Relaxed);
                 }
             }
@@ -203,8 +203,10 @@ fn ended(stats: &ZmqStats, peer: SocketAddr, error: &ZmtpError) {
     }
 }
 
-/// Publishes one message; true when it was validly signed (the peer holds the secret).
-fn on_message(signature: &[u8], body: &[u8], peer: SocketAddr, shared: &Shared) -> bool {
+/// Publishes one message; true when it was validly signed (the peer holds the secret). In a cluster it
+/// waits for the event log's confirmation: ZeroMQ has no acknowledgement, so an event the log could not
+/// take is refused like any other (counted and logged), and the peer's next message waits meanwhile.
+async fn on_message(signature: &[u8], body: &[u8], peer: SocketAddr, shared: &Shared) -> bool {
     let Ok(signature) = std::str::from_utf8(signature) else {
         refuse(
             &shared.stats,
@@ -214,7 +216,7 @@ fn on_message(signature: &[u8], body: &[u8], peer: SocketAddr, shared: &Shared) 
         );
         return false;
     };
-    match ingest(&shared.verifier, &shared.publisher, Some(signature), body) {
+    match ingest(&shared.verifier, &shared.publisher, Some(signature), body).await {
         Ok(_) => {
             metrics::counter!("switchboard_ingest_accepted_total", "transport" => "zmq")
                 .increment(1);
@@ -222,7 +224,7 @@ fn on_message(signature: &[u8], body: &[u8], peer: SocketAddr, shared: &Shared) 
         }
         Err(refusal) => {
             refuse(&shared.stats, peer, refusal.which(), &refusal.to_string());
-            false
+            matches!(refusal, Refusal::Publish(PublishError::Cluster(_)))
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Who receives one event: the publisher's black and white lists and exclusion ([`Audience`]), and the
 //! subscriber's role where its pattern reaches topics the role may not see ([`RoleDecisions`]).
 
+use serde::{Deserialize, Serialize};
+
 use super::super::authorize::Action;
 use super::super::peer::Peer;
 use crate::wamp::{options, Dict, Id};
@@ -32,22 +34,32 @@ impl RoleDecisions {
     }
 }
 
-/// Who may receive an event, from PUBLISH options (black/white listing) and publisher exclusion.
-#[derive(Debug, Default, Clone)]
+/// Who may receive an event, from PUBLISH options (black/white listing) and publisher exclusion. It is
+/// part of a cluster log record (`cluster/record.rs`): every node decides with the same audience, and
+/// session ids are global (random), so a list may name sessions on any node.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Audience {
     /// The publisher's session, excluded when `exclude_me` is true (the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exclude_session: Option<Id>,
     /// `exclude`: session ids never to receive it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<Id>,
     /// `eligible`: when set, only these session ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eligible: Option<Vec<Id>>,
     /// `exclude_authid`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exclude_authid: Vec<String>,
     /// `eligible_authid`: when set, only sessions with these authids.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eligible_authid: Option<Vec<String>>,
     /// `exclude_authrole`: sessions holding any of these roles (not only as their first) never receive it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exclude_authrole: Vec<String>,
     /// `eligible_authrole`: when set, only sessions holding one of these roles.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eligible_authrole: Option<Vec<String>>,
 }
 
@@ -65,6 +77,11 @@ impl Audience {
                 .unwrap_or_default(),
             eligible_authrole: options::strings(publish_options, "eligible_authrole"),
         }
+    }
+
+    /// Does everybody subscribed receive it (no list, nobody excluded)? Then a log record leaves it out.
+    pub(crate) fn is_everyone(&self) -> bool {
+        self.exclude_session.is_none() && !self.is_private()
     }
 
     /// Does the publisher restrict who receives the event (black or white lists)? Such an event is private

@@ -122,6 +122,7 @@ impl Store {
 
     /// Stores an event: in its topic's history when an entry names the topic, as the topic's retained
     /// event when `retain` is set, and into the model view of its topic. Returns what had to be evicted.
+    #[cfg(test)]
     pub(crate) fn record(
         &mut self,
         id: Id,
@@ -130,6 +131,24 @@ impl Store {
         retain: bool,
         now: Instant,
     ) -> Evicted {
+        self.record_at(id, topic, payload, retain, SystemTime::now(), now)
+    }
+
+    /// [`Store::record`] of an event published at `published` (earlier than now when it was read
+    /// from the cluster's log): its timestamp, and its `ttl_s` counts from then, as on its origin.
+    pub(crate) fn record_at(
+        &mut self,
+        id: Id,
+        topic: &str,
+        payload: &Payload,
+        retain: bool,
+        published: SystemTime,
+        now: Instant,
+    ) -> Evicted {
+        let age = SystemTime::now()
+            .duration_since(published)
+            .unwrap_or_default();
+        let stored = now.checked_sub(age).unwrap_or(now);
         let view_fault = self.views.apply(topic, id, payload);
         let keep = self.rules.keep(topic);
         if keep.is_none() && !retain {
@@ -149,8 +168,8 @@ impl Store {
             id,
             topic: Arc::clone(&topic),
             payload: payload.clone(),
-            published: SystemTime::now(),
-            stored: now,
+            published,
+            stored,
             bytes: payload.json_len() + topic.len() + EVENT_OVERHEAD,
         });
         if event.bytes > self.max_bytes {

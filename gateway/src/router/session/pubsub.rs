@@ -9,8 +9,8 @@ use super::super::authorize::Action;
 use super::super::broker::{Wanted, MAX_RATE_MS, MIN_RATE_MS};
 use super::super::filter::Filter;
 use super::super::presence::tracked;
-use super::super::publish::Outgoing;
-use super::super::Refusal;
+use super::super::publish::{Accepted, Outgoing};
+use super::super::{Refusal, CLUSTER_UNAVAILABLE};
 use super::Session;
 use crate::wamp::{code, options, Dict, Id, Message, Payload};
 
@@ -152,26 +152,57 @@ impl Session {
         let Some(joined) = self.joined() else { return };
         let peer = &joined.peer;
         let id = crate::wamp::ids::random_id();
-        let fanout = joined.realm.publish(Outgoing {
+        let accepted = joined.realm.publish(Outgoing {
             id,
             topic,
             payload: &payload,
             options: publish_options,
             publisher: Some(peer),
         });
-        tracing::trace!(
-            session = peer.id,
-            topic,
-            delivered = fanout.delivered,
-            dropped = fanout.dropped,
-            "published"
-        );
-        if acknowledge {
-            self.send(&Message::Published {
-                request,
-                publication: id,
-            });
+        let appending = match accepted {
+            Accepted::Delivered(fanout) => {
+                tracing::trace!(
+                    session = peer.id,
+                    topic,
+                    delivered = fanout.delivered,
+                    dropped = fanout.dropped,
+                    "published"
+                );
+                if acknowledge {
+                    self.send(&Message::Published {
+                        request,
+                        publication: id,
+                    });
+                }
+                return;
+            }
+            Accepted::Appending(appending) => appending,
+        };
+        // Clustered: PUBLISHED only once the event log confirmed the append; a refusal is an ERROR
+        // (the log counted and logged it). Without `acknowledge` nobody waits for either.
+        if !acknowledge {
+            return;
         }
+        if let Some(error) = appending.refused() {
+            let refusal = Refusal::new(CLUSTER_UNAVAILABLE, error.to_string());
+            return self.refuse(code::PUBLISH, request, refusal);
+        }
+        let outbox = std::sync::Arc::clone(&self.outbox);
+        tokio::spawn(async move {
+            let answer = match appending.confirmed().await {
+                Ok(()) => Message::Published {
+                    request,
+                    publication: id,
+                },
+                Err(error) => Message::error(
+                    code::PUBLISH,
+                    request,
+                    CLUSTER_UNAVAILABLE,
+                    error.to_string(),
+                ),
+            };
+            outbox.send_message(&answer);
+        });
     }
 }
 

@@ -129,7 +129,8 @@ impl Testament {
 pub(super) fn publish_all(realm: &Realm, session: Id, testaments: Vec<Testament>) {
     for testament in testaments {
         let id = crate::wamp::ids::random_id();
-        let fanout = realm.publish(Outgoing {
+        // In a cluster nobody waits for the append: a refused one is counted and logged by the log.
+        let accepted = realm.publish(Outgoing {
             id,
             topic: &testament.topic,
             payload: &testament.payload,
@@ -137,7 +138,7 @@ pub(super) fn publish_all(realm: &Realm, session: Id, testaments: Vec<Testament>
             publisher: None,
         });
         metrics::counter!("switchboard_testaments_published_total").increment(1);
-        tracing::debug!(session, topic = %testament.topic, publication = id, ?fanout, "testament published");
+        tracing::debug!(session, topic = %testament.topic, publication = id, fanout = ?accepted.fanout(), "testament published");
     }
 }
 
