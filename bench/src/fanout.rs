@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use crate::client::{self, source_address, Connection, Target};
 use crate::report::{FlowReport, Latency};
 use crate::subscriber::{self, Held, Outcome};
-use crate::wire::{EventPayload, Serializer};
+use crate::wire::{EventPayload, Serializer, Transport};
 use crate::{publisher, sys};
 
 /// Settings of a fan-out run.
@@ -30,6 +30,8 @@ pub struct FanoutOptions {
     pub size: usize,
     /// Serializer for every connection.
     pub serializer: Serializer,
+    /// Transport of every connection, the publisher's included.
+    pub transport: Transport,
     /// Events per second, or as fast as possible when `None`.
     pub rate: Option<f64>,
     /// Every K-th subscriber (and the first) measures latency.
@@ -63,6 +65,7 @@ impl Default for FanoutOptions {
             events: 1000,
             size: 200,
             serializer: Serializer::Json,
+            transport: Transport::Websocket,
             rate: None,
             sample_every: 100,
             topic: "com.switchboard.bench".into(),
@@ -154,7 +157,7 @@ pub(crate) async fn flow(scenario: &str, options: &FanoutOptions) -> anyhow::Res
         bail!("rate must be a positive number");
     }
     crate::clock::init();
-    let target = Target::parse(&options.url)?;
+    let target = Target::parse(&options.url)?.over(options.transport);
     let started = Instant::now();
     let connections = connect_many(
         &target,
@@ -267,6 +270,7 @@ fn summarize(
     FlowReport {
         scenario: scenario.to_string(),
         serializer: options.serializer,
+        transport: options.transport,
         subscribers: options.subscribers,
         events: published.sent,
         size: options.size,

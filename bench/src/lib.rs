@@ -2,7 +2,8 @@
 //! throughput, publish-to-delivery latency, resident memory per idle connection, ingestion throughput
 //! from the switchboard-emitter crate (JSON-RPC, ZeroMQ, AMQP) into one subscriber, and whether memory
 //! stays flat over a long run with churn and stalled consumers (soak), and the live-data features:
-//! recovery latency (`wamp.subscription.get_events`) and memory per stored event (history).
+//! recovery latency (`wamp.subscription.get_events`) and memory per stored event (history); fan-out and
+//! idle memory over RawSocket too.
 //!
 //! Every scenario is a plain async function taking an options struct, so the `switchboard-bench` binary
 //! and the integration tests run the same code. The generator talks only to `127.0.0.x` addresses.
@@ -15,6 +16,7 @@ pub mod idle;
 pub mod ingest;
 pub mod latency;
 pub mod publisher;
+pub mod rawsocket;
 pub mod recovery;
 pub mod report;
 pub mod smoke;
@@ -32,4 +34,4 @@ pub use recovery::{HistoryMemoryOptions, RecoveryOptions};
 pub use report::{FlowReport, IdleReport};
 pub use soak::SoakOptions;
 pub use soak_report::SoakReport;
-pub use wire::Serializer;
+pub use wire::{Serializer, Transport};

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
+use switchboard_bench::Transport;
 use switchboard_bench::{
     fanout, idle, latency, smoke, soak, FanoutOptions, IdleOptions, SoakOptions,
 };
 use switchboard_bench::{ingest, IngestOptions, IngestTransport, LatencyOptions, Serializer};
 use switchboard_bench::{recovery, HistoryMemoryOptions, RecoveryOptions};
 
-/// Load generator for the Switchboard gateway (WAMP v2 over WebSocket).
+/// Load generator for the Switchboard gateway (WAMP v2 over WebSocket or RawSocket).
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -82,6 +83,10 @@ enum Command {
         /// Publish kwargs {"n": sequence} with every event (the payload of a --filters run, unfiltered).
         #[arg(long)]
         kwargs: bool,
+        /// Transport of the subscribers and the publisher: websocket or rawsocket (the URL's host and
+        /// port; RawSocket shares the HTTP port).
+        #[arg(long, default_value = "websocket")]
+        transport: Transport,
     },
     /// Recovery: publish E events to a topic with history, then time R get_events calls.
     Recovery {
@@ -155,6 +160,9 @@ enum Command {
         /// WAMP serializer: json or msgpack.
         #[arg(long, default_value = "json")]
         serializer: Serializer,
+        /// Transport of the connections: websocket or rawsocket.
+        #[arg(long, default_value = "websocket")]
+        transport: Transport,
     },
     /// One subscriber, E events emitted through switchboard-emitter: events/s, losses, latency.
     Ingest(IngestArgs),
@@ -358,8 +366,10 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
             match_policy,
             filters,
             kwargs,
+            transport,
         } => {
             let options = FanoutOptions {
+                transport,
                 pattern: match_policy.zip(pattern),
                 url: common.url,
                 subscribers,
@@ -447,8 +457,10 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
             distinct_topics,
             serializer,
             per_source,
+            transport,
         } => {
             let options = IdleOptions {
+                transport,
                 url,
                 connections,
                 pid,
