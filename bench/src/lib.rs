@@ -3,11 +3,12 @@
 //! from the switchboard-emitter crate (JSON-RPC, ZeroMQ, AMQP) into one subscriber, and whether memory
 //! stays flat over a long run with churn and stalled consumers (soak), and the live-data features:
 //! recovery latency (`wamp.subscription.get_events`) and memory per stored event (history); fan-out and
-//! idle memory over RawSocket too.
+//! idle memory over RawSocket too, and connection churn with the session meta events.
 //!
 //! Every scenario is a plain async function taking an options struct, so the `switchboard-bench` binary
 //! and the integration tests run the same code. The generator talks only to `127.0.0.x` addresses.
 
+pub mod churn;
 pub mod client;
 pub mod clock;
 pub mod counter;
@@ -26,6 +27,7 @@ pub mod subscriber;
 pub mod sys;
 pub mod wire;
 
+pub use churn::{ChurnOptions, ChurnReport};
 pub use fanout::FanoutOptions;
 pub use idle::IdleOptions;
 pub use ingest::{IngestOptions, IngestReport, IngestTransport};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use switchboard_bench::Transport;
+use switchboard_bench::{churn, ChurnOptions, Transport};
 use switchboard_bench::{
     fanout, idle, latency, smoke, soak, FanoutOptions, IdleOptions, SoakOptions,
 };
@@ -88,6 +88,9 @@ enum Command {
         #[arg(long, default_value = "websocket")]
         transport: Transport,
     },
+    /// Sessions that connect, join, (subscribe,) leave and close, a bounded number at a time:
+    /// connections/s, and with --meta-subscriber the wamp.session.on_join/on_leave events one session got.
+    Churn(ChurnArgs),
     /// Recovery: publish E events to a topic with history, then time R get_events calls.
     Recovery {
         #[command(flatten)]
@@ -224,6 +227,55 @@ struct IngestArgs {
     /// The gateway's process id, to report its CPU time during the run.
     #[arg(long)]
     pid: Option<u32>,
+}
+
+/// Settings of the churn scenario.
+#[derive(Args)]
+struct ChurnArgs {
+    /// Gateway WebSocket URL (127.0.0.x only; RawSocket uses its host and port).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// Transport of the churned sessions: websocket or rawsocket.
+    #[arg(long, default_value = "websocket")]
+    transport: Transport,
+    /// WAMP serializer: json or msgpack.
+    #[arg(long, default_value = "json")]
+    serializer: Serializer,
+    /// Sessions to open and close.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// Sessions in progress at once.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Each session subscribes to this topic before it leaves.
+    #[arg(long)]
+    subscribe: Option<String>,
+    /// One extra session subscribes to wamp.session.on_join and on_leave and counts what it gets.
+    #[arg(long)]
+    meta_subscriber: bool,
+    /// Connections per source address (127.0.0.1, then .2, ...) once there are more than this.
+    #[arg(long, default_value_t = 20_000)]
+    per_source: usize,
+    /// Seconds the whole run may take.
+    #[arg(long, default_value_t = 300)]
+    timeout_s: u64,
+}
+
+impl From<ChurnArgs> for ChurnOptions {
+    fn from(args: ChurnArgs) -> Self {
+        ChurnOptions {
+            url: args.url,
+            transport: args.transport,
+            serializer: args.serializer,
+            connections: args.connections,
+            concurrency: args.concurrency,
+            subscribe: args.subscribe,
+            meta_subscriber: args.meta_subscriber,
+            per_source: args.per_source,
+            timeout: Duration::from_secs(args.timeout_s),
+            ..ChurnOptions::default()
+        }
+    }
 }
 
 /// Settings of the soak scenario.
@@ -474,6 +526,10 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
         }
         Command::Ingest(args) => {
             let report = ingest::run(&args.into()).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Churn(args) => {
+            let report = churn::run(&args.into()).await?;
             print(json, report.table(), &report)
         }
         Command::Soak(args) => {
