@@ -47,6 +47,8 @@ pub struct ChurnOptions {
     pub timeout: Duration,
     /// How long the meta subscriber waits for the last meta events after the last session left.
     pub meta_grace: Duration,
+    /// The gateway's process id: its CPU time during the churn is reported.
+    pub pid: Option<u32>,
 }
 
 impl Default for ChurnOptions {
@@ -62,6 +64,7 @@ impl Default for ChurnOptions {
             per_source: 20_000,
             timeout: Duration::from_secs(300),
             meta_grace: Duration::from_secs(10),
+            pid: None,
         }
     }
 }
@@ -101,6 +104,9 @@ pub struct ChurnReport {
     pub meta_on_join: u64,
     /// `wamp.session.on_leave` events the meta subscriber received.
     pub meta_on_leave: u64,
+    /// The gateway's CPU time (user + system) from the first connect to the last session closed, when
+    /// its pid was given.
+    pub gateway_cpu_s: Option<f64>,
 }
 
 impl ChurnReport {
@@ -124,6 +130,13 @@ impl ChurnReport {
         ];
         if let Some(error) = &self.first_error {
             rows.push(("first error", error.clone()));
+        }
+        if let Some(cpu) = self.gateway_cpu_s {
+            let per = cpu * 1e6 / self.completed.max(1) as f64;
+            rows.push((
+                "gateway CPU (s)",
+                format!("{cpu:.2} ({per:.0} us per session)"),
+            ));
         }
         if let Some(t) = &self.session_time {
             rows.push(("session p50 (ms)", format!("{:.3}", t.p50_us / 1000.0)));
@@ -248,6 +261,10 @@ pub async fn run(options: &ChurnOptions) -> anyhow::Result<ChurnReport> {
     let mut tasks = JoinSet::new();
     let (mut completed, mut failed, mut first_error) = (0usize, 0usize, None);
     let mut times = Vec::with_capacity(options.connections);
+    let cpu_before = options
+        .pid
+        .map(|pid| sys::cpu_seconds(Some(pid)))
+        .transpose()?;
     let started = Instant::now();
     let churn = async {
         for index in 0..options.connections {
@@ -285,6 +302,10 @@ pub async fn run(options: &ChurnOptions) -> anyhow::Result<ChurnReport> {
     };
     let finished = tokio::time::timeout(options.timeout, churn).await;
     let elapsed_s = started.elapsed().as_secs_f64();
+    let gateway_cpu_s = match (options.pid, cpu_before) {
+        (Some(pid), Some(before)) => Some(sys::cpu_seconds(Some(pid))? - before),
+        _ => None,
+    };
     tasks.abort_all();
     match finished {
         Ok(result) => result?,
@@ -331,6 +352,7 @@ pub async fn run(options: &ChurnOptions) -> anyhow::Result<ChurnReport> {
         meta_expected,
         meta_on_join,
         meta_on_leave,
+        gateway_cpu_s,
     })
 }
 

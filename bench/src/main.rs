@@ -87,6 +87,10 @@ enum Command {
         /// port; RawSocket shares the HTTP port).
         #[arg(long, default_value = "websocket")]
         transport: Transport,
+        /// The gateway's process id, to report its CPU time from the publisher's start to the last
+        /// delivery.
+        #[arg(long)]
+        pid: Option<u32>,
     },
     /// Sessions that connect, join, (subscribe,) leave and close, a bounded number at a time:
     /// connections/s, and with --meta-subscriber the wamp.session.on_join/on_leave events one session got.
@@ -259,6 +263,9 @@ struct ChurnArgs {
     /// Seconds the whole run may take.
     #[arg(long, default_value_t = 300)]
     timeout_s: u64,
+    /// The gateway's process id, to report its CPU time during the churn.
+    #[arg(long)]
+    pid: Option<u32>,
 }
 
 impl From<ChurnArgs> for ChurnOptions {
@@ -273,6 +280,7 @@ impl From<ChurnArgs> for ChurnOptions {
             meta_subscriber: args.meta_subscriber,
             per_source: args.per_source,
             timeout: Duration::from_secs(args.timeout_s),
+            pid: args.pid,
             ..ChurnOptions::default()
         }
     }
@@ -419,9 +427,11 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
             filters,
             kwargs,
             transport,
+            pid,
         } => {
             let options = FanoutOptions {
                 transport,
+                pid,
                 pattern: match_policy.zip(pattern),
                 url: common.url,
                 subscribers,

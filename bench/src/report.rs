@@ -92,6 +92,9 @@ pub struct FlowReport {
     pub deliveries_per_s: f64,
     /// Publish-to-delivery latency of sampled subscribers.
     pub latency: Option<Latency>,
+    /// The gateway's CPU time (user + system) from the publisher's start to the last delivery, when its
+    /// pid was given.
+    pub gateway_cpu_s: Option<f64>,
 }
 
 impl FlowReport {
@@ -128,6 +131,13 @@ impl FlowReport {
             ("elapsed (s)", format!("{:.3}", self.elapsed_s)),
             ("deliveries/s", format!("{:.0}", self.deliveries_per_s)),
         ];
+        if let Some(cpu) = self.gateway_cpu_s {
+            let per = cpu * 1e6 / self.delivered.max(1) as f64;
+            rows.push((
+                "gateway CPU (s)",
+                format!("{cpu:.2} ({per:.3} us per delivery)"),
+            ));
+        }
         match &self.latency {
             Some(l) => rows.extend([
                 (
