@@ -113,7 +113,7 @@ pub fn publisher_buffers() -> WebSocketConfig {
 
 /// The stream under a [`Connection`].
 enum Link {
-    Ws(WebSocketStream<TcpStream>),
+    Ws(Box<WebSocketStream<TcpStream>>),
     Raw(RawLink),
 }
 
@@ -200,7 +200,7 @@ impl Connection {
             bail!("gateway did not agree to {}", serializer.subprotocol());
         }
         Ok(Connection {
-            link: Link::Ws(ws),
+            link: Link::Ws(Box::new(ws)),
             serializer,
             next_request: 1,
         })
@@ -253,7 +253,7 @@ impl Connection {
     /// The WebSocket itself (`None` over RawSocket).
     pub fn into_websocket(self) -> Option<WebSocketStream<TcpStream>> {
         match self.link {
-            Link::Ws(ws) => Some(ws),
+            Link::Ws(ws) => Some(*ws),
             Link::Raw(_) => None,
         }
     }
@@ -378,7 +378,7 @@ impl Connection {
         let closing = async {
             match &mut self.link {
                 Link::Ws(ws) => {
-                    let _ = ws.close(None).await;
+                    let _ = (**ws).close(None).await;
                 }
                 Link::Raw(raw) => {
                     let _ = raw.feed(&self.serializer.encode(&goodbye()).into_data());
@@ -415,7 +415,7 @@ impl Connection {
     /// event is published): bytes the WebSocket or RawSocket reader already read would be lost.
     pub fn into_raw(self) -> TcpStream {
         match self.link {
-            Link::Ws(ws) => ws.into_inner(),
+            Link::Ws(ws) => (*ws).into_inner(),
             Link::Raw(raw) => {
                 debug_assert!(!raw.has_buffered(), "bytes read ahead would be lost");
                 raw.into_inner()
