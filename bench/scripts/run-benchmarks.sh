@@ -2,11 +2,13 @@
 # Runs the BENCHMARKS.md scenarios against a release gateway pinned to CPU 0, with the generator on CPU 1.
 # Each scenario runs RUNS times (default 3) on a freshly started gateway; every run prints one JSON line.
 #
-#   bench/scripts/run-benchmarks.sh [fanout|idle|latency|ingest|all|soak|transports|churn]
+#   bench/scripts/run-benchmarks.sh [fanout|idle|latency|ingest|all|soak|transports|churn|longpoll]
 #
 # `transports` (not part of `all`) alternates WebSocket and RawSocket runs (fresh gateway each) of the
 # fan-out (2,000 and 5,000 subscribers) and of idle memory; `churn` (not part of `all`) alternates churn
-# runs (20,000 sessions, 50 at a time) without and with a meta subscriber.
+# runs (20,000 sessions, 50 at a time) without and with a meta subscriber; `longpoll` (not part of `all`)
+# alternates long-poll fan-out runs (1,000 sessions x 200 events) in wamp.2.json and wamp.2.json.batched,
+# then measures memory per idle long-poll session (5,000 sessions, one receive pending each).
 #
 # `soak` (not part of `all`) runs once for SOAK_DURATION_S seconds (default 600): continuous publishing,
 # connection churn and stalled consumers, sampling the gateway's RSS; extra `switchboard-bench soak`
@@ -167,6 +169,20 @@ if [ "$WHAT" = churn ]; then
     done
 fi
 
+if [ "$WHAT" = longpoll ]; then
+    rm -f "$OUT/longpoll.jsonl" "$OUT/longpoll-idle.jsonl"
+    for i in $(seq "$RUNS"); do
+        for batched in "" --batched; do
+            # shellcheck disable=SC2086 # $batched is one option or none
+            pair longpoll "${batched:-unbatched} run $i" longpoll --url @URL@ --sessions 1000 \
+                --events 200 --size 200 --pid @PID@ $batched
+        done
+    done
+    for i in $(seq "$RUNS"); do
+        pair longpoll-idle "run $i" longpoll --url @URL@ --sessions 5000 --events 0 --pid @PID@
+    done
+fi
+
 if wants ingest; then
     CONFIG="$OUT/ingest.toml"
     # transport, events (fewer for the slow ones, so that a run stays well under 30 s)
@@ -255,5 +271,9 @@ grouped("churn", lambda r: "meta" if r["meta_subscriber"] else "no meta",
         lambda r: r["connections_per_s"], "churn connections/s")
 grouped("churn", lambda r: "meta" if r["meta_subscriber"] else "no meta",
         lambda r: r["meta_on_join"] + r["meta_on_leave"] - r["meta_expected"], "churn meta missing(-)")
+grouped("longpoll", lambda r: r["protocol"], lambda r: r["deliveries_per_s"], "longpoll deliveries/s")
+grouped("longpoll", lambda r: r["protocol"], lambda r: r["expected"] - r["delivered"], "longpoll lost")
+grouped("longpoll-idle", lambda r: r["protocol"], lambda r: r["bytes_per_session"],
+        "longpoll idle bytes/session")
 PY
 fi

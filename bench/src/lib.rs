@@ -3,7 +3,8 @@
 //! from the switchboard-emitter crate (JSON-RPC, ZeroMQ, AMQP) into one subscriber, and whether memory
 //! stays flat over a long run with churn and stalled consumers (soak), and the live-data features:
 //! recovery latency (`wamp.subscription.get_events`) and memory per stored event (history); fan-out and
-//! idle memory over RawSocket too, and connection churn with the session meta events.
+//! idle memory over RawSocket too, connection churn with the session meta events, and fan-out and idle
+//! memory over HTTP long-poll.
 //!
 //! Every scenario is a plain async function taking an options struct, so the `switchboard-bench` binary
 //! and the integration tests run the same code. The generator talks only to `127.0.0.x` addresses.
@@ -16,6 +17,7 @@ pub mod fanout;
 pub mod idle;
 pub mod ingest;
 pub mod latency;
+pub mod longpoll;
 pub mod publisher;
 pub mod rawsocket;
 pub mod recovery;
@@ -32,6 +34,7 @@ pub use fanout::FanoutOptions;
 pub use idle::IdleOptions;
 pub use ingest::{IngestOptions, IngestReport, IngestTransport};
 pub use latency::LatencyOptions;
+pub use longpoll::{LongpollOptions, LongpollReport};
 pub use recovery::{HistoryMemoryOptions, RecoveryOptions};
 pub use report::{FlowReport, IdleReport};
 pub use soak::SoakOptions;

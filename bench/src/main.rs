@@ -10,6 +10,7 @@ use switchboard_bench::{
     fanout, idle, latency, smoke, soak, FanoutOptions, IdleOptions, SoakOptions,
 };
 use switchboard_bench::{ingest, IngestOptions, IngestTransport, LatencyOptions, Serializer};
+use switchboard_bench::{longpoll, LongpollOptions};
 use switchboard_bench::{recovery, HistoryMemoryOptions, RecoveryOptions};
 
 /// Load generator for the Switchboard gateway (WAMP v2 over WebSocket or RawSocket).
@@ -95,6 +96,9 @@ enum Command {
     /// Sessions that connect, join, (subscribe,) leave and close, a bounded number at a time:
     /// connections/s, and with --meta-subscriber the wamp.session.on_join/on_leave events one session got.
     Churn(ChurnArgs),
+    /// N long-poll (/lp) subscribers: deliveries/s of E events from a WebSocket publisher, or with
+    /// --events 0 the gateway's memory per idle session (each keeping one receive pending).
+    Longpoll(LongpollArgs),
     /// Recovery: publish E events to a topic with history, then time R get_events calls.
     Recovery {
         #[command(flatten)]
@@ -284,6 +288,38 @@ impl From<ChurnArgs> for ChurnOptions {
             ..ChurnOptions::default()
         }
     }
+}
+
+/// Settings of the longpoll scenario.
+#[derive(Args)]
+struct LongpollArgs {
+    /// Gateway WebSocket URL (127.0.0.x only; long-poll uses its host and port, the publisher the URL).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// Long-poll sessions.
+    #[arg(long, default_value_t = 1000)]
+    sessions: usize,
+    /// Events to publish; 0: measure idle memory per session instead (needs --pid).
+    #[arg(long, default_value_t = 100)]
+    events: u64,
+    /// EVENT size in bytes.
+    #[arg(long, default_value_t = 200)]
+    size: usize,
+    /// Speak wamp.2.json.batched (several messages per receive) instead of wamp.2.json.
+    #[arg(long)]
+    batched: bool,
+    /// Topic.
+    #[arg(long, default_value = "com.switchboard.bench.longpoll")]
+    topic: String,
+    /// Sessions opened at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds deliveries may take after the first publish.
+    #[arg(long, default_value_t = 60)]
+    timeout_s: u64,
+    /// The gateway's process id (idle: its RSS; fan-out: its CPU time).
+    #[arg(long)]
+    pid: Option<u32>,
 }
 
 /// Settings of the soak scenario.
@@ -540,6 +576,21 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
         }
         Command::Churn(args) => {
             let report = churn::run(&args.into()).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Longpoll(args) => {
+            let options = LongpollOptions {
+                url: args.url,
+                sessions: args.sessions,
+                events: args.events,
+                size: args.size,
+                batched: args.batched,
+                topic: args.topic,
+                concurrency: args.concurrency,
+                timeout: Duration::from_secs(args.timeout_s),
+                pid: args.pid,
+            };
+            let report = longpoll::run(&options).await?;
             print(json, report.table(), &report)
         }
         Command::Soak(args) => {
