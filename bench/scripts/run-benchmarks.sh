@@ -2,7 +2,13 @@
 # Runs the BENCHMARKS.md scenarios against a release gateway pinned to CPU 0, with the generator on CPU 1.
 # Each scenario runs RUNS times (default 3) on a freshly started gateway; every run prints one JSON line.
 #
-#   bench/scripts/run-benchmarks.sh [fanout|idle|latency|ingest|all|soak]
+#   bench/scripts/run-benchmarks.sh [fanout|idle|latency|ingest|all|soak|transports|churn|longpoll]
+#
+# `transports` (not part of `all`) alternates WebSocket and RawSocket runs (fresh gateway each) of the
+# fan-out (2,000 and 5,000 subscribers) and of idle memory; `churn` (not part of `all`) alternates churn
+# runs (20,000 sessions, 50 at a time) without and with a meta subscriber; `longpoll` (not part of `all`)
+# alternates long-poll fan-out runs (1,000 sessions x 200 events) in wamp.2.json and wamp.2.json.batched,
+# then measures memory per idle long-poll session (5,000 sessions, one receive pending each).
 #
 # `soak` (not part of `all`) runs once for SOAK_DURATION_S seconds (default 600): continuous publishing,
 # connection churn and stalled consumers, sampling the gateway's RSS; extra `switchboard-bench soak`
@@ -120,6 +126,63 @@ if [ "$WHAT" = soak ]; then
     stop_gateway
 fi
 
+# `pair NAME VARIANT ARGS...`: like `run` but appends to NAME.jsonl without clearing it (the caller
+# clears it and alternates VARIANTs); `@PID@` is replaced by the gateway's pid.
+pair() {
+    local name=$1 variant=$2
+    shift 2
+    start_gateway
+    echo "# $name $variant, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    local args=("${@/#@URL@/$URL}")
+    taskset -c 1 "$BENCH" --json "${args[@]/#@PID@/$GATEWAY_PID}" | tee -a "$OUT/$name.jsonl"
+    stop_gateway
+}
+
+if [ "$WHAT" = transports ]; then
+    for subscribers in 2000 5000; do
+        rm -f "$OUT/fanout-transports-$subscribers.jsonl"
+        for i in $(seq "$RUNS"); do
+            for transport in websocket rawsocket; do
+                pair "fanout-transports-$subscribers" "$transport run $i" fanout --url @URL@ \
+                    --transport "$transport" --subscribers "$subscribers" --events 1000 --size 200 \
+                    --pid @PID@
+            done
+        done
+    done
+    rm -f "$OUT/idle-transports.jsonl"
+    for i in $(seq "$RUNS"); do
+        for transport in websocket rawsocket; do
+            pair idle-transports "$transport run $i" idle --url @URL@ --transport "$transport" \
+                --connections 10000 --pid @PID@
+        done
+    done
+fi
+
+if [ "$WHAT" = churn ]; then
+    rm -f "$OUT/churn.jsonl"
+    for i in $(seq "$RUNS"); do
+        for meta in "" --meta-subscriber; do
+            # shellcheck disable=SC2086 # $meta is one option or none
+            pair churn "${meta:-no meta} run $i" churn --url @URL@ --connections 20000 \
+                --concurrency 50 --pid @PID@ $meta
+        done
+    done
+fi
+
+if [ "$WHAT" = longpoll ]; then
+    rm -f "$OUT/longpoll.jsonl" "$OUT/longpoll-idle.jsonl"
+    for i in $(seq "$RUNS"); do
+        for batched in "" --batched; do
+            # shellcheck disable=SC2086 # $batched is one option or none
+            pair longpoll "${batched:-unbatched} run $i" longpoll --url @URL@ --sessions 1000 \
+                --events 200 --size 200 --pid @PID@ $batched
+        done
+    done
+    for i in $(seq "$RUNS"); do
+        pair longpoll-idle "run $i" longpoll --url @URL@ --sessions 5000 --events 0 --pid @PID@
+    done
+fi
+
 if wants ingest; then
     CONFIG="$OUT/ingest.toml"
     # transport, events (fewer for the slow ones, so that a run stays well under 30 s)
@@ -184,5 +247,33 @@ for name, label, key in [
     result = median(name, key)
     if result:
         print(f"{label:34} median {result[0]:.3f}  runs {[round(v, 3) for v in result[1]]}")
+# The alternated runs, grouped by variant: median and quartiles.
+def grouped(name, variant, key, label):
+    path = os.path.join(out, name + ".jsonl")
+    if not os.path.exists(path):
+        return
+    groups = {}
+    for line in open(path):
+        if line.strip():
+            run = json.loads(line)
+            groups.setdefault(variant(run), []).append(key(run))
+    for group, values in sorted(groups.items()):
+        q = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+        print(f"{label} {group:28} median {statistics.median(values):.1f}  "
+              f"quartiles {q[0]:.1f}..{q[2]:.1f}  runs {[round(v, 1) for v in values]}")
+for n in (2000, 5000):
+    grouped(f"fanout-transports-{n}", lambda r: r["transport"], lambda r: r["deliveries_per_s"],
+            f"fanout {n} deliveries/s")
+    grouped(f"fanout-transports-{n}", lambda r: r["transport"], lambda r: r["lost"], f"fanout {n} lost")
+grouped("idle-transports", lambda r: r["transport"], lambda r: r["bytes_per_connection"],
+        "idle bytes/connection")
+grouped("churn", lambda r: "meta" if r["meta_subscriber"] else "no meta",
+        lambda r: r["connections_per_s"], "churn connections/s")
+grouped("churn", lambda r: "meta" if r["meta_subscriber"] else "no meta",
+        lambda r: r["meta_on_join"] + r["meta_on_leave"] - r["meta_expected"], "churn meta missing(-)")
+grouped("longpoll", lambda r: r["protocol"], lambda r: r["deliveries_per_s"], "longpoll deliveries/s")
+grouped("longpoll", lambda r: r["protocol"], lambda r: r["expected"] - r["delivered"], "longpoll lost")
+grouped("longpoll-idle", lambda r: r["protocol"], lambda r: r["bytes_per_session"],
+        "longpoll idle bytes/session")
 PY
 fi

@@ -1,5 +1,6 @@
-//! A minimal WAMP-over-WebSocket client: connect (optionally from a chosen 127.0.0.x source address),
-//! join a realm, subscribe, publish, and hand over the bare TCP stream for cheap frame counting.
+//! A minimal WAMP client over WebSocket or RawSocket: connect (optionally from a chosen 127.0.0.x source
+//! address), join a realm, subscribe, publish, leave, and hand over the bare TCP stream for cheap frame
+//! counting.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -11,10 +12,12 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::wire::{code, Serializer};
+use crate::counter::close_frame;
+use crate::rawsocket::{self, RawLink};
+use crate::wire::{code, Serializer, Transport};
 
 /// The realm every scenario joins.
 pub const REALM: &str = "realm1";
@@ -26,6 +29,7 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Target {
     url: String,
     addr: SocketAddr,
+    transport: Transport,
 }
 
 impl Target {
@@ -50,7 +54,19 @@ impl Target {
         Ok(Target {
             url: url.to_string(),
             addr: SocketAddr::new(IpAddr::V4(ip), port),
+            transport: Transport::Websocket,
         })
+    }
+
+    /// The same gateway reached over `transport` (RawSocket: the URL's host and port, its path unused).
+    pub fn over(mut self, transport: Transport) -> Target {
+        self.transport = transport;
+        self
+    }
+
+    /// The transport connections to this target use.
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// The gateway's socket address.
@@ -95,17 +111,39 @@ pub fn publisher_buffers() -> WebSocketConfig {
         .max_write_buffer_size(16 << 20)
 }
 
-/// One WAMP session over a WebSocket.
+/// The stream under a [`Connection`].
+enum Link {
+    Ws(Box<WebSocketStream<TcpStream>>),
+    Raw(RawLink),
+}
+
+/// What a client sends before dropping a bare stream from [`Connection::into_raw`]: a WebSocket close
+/// frame, or (RawSocket has no close frame) a GOODBYE message.
+pub fn farewell(transport: Transport, serializer: Serializer) -> Vec<u8> {
+    match transport {
+        Transport::Websocket => close_frame().to_vec(),
+        Transport::Rawsocket => {
+            rawsocket::message_frame(&serializer.encode(&goodbye()).into_data())
+        }
+    }
+}
+
+/// A GOODBYE with reason `wamp.close.normal`.
+fn goodbye() -> Value {
+    json!([code::GOODBYE, {}, "wamp.close.normal"])
+}
+
+/// One WAMP session over a WebSocket or a RawSocket.
 pub struct Connection {
-    /// The WebSocket.
-    pub ws: WebSocketStream<TcpStream>,
+    link: Link,
     /// The negotiated serializer.
     pub serializer: Serializer,
     next_request: u64,
 }
 
 impl Connection {
-    /// Opens a WebSocket to `target` with `serializer`'s subprotocol, from `source` when given.
+    /// Opens a WebSocket (with `serializer`'s subprotocol) or a RawSocket to `target`, as the target says,
+    /// from `source` when given (`config` applies to WebSockets).
     pub async fn connect(
         target: &Target,
         serializer: Serializer,
@@ -134,6 +172,16 @@ impl Connection {
             .context("TCP connect timed out")?
             .with_context(|| format!("cannot connect to {}", target.addr))?;
         stream.set_nodelay(true)?;
+        if target.transport == Transport::Rawsocket {
+            let link = tokio::time::timeout(STEP_TIMEOUT, RawLink::open(stream, serializer))
+                .await
+                .context("RawSocket handshake timed out")??;
+            return Ok(Connection {
+                link: Link::Raw(link),
+                serializer,
+                next_request: 1,
+            });
+        }
         let mut request = target.url.as_str().into_client_request()?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
@@ -152,7 +200,7 @@ impl Connection {
             bail!("gateway did not agree to {}", serializer.subprotocol());
         }
         Ok(Connection {
-            ws,
+            link: Link::Ws(Box::new(ws)),
             serializer,
             next_request: 1,
         })
@@ -161,12 +209,53 @@ impl Connection {
     /// Queues a message without flushing.
     pub async fn feed(&mut self, message: &Value) -> anyhow::Result<()> {
         let frame = self.serializer.encode(message);
-        self.ws.feed(frame).await.context("WebSocket write failed")
+        match &mut self.link {
+            Link::Ws(ws) => ws.feed(frame).await.context("WebSocket write failed"),
+            Link::Raw(raw) => raw.feed(&frame.into_data()),
+        }
     }
 
     /// Writes out everything queued.
     pub async fn flush(&mut self) -> anyhow::Result<()> {
-        self.ws.flush().await.context("WebSocket flush failed")
+        match &mut self.link {
+            Link::Ws(ws) => ws.flush().await.context("WebSocket flush failed"),
+            Link::Raw(raw) => raw.flush().await,
+        }
+    }
+
+    /// The transport this connection uses.
+    pub fn transport(&self) -> Transport {
+        match self.link {
+            Link::Ws(_) => Transport::Websocket,
+            Link::Raw(_) => Transport::Rawsocket,
+        }
+    }
+
+    /// The next data frame's payload (pings and pongs skipped); `None` once the gateway closed the
+    /// connection (a WebSocket close frame or the end of the stream). Cancel-safe.
+    pub async fn next_data(&mut self) -> anyhow::Result<Option<Bytes>> {
+        match &mut self.link {
+            Link::Ws(ws) => loop {
+                let Some(frame) = ws.next().await else {
+                    return Ok(None);
+                };
+                match frame.context("WebSocket read failed")? {
+                    Message::Text(text) => return Ok(Some(text.into())),
+                    Message::Binary(bytes) => return Ok(Some(bytes)),
+                    Message::Close(_) => return Ok(None),
+                    _ => {}
+                }
+            },
+            Link::Raw(raw) => Ok(raw.next_message().await?.map(Bytes::from)),
+        }
+    }
+
+    /// The WebSocket itself (`None` over RawSocket).
+    pub fn into_websocket(self) -> Option<WebSocketStream<TcpStream>> {
+        match self.link {
+            Link::Ws(ws) => Some(*ws),
+            Link::Raw(_) => None,
+        }
     }
 
     /// Sends one message.
@@ -177,20 +266,11 @@ impl Connection {
 
     /// The next WAMP message (pings and pongs skipped); an error once the socket closes.
     pub async fn recv(&mut self) -> anyhow::Result<Value> {
-        loop {
-            let frame = self
-                .ws
-                .next()
-                .await
-                .ok_or_else(|| anyhow!("connection closed"))?
-                .context("WebSocket read failed")?;
-            match frame {
-                Message::Text(text) => return self.serializer.decode(text.as_bytes()),
-                Message::Binary(bytes) => return self.serializer.decode(&bytes),
-                Message::Close(close) => bail!("connection closed by the gateway: {close:?}"),
-                _ => {}
-            }
-        }
+        let bytes = self
+            .next_data()
+            .await?
+            .ok_or_else(|| anyhow!("connection closed by the gateway"))?;
+        self.serializer.decode(&bytes)
     }
 
     async fn expect(&mut self, wanted: u64, what: &str) -> anyhow::Result<Value> {
@@ -260,20 +340,12 @@ impl Connection {
             .await?;
         let wait = async {
             loop {
-                let frame = self
-                    .ws
-                    .next()
-                    .await
-                    .ok_or_else(|| anyhow!("connection closed"))?
-                    .context("WebSocket read failed")?;
+                let bytes = self
+                    .next_data()
+                    .await?
+                    .ok_or_else(|| anyhow!("connection closed by the gateway"))?;
                 let received = Instant::now();
-                let bytes = match &frame {
-                    Message::Text(text) => text.as_bytes(),
-                    Message::Binary(bytes) => &bytes[..],
-                    Message::Close(close) => bail!("connection closed by the gateway: {close:?}"),
-                    _ => continue,
-                };
-                let message = self.serializer.decode(bytes)?;
+                let message = self.serializer.decode(&bytes)?;
                 let kind = message.get(0).and_then(Value::as_u64);
                 let about = |at: usize| message.get(at).and_then(Value::as_u64) == Some(request);
                 match kind {
@@ -300,15 +372,55 @@ impl Connection {
         id
     }
 
-    /// Closes the WebSocket politely, giving up after a second.
+    /// Closes politely (a WebSocket close frame; over RawSocket, GOODBYE and the end of the stream),
+    /// giving up after a second.
     pub async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+        let closing = async {
+            match &mut self.link {
+                Link::Ws(ws) => {
+                    let _ = (**ws).close(None).await;
+                }
+                Link::Raw(raw) => {
+                    let _ = raw.feed(&self.serializer.encode(&goodbye()).into_data());
+                    let _ = raw.flush().await;
+                    raw.shutdown().await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
+    }
+
+    /// Sends GOODBYE and waits (at most [`STEP_TIMEOUT`]) for the gateway's GOODBYE, skipping anything
+    /// else (EVENTs), then closes the connection.
+    pub async fn leave(mut self) -> anyhow::Result<()> {
+        self.send(&goodbye()).await?;
+        let wait = async {
+            loop {
+                let message = self.recv().await?;
+                match message.get(0).and_then(Value::as_u64) {
+                    Some(code::GOODBYE) => return anyhow::Ok(()),
+                    Some(code::ABORT) => bail!("session aborted: {message}"),
+                    _ => {}
+                }
+            }
+        };
+        tokio::time::timeout(STEP_TIMEOUT, wait)
+            .await
+            .with_context(|| format!("no GOODBYE within {} s", STEP_TIMEOUT.as_secs()))??;
+        self.close().await;
+        Ok(())
     }
 
     /// The bare TCP stream. Only call this when nothing more is buffered (after a reply, before any
-    /// event is published): bytes tungstenite already read would be lost.
+    /// event is published): bytes the WebSocket or RawSocket reader already read would be lost.
     pub fn into_raw(self) -> TcpStream {
-        self.ws.into_inner()
+        match self.link {
+            Link::Ws(ws) => (*ws).into_inner(),
+            Link::Raw(raw) => {
+                debug_assert!(!raw.has_buffered(), "bytes read ahead would be lost");
+                raw.into_inner()
+            }
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Counting WebSocket frames straight off a TCP stream, without tungstenite: unsampled subscribers only
 //! need to know how many EVENTs arrived, so they skip payloads instead of decoding them. This keeps the
-//! generator far cheaper per delivery than the gateway it measures.
+//! generator far cheaper per delivery than the gateway it measures. RawSocket frames (a 4-byte header)
+//! are counted the same way.
 
-use crate::wire::{code, Serializer};
+use crate::rawsocket;
+use crate::wire::{code, Serializer, Transport};
 
 /// Most header bytes a server frame can have (2 + 8 length bytes + 4 mask bytes).
 const MAX_HEADER: usize = 14;
@@ -13,6 +15,7 @@ const PREFIX: usize = 4;
 #[derive(Debug)]
 pub struct FrameCounter {
     serializer: Serializer,
+    transport: Transport,
     header: [u8; MAX_HEADER],
     header_len: usize,
     in_payload: bool,
@@ -29,10 +32,16 @@ pub struct FrameCounter {
 }
 
 impl FrameCounter {
-    /// A counter for frames of `serializer`.
+    /// A counter for WebSocket frames of `serializer`.
     pub fn new(serializer: Serializer) -> Self {
+        Self::over(Transport::Websocket, serializer)
+    }
+
+    /// A counter for frames of `transport` carrying `serializer`.
+    pub fn over(transport: Transport, serializer: Serializer) -> Self {
         FrameCounter {
             serializer,
+            transport,
             header: [0; MAX_HEADER],
             header_len: 0,
             in_payload: false,
@@ -53,7 +62,12 @@ impl FrameCounter {
                 self.header[self.header_len] = data[0];
                 self.header_len += 1;
                 data = &data[1..];
-                if let Some((opcode, len)) = parse_header(&self.header[..self.header_len]) {
+                let header = &self.header[..self.header_len];
+                let parsed = match self.transport {
+                    Transport::Websocket => parse_header(header),
+                    Transport::Rawsocket => parse_raw_header(header),
+                };
+                if let Some((opcode, len)) = parsed {
                     self.header_len = 0;
                     self.in_payload = true;
                     self.opcode = opcode;
@@ -115,6 +129,20 @@ fn parse_header(header: &[u8]) -> Option<(u8, u64)> {
             .iter()
             .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
     };
+    Some((opcode, len))
+}
+
+/// Once `header` holds a RawSocket frame header (4 bytes): the WebSocket opcode that plays its part
+/// (message: binary; PING, PONG; a reserved type: 0xF, counted as other) and the payload length.
+fn parse_raw_header(header: &[u8]) -> Option<(u8, u64)> {
+    let header: [u8; 4] = header.try_into().ok()?;
+    let opcode = match rawsocket::parse_header(header) {
+        Ok((rawsocket::FRAME_MESSAGE, _)) => 0x2,
+        Ok((rawsocket::FRAME_PING, _)) => 0x9,
+        Ok(_) => 0xA,
+        Err(_) => 0xF,
+    };
+    let len = u64::from(header[1]) << 16 | u64::from(header[2]) << 8 | u64::from(header[3]);
     Some((opcode, len))
 }
 
@@ -183,6 +211,30 @@ mod tests {
             assert_eq!(
                 (counter.events, counter.other, counter.closed),
                 (2, 2, true),
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn counts_rawsocket_events_split_at_every_byte() {
+        use crate::rawsocket::{frame_header, message_frame, FRAME_PING};
+        let big = format!("[36,1,2,{{}},[\"{}\"]]", "y".repeat(70_000));
+        let mut stream = message_frame(b"[36,1,2,{},[1]]");
+        stream.extend(message_frame(b"[17,5,9]"));
+        stream.extend(message_frame(big.as_bytes()));
+        stream.extend(frame_header(FRAME_PING, 3));
+        stream.extend(b"abc");
+        stream.extend(message_frame(b""));
+        stream.extend(message_frame(b"[36,1,3,{},[2]]"));
+        for chunk in [1, 2, 3, 5, 4096, stream.len()] {
+            let mut counter = FrameCounter::over(Transport::Rawsocket, Serializer::Json);
+            for piece in stream.chunks(chunk) {
+                counter.feed(piece);
+            }
+            assert_eq!(
+                (counter.events, counter.other, counter.closed),
+                (3, 2, false),
                 "chunk {chunk}"
             );
         }

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use crate::client::{self, source_address, Connection, Target};
 use crate::report::{FlowReport, Latency};
 use crate::subscriber::{self, Held, Outcome};
-use crate::wire::{EventPayload, Serializer};
+use crate::wire::{EventPayload, Serializer, Transport};
 use crate::{publisher, sys};
 
 /// Settings of a fan-out run.
@@ -30,6 +30,10 @@ pub struct FanoutOptions {
     pub size: usize,
     /// Serializer for every connection.
     pub serializer: Serializer,
+    /// Transport of every connection, the publisher's included.
+    pub transport: Transport,
+    /// The gateway's process id: its CPU time from the publisher's start to the last delivery is reported.
+    pub pid: Option<u32>,
     /// Events per second, or as fast as possible when `None`.
     pub rate: Option<f64>,
     /// Every K-th subscriber (and the first) measures latency.
@@ -63,6 +67,8 @@ impl Default for FanoutOptions {
             events: 1000,
             size: 200,
             serializer: Serializer::Json,
+            transport: Transport::Websocket,
+            pid: None,
             rate: None,
             sample_every: 100,
             topic: "com.switchboard.bench".into(),
@@ -154,7 +160,7 @@ pub(crate) async fn flow(scenario: &str, options: &FanoutOptions) -> anyhow::Res
         bail!("rate must be a positive number");
     }
     crate::clock::init();
-    let target = Target::parse(&options.url)?;
+    let target = Target::parse(&options.url)?.over(options.transport);
     let started = Instant::now();
     let connections = connect_many(
         &target,
@@ -191,6 +197,10 @@ pub(crate) async fn flow(scenario: &str, options: &FanoutOptions) -> anyhow::Res
         EventPayload::with_kwargs(&options.topic, options.size, options.serializer, kwargs);
     let (serializer, events, rate) = (options.serializer, options.events, options.rate);
     let publisher_target = target.clone();
+    let cpu_before = options
+        .pid
+        .map(|pid| sys::cpu_seconds(Some(pid)))
+        .transpose()?;
     let mut publisher = tokio::spawn(async move {
         publisher::run(&publisher_target, serializer, &payload, events, rate).await
     });
@@ -220,6 +230,10 @@ pub(crate) async fn flow(scenario: &str, options: &FanoutOptions) -> anyhow::Res
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
+    let gateway_cpu_s = match (options.pid, cpu_before) {
+        (Some(pid), Some(before)) => Some(sys::cpu_seconds(Some(pid))? - before),
+        _ => None,
+    };
     // Whoever is still counting stops now and reports what it has.
     let _ = stop.send(true);
     let grace = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -243,9 +257,9 @@ pub(crate) async fn flow(scenario: &str, options: &FanoutOptions) -> anyhow::Res
     let closing = futures_util::stream::iter(held).for_each_concurrent(256, Held::close);
     let _ = tokio::time::timeout(Duration::from_secs(10), closing).await;
     let published = published.context("publisher failed")?;
-    Ok(summarize(
-        scenario, options, sampled, connect_s, &published, outcomes,
-    ))
+    let mut report = summarize(scenario, options, sampled, connect_s, &published, outcomes);
+    report.gateway_cpu_s = gateway_cpu_s;
+    Ok(report)
 }
 
 fn summarize(
@@ -267,6 +281,7 @@ fn summarize(
     FlowReport {
         scenario: scenario.to_string(),
         serializer: options.serializer,
+        transport: options.transport,
         subscribers: options.subscribers,
         events: published.sent,
         size: options.size,
@@ -297,5 +312,6 @@ fn summarize(
             0.0
         },
         latency: Latency::from_ns(&mut latencies),
+        gateway_cpu_s: None,
     }
 }

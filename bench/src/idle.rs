@@ -6,12 +6,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::io::AsyncWriteExt;
 
-use crate::client::Target;
-use crate::counter::close_frame;
+use crate::client::{farewell, Target};
 use crate::fanout::connect_many;
 use crate::report::IdleReport;
 use crate::sys::vm_rss_kib;
-use crate::wire::Serializer;
+use crate::wire::{Serializer, Transport};
 
 /// Settings of an idle-memory run.
 #[derive(Debug, Clone)]
@@ -28,6 +27,8 @@ pub struct IdleOptions {
     pub topic: String,
     /// Serializer for every connection.
     pub serializer: Serializer,
+    /// Transport of every connection.
+    pub transport: Transport,
     /// How long to wait for the RSS to stop moving.
     pub settle_timeout: Duration,
     /// How long opening every connection may take.
@@ -47,6 +48,7 @@ impl Default for IdleOptions {
             distinct_topics: false,
             topic: "com.switchboard.bench.idle".into(),
             serializer: Serializer::Json,
+            transport: Transport::Websocket,
             settle_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(60),
             connect_concurrency: 256,
@@ -80,7 +82,7 @@ pub async fn settled_rss(pid: u32, timeout: Duration) -> anyhow::Result<(u64, bo
 
 /// Runs the idle scenario and reports it.
 pub async fn run(options: &IdleOptions) -> anyhow::Result<IdleReport> {
-    let target = Target::parse(&options.url)?;
+    let target = Target::parse(&options.url)?.over(options.transport);
     let pid = options.pid;
     vm_rss_kib(pid).with_context(|| format!("is {pid} the gateway's process id?"))?;
     let (rss_before_kib, _) = settled_rss(pid, options.settle_timeout).await?;
@@ -103,9 +105,10 @@ pub async fn run(options: &IdleOptions) -> anyhow::Result<IdleReport> {
     // Keep only the sockets, so the generator holds no WebSocket buffers.
     let mut streams: Vec<_> = connections.into_iter().map(|c| c.into_raw()).collect();
     let (rss_after_kib, settled) = settled_rss(pid, options.settle_timeout).await?;
+    let farewell = farewell(options.transport, options.serializer);
     let closing = async {
         for stream in &mut streams {
-            let _ = stream.write_all(&close_frame()).await;
+            let _ = stream.write_all(&farewell).await;
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(10), closing).await;
@@ -115,6 +118,7 @@ pub async fn run(options: &IdleOptions) -> anyhow::Result<IdleReport> {
     Ok(IdleReport {
         pid,
         connections: options.connections,
+        transport: options.transport,
         distinct_topics: options.distinct_topics,
         connect_s,
         rss_before_kib,

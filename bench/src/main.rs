@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
+use switchboard_bench::{churn, ChurnOptions, Transport};
 use switchboard_bench::{
     fanout, idle, latency, smoke, soak, FanoutOptions, IdleOptions, SoakOptions,
 };
 use switchboard_bench::{ingest, IngestOptions, IngestTransport, LatencyOptions, Serializer};
+use switchboard_bench::{longpoll, LongpollOptions};
 use switchboard_bench::{recovery, HistoryMemoryOptions, RecoveryOptions};
 
-/// Load generator for the Switchboard gateway (WAMP v2 over WebSocket).
+/// Load generator for the Switchboard gateway (WAMP v2 over WebSocket or RawSocket).
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -82,7 +84,21 @@ enum Command {
         /// Publish kwargs {"n": sequence} with every event (the payload of a --filters run, unfiltered).
         #[arg(long)]
         kwargs: bool,
+        /// Transport of the subscribers and the publisher: websocket or rawsocket (the URL's host and
+        /// port; RawSocket shares the HTTP port).
+        #[arg(long, default_value = "websocket")]
+        transport: Transport,
+        /// The gateway's process id, to report its CPU time from the publisher's start to the last
+        /// delivery.
+        #[arg(long)]
+        pid: Option<u32>,
     },
+    /// Sessions that connect, join, (subscribe,) leave and close, a bounded number at a time:
+    /// connections/s, and with --meta-subscriber the wamp.session.on_join/on_leave events one session got.
+    Churn(ChurnArgs),
+    /// N long-poll (/lp) subscribers: deliveries/s of E events from a WebSocket publisher, or with
+    /// --events 0 the gateway's memory per idle session (each keeping one receive pending).
+    Longpoll(LongpollArgs),
     /// Recovery: publish E events to a topic with history, then time R get_events calls.
     Recovery {
         #[command(flatten)]
@@ -155,6 +171,9 @@ enum Command {
         /// WAMP serializer: json or msgpack.
         #[arg(long, default_value = "json")]
         serializer: Serializer,
+        /// Transport of the connections: websocket or rawsocket.
+        #[arg(long, default_value = "websocket")]
+        transport: Transport,
     },
     /// One subscriber, E events emitted through switchboard-emitter: events/s, losses, latency.
     Ingest(IngestArgs),
@@ -214,6 +233,91 @@ struct IngestArgs {
     #[arg(long, default_value_t = 60)]
     timeout_s: u64,
     /// The gateway's process id, to report its CPU time during the run.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+/// Settings of the churn scenario.
+#[derive(Args)]
+struct ChurnArgs {
+    /// Gateway WebSocket URL (127.0.0.x only; RawSocket uses its host and port).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// Transport of the churned sessions: websocket or rawsocket.
+    #[arg(long, default_value = "websocket")]
+    transport: Transport,
+    /// WAMP serializer: json or msgpack.
+    #[arg(long, default_value = "json")]
+    serializer: Serializer,
+    /// Sessions to open and close.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// Sessions in progress at once.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Each session subscribes to this topic before it leaves.
+    #[arg(long)]
+    subscribe: Option<String>,
+    /// One extra session subscribes to wamp.session.on_join and on_leave and counts what it gets.
+    #[arg(long)]
+    meta_subscriber: bool,
+    /// Connections per source address (127.0.0.1, then .2, ...) once there are more than this.
+    #[arg(long, default_value_t = 20_000)]
+    per_source: usize,
+    /// Seconds the whole run may take.
+    #[arg(long, default_value_t = 300)]
+    timeout_s: u64,
+    /// The gateway's process id, to report its CPU time during the churn.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+impl From<ChurnArgs> for ChurnOptions {
+    fn from(args: ChurnArgs) -> Self {
+        ChurnOptions {
+            url: args.url,
+            transport: args.transport,
+            serializer: args.serializer,
+            connections: args.connections,
+            concurrency: args.concurrency,
+            subscribe: args.subscribe,
+            meta_subscriber: args.meta_subscriber,
+            per_source: args.per_source,
+            timeout: Duration::from_secs(args.timeout_s),
+            pid: args.pid,
+            ..ChurnOptions::default()
+        }
+    }
+}
+
+/// Settings of the longpoll scenario.
+#[derive(Args)]
+struct LongpollArgs {
+    /// Gateway WebSocket URL (127.0.0.x only; long-poll uses its host and port, the publisher the URL).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// Long-poll sessions.
+    #[arg(long, default_value_t = 1000)]
+    sessions: usize,
+    /// Events to publish; 0: measure idle memory per session instead (needs --pid).
+    #[arg(long, default_value_t = 100)]
+    events: u64,
+    /// EVENT size in bytes.
+    #[arg(long, default_value_t = 200)]
+    size: usize,
+    /// Speak wamp.2.json.batched (several messages per receive) instead of wamp.2.json.
+    #[arg(long)]
+    batched: bool,
+    /// Topic.
+    #[arg(long, default_value = "com.switchboard.bench.longpoll")]
+    topic: String,
+    /// Sessions opened at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds deliveries may take after the first publish.
+    #[arg(long, default_value_t = 60)]
+    timeout_s: u64,
+    /// The gateway's process id (idle: its RSS; fan-out: its CPU time).
     #[arg(long)]
     pid: Option<u32>,
 }
@@ -358,8 +462,12 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
             match_policy,
             filters,
             kwargs,
+            transport,
+            pid,
         } => {
             let options = FanoutOptions {
+                transport,
+                pid,
                 pattern: match_policy.zip(pattern),
                 url: common.url,
                 subscribers,
@@ -447,8 +555,10 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
             distinct_topics,
             serializer,
             per_source,
+            transport,
         } => {
             let options = IdleOptions {
+                transport,
                 url,
                 connections,
                 pid,
@@ -462,6 +572,25 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
         }
         Command::Ingest(args) => {
             let report = ingest::run(&args.into()).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Churn(args) => {
+            let report = churn::run(&args.into()).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Longpoll(args) => {
+            let options = LongpollOptions {
+                url: args.url,
+                sessions: args.sessions,
+                events: args.events,
+                size: args.size,
+                batched: args.batched,
+                topic: args.topic,
+                concurrency: args.concurrency,
+                timeout: Duration::from_secs(args.timeout_s),
+                pid: args.pid,
+            };
+            let report = longpoll::run(&options).await?;
             print(json, report.table(), &report)
         }
         Command::Soak(args) => {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::wire::Serializer;
+use crate::wire::{Serializer, Transport};
 
 /// Publish-to-delivery latency percentiles, in microseconds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -51,6 +51,8 @@ pub struct FlowReport {
     pub scenario: String,
     /// Serializer used by every connection.
     pub serializer: Serializer,
+    /// Transport of every connection.
+    pub transport: Transport,
     /// Subscriber connections.
     pub subscribers: usize,
     /// Events published.
@@ -90,6 +92,9 @@ pub struct FlowReport {
     pub deliveries_per_s: f64,
     /// Publish-to-delivery latency of sampled subscribers.
     pub latency: Option<Latency>,
+    /// The gateway's CPU time (user + system) from the publisher's start to the last delivery, when its
+    /// pid was given.
+    pub gateway_cpu_s: Option<f64>,
 }
 
 impl FlowReport {
@@ -101,6 +106,7 @@ impl FlowReport {
                 "serializer",
                 format!("{:?}", self.serializer).to_lowercase(),
             ),
+            ("transport", format!("{:?}", self.transport).to_lowercase()),
             ("subscribers", self.subscribers.to_string()),
             ("events", self.events.to_string()),
             ("distinct filters", self.filters.to_string()),
@@ -125,6 +131,13 @@ impl FlowReport {
             ("elapsed (s)", format!("{:.3}", self.elapsed_s)),
             ("deliveries/s", format!("{:.0}", self.deliveries_per_s)),
         ];
+        if let Some(cpu) = self.gateway_cpu_s {
+            let per = cpu * 1e6 / self.delivered.max(1) as f64;
+            rows.push((
+                "gateway CPU (s)",
+                format!("{cpu:.2} ({per:.3} us per delivery)"),
+            ));
+        }
         match &self.latency {
             Some(l) => rows.extend([
                 (
@@ -149,6 +162,8 @@ pub struct IdleReport {
     pub pid: u32,
     /// Connections opened, joined and subscribed.
     pub connections: usize,
+    /// Their transport.
+    pub transport: Transport,
     /// Whether each connection subscribed to its own topic.
     pub distinct_topics: bool,
     /// Seconds to open them all.
@@ -172,6 +187,7 @@ impl IdleReport {
             ("scenario", "idle".into()),
             ("gateway pid", self.pid.to_string()),
             ("connections", self.connections.to_string()),
+            ("transport", format!("{:?}", self.transport).to_lowercase()),
             ("distinct topics", self.distinct_topics.to_string()),
             ("connect (s)", format!("{:.2}", self.connect_s)),
             ("RSS before (KiB)", self.rss_before_kib.to_string()),

@@ -15,7 +15,6 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpSocket;
 use tokio::task::JoinSet;
 use tokio::time::timeout_at;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{publisher_buffers, small_buffers, subscribed, Connection, Target};
 use crate::soak_report::{Sample, SoakReport};
@@ -206,7 +205,10 @@ async fn publish(
             tokio::time::sleep(RETRY).await;
             continue;
         };
-        let (mut sink, mut stream) = connection.ws.split();
+        let Some(websocket) = connection.into_websocket() else {
+            break;
+        };
+        let (mut sink, mut stream) = websocket.split();
         // Nothing is expected back (no acknowledge), but reading answers pings and notices a close.
         let reader = tokio::spawn(async move {
             while let Ok(Some(Ok(_))) = timeout_at(deadline.into(), stream.next()).await {}
@@ -247,11 +249,10 @@ async fn publish(
 async fn read_until(connection: &mut Connection, until: Instant) -> (u64, bool) {
     let mut frames = 0;
     loop {
-        match timeout_at(until.into(), connection.ws.next()).await {
+        match timeout_at(until.into(), connection.next_data()).await {
             Err(_) => return (frames, false),
-            Ok(Some(Ok(Message::Text(_) | Message::Binary(_)))) => frames += 1,
-            Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => return (frames, true),
-            Ok(Some(Ok(_))) => {}
+            Ok(Ok(Some(_))) => frames += 1,
+            Ok(Ok(None) | Err(_)) => return (frames, true),
         }
     }
 }

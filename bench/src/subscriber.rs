@@ -4,16 +4,14 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::Connection;
+use crate::client::{farewell, Connection};
 use crate::clock::now_ns;
-use crate::counter::{close_frame, FrameCounter};
-use crate::wire::event_stamp;
+use crate::counter::FrameCounter;
+use crate::wire::{event_stamp, Transport};
 
 /// Read buffer of an unsampled subscriber.
 const READ_BUFFER: usize = 8 * 1024;
@@ -41,20 +39,19 @@ pub struct Outcome {
 
 /// A subscriber's socket, kept open until the whole run is over and then closed.
 pub enum Held {
-    /// An unsampled subscriber's bare stream.
-    Raw(TcpStream),
+    /// An unsampled subscriber's bare stream, with what it sends before closing.
+    Raw(TcpStream, Vec<u8>),
     /// A sampled subscriber's WebSocket.
     Ws(Box<Connection>),
 }
 
 impl Held {
-    /// Sends a WebSocket close frame and drops the connection (bounded to a second).
+    /// Sends a WebSocket close frame (RawSocket: GOODBYE) and drops the connection (bounded to a second).
     pub async fn close(self) {
         match self {
-            Held::Raw(mut stream) => {
+            Held::Raw(mut stream, farewell) => {
                 let _ =
-                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(&close_frame()))
-                        .await;
+                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(&farewell)).await;
             }
             Held::Ws(connection) => connection.close().await,
         }
@@ -71,19 +68,20 @@ pub async fn run(
     if sampled {
         sampled_run(connection, expected, stop).await
     } else {
-        let serializer = connection.serializer;
-        counting_run(connection.into_raw(), serializer, expected, stop).await
+        let (transport, serializer) = (connection.transport(), connection.serializer);
+        counting_run(connection.into_raw(), transport, serializer, expected, stop).await
     }
 }
 
 async fn counting_run(
     mut stream: TcpStream,
+    transport: Transport,
     serializer: crate::Serializer,
     expected: u64,
     mut stop: watch::Receiver<bool>,
 ) -> (Outcome, Held) {
     let mut outcome = Outcome::default();
-    let mut counter = FrameCounter::new(serializer);
+    let mut counter = FrameCounter::over(transport, serializer);
     let mut buffer = vec![0u8; READ_BUFFER];
     {
         let stopped = stop.wait_for(|stop| *stop);
@@ -114,7 +112,7 @@ async fn counting_run(
     outcome.events = counter.events;
     outcome.other = counter.other;
     outcome.closed = counter.closed;
-    (outcome, Held::Raw(stream))
+    (outcome, Held::Raw(stream, farewell(transport, serializer)))
 }
 
 async fn sampled_run(
@@ -133,20 +131,18 @@ async fn sampled_run(
         while outcome.events < expected {
             let frame = tokio::select! {
                 biased;
-                frame = connection.ws.next() => frame,
+                frame = connection.next_data() => frame,
                 _ = &mut stopped => break,
             };
             let now = now_ns();
             let bytes = match frame {
-                Some(Ok(Message::Text(text))) => text.into(),
-                Some(Ok(Message::Binary(bytes))) => bytes,
-                Some(Ok(Message::Close(_))) | None => {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
                     outcome.closed = true;
                     break;
                 }
-                Some(Ok(_)) => continue,
-                Some(Err(error)) => {
-                    outcome.error = Some(error.to_string());
+                Err(error) => {
+                    outcome.error = Some(format!("{error:#}"));
                     break;
                 }
             };

@@ -32,6 +32,8 @@ pub mod code {
     pub const CALL: u64 = 48;
     /// RESULT.
     pub const RESULT: u64 = 50;
+    /// GOODBYE.
+    pub const GOODBYE: u64 = 6;
 }
 
 /// A WAMP serializer, chosen per connection through the WebSocket subprotocol.
@@ -53,6 +55,29 @@ impl FromStr for Serializer {
             "json" => Ok(Self::Json),
             "msgpack" => Ok(Self::Msgpack),
             other => bail!("unknown serializer {other:?} (json or msgpack)"),
+        }
+    }
+}
+
+/// How a connection carries WAMP messages to the gateway (both on its HTTP port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// WebSocket (`ws://.../ws`), the subprotocol naming the serializer.
+    #[default]
+    Websocket,
+    /// WAMP RawSocket over TCP: a 4-byte handshake, then 4-byte frame headers.
+    Rawsocket,
+}
+
+impl FromStr for Transport {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        match text {
+            "websocket" => Ok(Self::Websocket),
+            "rawsocket" => Ok(Self::Rawsocket),
+            other => bail!("unknown transport {other:?} (websocket or rawsocket)"),
         }
     }
 }

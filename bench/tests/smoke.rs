@@ -1,6 +1,7 @@
 //! Builds nothing: starts the gateway binary (`SWITCHBOARD_BIN`, else `target/debug/switchboard`, which
 //! the test runner builds first) on a port the OS chooses (its `--ready-file` says which) and runs the smoke scenario, and a few seconds of the
-//! soak scenario, against it through the library; and, against a gateway keeping history, the live-data
+//! soak scenario, fan-out over RawSocket and long-poll and churn with a meta subscriber, against it through the
+//! library; and, against a gateway keeping history, the live-data
 //! scenarios (recovery, filtered fan-out, history memory) at a small scale. Asserts no loss; no timing
 //! assertions.
 
@@ -9,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use switchboard_bench::Serializer;
+use switchboard_bench::{Serializer, Transport};
 
 const CONFIG: &str = r#"
 outbound_queue = 4096
@@ -130,6 +131,88 @@ async fn smoke_json_loses_nothing() {
 #[tokio::test]
 async fn smoke_msgpack_loses_nothing() {
     smoke(Serializer::Msgpack).await;
+}
+
+#[tokio::test]
+async fn rawsocket_fanout_loses_nothing() {
+    let gateway = start_gateway();
+    for serializer in [Serializer::Json, Serializer::Msgpack] {
+        let options = switchboard_bench::FanoutOptions {
+            url: format!("ws://127.0.0.1:{}/ws", gateway.port),
+            transport: Transport::Rawsocket,
+            serializer,
+            subscribers: 20,
+            events: 20,
+            sample_every: 10,
+            ..Default::default()
+        };
+        let report = switchboard_bench::fanout::run(&options)
+            .await
+            .unwrap_or_else(|e| panic!("rawsocket fan-out failed: {e:#}"));
+        let table = report.table();
+        assert_eq!(report.delivered, 400, "{table}");
+        assert_eq!(
+            (report.lost, report.misordered, report.unexpected),
+            (0, 0, 0),
+            "{table}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn churn_meta_subscriber_sees_every_join_and_leave() {
+    let gateway = start_gateway();
+    for (transport, subscribe) in [
+        (Transport::Websocket, None),
+        (
+            Transport::Rawsocket,
+            Some("com.switchboard.bench.churn".to_string()),
+        ),
+    ] {
+        let options = switchboard_bench::ChurnOptions {
+            url: format!("ws://127.0.0.1:{}/ws", gateway.port),
+            transport,
+            connections: 40,
+            concurrency: 8,
+            subscribe,
+            meta_subscriber: true,
+            ..Default::default()
+        };
+        let report = switchboard_bench::churn::run(&options)
+            .await
+            .unwrap_or_else(|e| panic!("churn failed: {e:#}"));
+        let table = report.table();
+        assert_eq!((report.completed, report.failed), (40, 0), "{table}");
+        assert_eq!(report.meta_expected, 80, "{table}");
+        assert_eq!(
+            (report.meta_on_join, report.meta_on_leave),
+            (40, 40),
+            "{table}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn longpoll_fanout_loses_nothing() {
+    let gateway = start_gateway();
+    for batched in [false, true] {
+        let options = switchboard_bench::LongpollOptions {
+            url: format!("ws://127.0.0.1:{}/ws", gateway.port),
+            sessions: 10,
+            events: 10,
+            size: 200,
+            batched,
+            topic: "com.switchboard.bench.longpoll".into(),
+            concurrency: 4,
+            timeout: Duration::from_secs(30),
+            pid: None,
+        };
+        let report = switchboard_bench::longpoll::run(&options)
+            .await
+            .unwrap_or_else(|e| panic!("long-poll fan-out failed: {e:#}"));
+        let table = report.table();
+        assert_eq!((report.expected, report.delivered), (100, 100), "{table}");
+    }
 }
 
 /// Held by the tests that load the machine for seconds (the soak, with its timing-bound counts, and the
