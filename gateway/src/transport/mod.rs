@@ -4,6 +4,7 @@
 //! a session, sharing one session loop (`driver`).
 
 pub mod accept;
+pub mod batched;
 mod driver;
 pub mod http;
 pub mod inbound;
