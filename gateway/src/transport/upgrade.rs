@@ -86,6 +86,11 @@ fn refuse(status: StatusCode, text: &str) -> Upgrade {
     Upgrade::Refused((status, format!("{text}\n")).into_response())
 }
 
+/// The first of our subprotocols, in our order of preference, that the client offers.
+fn choose(offered: impl Fn(&str) -> bool) -> Option<Subprotocol> {
+    SUBPROTOCOLS.iter().copied().find(|p| offered(p.name))
+}
+
 /// Checks a WebSocket upgrade request and picks the first of our subprotocols the client offers.
 pub fn negotiate(request: &mut Request) -> Upgrade {
     let headers = request.headers();
@@ -114,7 +119,7 @@ pub fn negotiate(request: &mut Request) -> Upgrade {
         return refuse(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
     };
     let offered = |name: &str| header_has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, name);
-    let Some(subprotocol) = SUBPROTOCOLS.iter().copied().find(|p| offered(p.name)) else {
+    let Some(subprotocol) = choose(offered) else {
         let names: Vec<&str> = SUBPROTOCOLS.iter().map(|p| p.name).collect();
         let text = format!(
             "offer one of the WebSocket subprotocols {}",
@@ -158,5 +163,48 @@ pub async fn open(pending: OnUpgrade, config: WebSocketConfig) -> Option<Box<Soc
             tracing::debug!(%error, "websocket upgrade failed");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chosen(offer: &[&str]) -> Option<(&'static str, Serializer, bool)> {
+        choose(|name| offer.contains(&name)).map(|p| (p.name, p.serializer, p.batched))
+    }
+
+    #[test]
+    fn our_preference_decides_and_batched_comes_after_unbatched() {
+        // Autobahn|Python's default offer, batched first: the gateway still prefers unbatched JSON.
+        let autobahn = [
+            "wamp.2.cbor.batched",
+            "wamp.2.cbor",
+            "wamp.2.msgpack.batched",
+            "wamp.2.msgpack",
+            "wamp.2.json.batched",
+            "wamp.2.json",
+        ];
+        assert_eq!(
+            chosen(&autobahn),
+            Some(("wamp.2.json", Serializer::Json, false))
+        );
+        assert_eq!(
+            chosen(&autobahn[..4]),
+            Some(("wamp.2.msgpack", Serializer::Msgpack, false))
+        );
+        assert_eq!(
+            chosen(&autobahn[..2]),
+            Some(("wamp.2.cbor", Serializer::Cbor, false))
+        );
+        assert_eq!(
+            chosen(&["wamp.2.json.batched", "wamp.2.msgpack.batched"]),
+            Some(("wamp.2.json.batched", Serializer::Json, true))
+        );
+        assert_eq!(
+            chosen(&["wamp.2.cbor.batched"]),
+            Some(("wamp.2.cbor.batched", Serializer::Cbor, true))
+        );
+        assert_eq!(chosen(&["wamp.2.ubjson", "wamp.2.json.sse"]), None);
     }
 }
