@@ -39,6 +39,12 @@ export interface ConnectOptions {
   serializer?: 'json' | Serializer;
   /** A WebSocket constructor (e.g. the `ws` package in Node); default `globalThis.WebSocket`. */
   WebSocket?: new (url: string, protocols: string[]) => WebSocket;
+  /** `"auto"` (default): WebSocket, then HTTP long-poll when WebSocket is absent or cannot connect;
+   * `"websocket"` or `"longpoll"` alone. Long-poll speaks JSON only. */
+  transport?: 'auto' | 'websocket' | 'longpoll';
+  /** The long-poll endpoint (default: `url` with `http(s)` and the path's `/ws` replaced by `/lp`), or false
+   * for no long-poll fallback. */
+  longpoll?: string | false;
   /** HELLO authmethods (default `["ticket"]` when a ticket is given). */
   authmethods?: string[];
   /** Answers a CHALLENGE for methods other than ticket (e.g. wampcra); returns the signature. */
@@ -218,6 +224,8 @@ export interface Presence<State = Record<string, unknown>> {
 
 export class Client {
   readonly state: State | null;
+  /** The transport of the current (or last) connection attempt. */
+  readonly transport: 'websocket' | 'longpoll';
   /** The joined session: id and WELCOME.Details (authid, authrole, authmethod, roles). */
   readonly session: { id: number; details: Details } | null;
   readonly ready: Promise<Client>;
@@ -254,6 +262,20 @@ export class Client {
 
 /** Connects and joins; resolves once the session is joined, rejects on ABORT (e.g. a bad ticket). */
 export function connect(options: ConnectOptions): Promise<Client>;
+
+/** The long-poll endpoint beside a WebSocket URL: `ws://host:port/ws` (or `/`) -> `http://host:port/lp`. */
+export function longPollUrl(url: string): string;
+
+/** WAMP over the gateway's HTTP long-poll (`/lp`), shaped like a WebSocket; JSON only. */
+export class LongPoll {
+  constructor(url: string, protocols: string[]);
+  readonly protocol?: string;
+  onopen: (() => void) | null;
+  onmessage: ((event: { data: string }) => void) | null;
+  onclose: (() => void) | null;
+  send(data: string): void;
+  close(): void;
+}
 
 /** Reconnect delay in ms before retry `attempt` (0-based): uniform in [0, min(cap, base * 2^attempt)). */
 export function backoff(attempt: number, options?: RetryOptions): number;

@@ -1,5 +1,6 @@
-// switchboard.js: the browser client of Switchboard. WAMP v2 (JSON) over WebSocket, reconnecting with
-// backoff, live model collections and presence. One ES module, no dependencies. Types: switchboard.d.ts.
+// switchboard.js: the browser client of Switchboard. WAMP v2 (JSON) over WebSocket, or over HTTP long-poll
+// where WebSocket is absent or cannot connect; reconnecting with backoff, live model collections and presence.
+// One ES module, no dependencies. Types: switchboard.d.ts.
 const HELLO = 1, WELCOME = 2, ABORT = 3, CHALLENGE = 4, AUTHENTICATE = 5, GOODBYE = 6, ERROR = 8,
   PUBLISH = 16, PUBLISHED = 17, SUBSCRIBE = 32, SUBSCRIBED = 33, UNSUBSCRIBE = 34, UNSUBSCRIBED = 35,
   EVENT = 36, CALL = 48, CANCEL = 49, RESULT = 50, REGISTER = 64, REGISTERED = 65, UNREGISTER = 66,
@@ -61,6 +62,135 @@ class Emitter {
   }
 }
 
+/**
+ * The transports a client tries, in order: `transport` is `"auto"` (WebSocket, then long-poll when WebSocket is
+ * absent or cannot connect), `"websocket"` or `"longpoll"`. Long-poll speaks JSON only.
+ */
+function transportsFor(transport, WS, ser, noLongPoll) {
+  const lp = !noLongPoll && ser.protocol === JSON_SERIALIZER.protocol && typeof fetch === 'function';
+  if (transport === 'websocket' || transport === 'longpoll') {
+    if (transport === 'longpoll' && !lp) {
+      throw new Error('transport "longpoll" needs the JSON serializer, fetch() and longpoll not false');
+    }
+    if (transport === 'websocket' && !WS) throw new Error('transport "websocket" needs a WebSocket constructor');
+    return [transport];
+  }
+  if (transport !== 'auto') throw new Error(`unknown transport ${transport}: auto, websocket or longpoll`);
+  const list = [...(WS ? ['websocket'] : []), ...(lp ? ['longpoll'] : [])];
+  if (!list.length) throw new Error('no transport: WebSocket is absent and long-poll needs fetch() and JSON');
+  return list;
+}
+
+/** The long-poll endpoint beside a WebSocket URL: `ws://host:port/ws` (or `/`) -> `http://host:port/lp`. */
+export function longPollUrl(url) {
+  const u = new URL(url, globalThis.location && globalThis.location.href);
+  u.protocol = u.protocol === 'wss:' || u.protocol === 'https:' ? 'https:' : 'http:';
+  u.pathname = u.pathname.replace(/\/(ws)?$/, '') + '/lp';
+  u.search = u.hash = '';
+  return u.href;
+}
+
+/** How long one receive may stay unanswered before the transport counts as lost (the gateway answers sooner). */
+const LP_REQUEST_TIMEOUT_MS = 60000;
+
+/**
+ * WAMP over HTTP long-poll (the gateway's `/lp`), shaped like a WebSocket (`onopen`, `onmessage`, `onclose`,
+ * `send`, `close`) so the client drives either the same way. Messages go out one POST each, in order; one
+ * receive is always pending; a failed request closes the transport (the client reconnects as after a cut socket).
+ * Requests are CORS "simple" (text/plain bodies), so a page on another origin needs no preflight.
+ */
+export class LongPoll {
+  constructor(url, protocols) {
+    this.url = url.replace(/\/$/, '');
+    this._out = [];
+    this._sending = false;
+    this._closed = false;
+    this._abort = new AbortController();
+    // The batched variant first: several messages per request each way.
+    const offered = protocols.flatMap((p) => (p === 'wamp.2.json' ? ['wamp.2.json.batched', p] : [p]));
+    this._post('/open', JSON.stringify({ protocols: offered }))
+      .then((text) => {
+        const { transport, protocol } = JSON.parse(text);
+        if (typeof transport !== 'string' || !offered.includes(protocol)) throw new Error('bad open answer');
+        this._id = encodeURIComponent(transport);
+        this._batched = protocol.endsWith('.batched');
+        this.protocol = protocol.replace(/\.batched$/, '');
+        if (this._closed) return this._post(`/${this._id}/close`, '').catch(() => {});
+        if (this.onopen) this.onopen();
+        this._receive();
+        this._flush();
+      })
+      .catch(() => this._end());
+  }
+
+  async _post(path, body) {
+    const timer = setTimeout(() => this._abort.abort(), LP_REQUEST_TIMEOUT_MS);
+    try {
+      const res = await fetch(this.url + path, {
+        method: 'POST', body, signal: this._abort.signal, headers: { 'Content-Type': 'text/plain' },
+      });
+      if (res.status !== 200 && res.status !== 204) throw new Error(`HTTP ${res.status}`);
+      return res.status === 204 ? '' : await res.text();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async _receive() {
+    while (!this._closed) {
+      let text;
+      try { text = await this._post(`/${this._id}/receive`, ''); } catch { return this._end(); }
+      // A JSON text never holds a raw 0x1E, so batched answers split safely.
+      for (const data of text.split('\x1e')) {
+        if (data && !this._closed && this.onmessage) this.onmessage({ data });
+      }
+    }
+  }
+
+  send(data) {
+    if (this._closed) return;
+    this._out.push(data);
+    this._flush();
+  }
+
+  /** Sends what is queued, in order: everything in one request when batched, else one request each. */
+  async _flush() {
+    if (this._sending || this._id === undefined) return;
+    this._sending = true;
+    while (this._out.length && !this._closed) {
+      const body = this._batched ? this._out.splice(0).map((m) => m + '\x1e').join('') : this._out.shift();
+      try { await this._post(`/${this._id}/send`, body); } catch { return this._end(); }
+    }
+    this._sending = false;
+  }
+
+  close() {
+    if (this._closed) return;
+    if (this._id !== undefined) {
+      // Whatever was sent last (a GOODBYE) goes before the close.
+      const last = this._flushed();
+      last.then(() => fetch(`${this.url}/${this._id}/close`, { method: 'POST', body: '' })).catch(() => {});
+    }
+    this._end();
+  }
+
+  _flushed() {
+    const pending = this._out.splice(0);
+    if (!pending.length) return Promise.resolve();
+    const body = this._batched ? pending.map((m) => m + '\x1e').join('') : null;
+    const send = (data) => fetch(`${this.url}/${this._id}/send`,
+      { method: 'POST', body: data, headers: { 'Content-Type': 'text/plain' } });
+    return body !== null ? send(body) : pending.reduce((p, data) => p.then(() => send(data)), Promise.resolve());
+  }
+
+  _end() {
+    if (this._closed) return;
+    this._closed = true;
+    this._abort.abort();
+    if (this.onclose) this.onclose();
+  }
+}
+
 /** Connects and joins; resolves with the client once the session is joined. */
 export async function connect(options) {
   const client = new Client(options);
@@ -70,12 +200,17 @@ export async function connect(options) {
 
 export class Client extends Emitter {
   constructor({ url, realm, authid, ticket, serializer, WebSocket: WS, authmethods, onChallenge, retry = {},
-    queueLimit = 1000, queueTimeout = 10000 }) {
+    queueLimit = 1000, queueTimeout = 10000, transport = 'auto', longpoll }) {
     super();
     Object.assign(this, { url, realm, authid, ticket, authmethods, onChallenge, retry, queueLimit, queueTimeout });
     this.WS = WS || globalThis.WebSocket;
     this.ser = !serializer || serializer === 'json' ? JSON_SERIALIZER : serializer;
     if (typeof this.ser !== 'object') throw new Error(`unsupported serializer ${serializer}`);
+    this._transports = transportsFor(transport, this.WS, this.ser, longpoll === false);
+    this._lpUrl = longpoll || longPollUrl(url);
+    /** The transport of the current (or last) connection attempt: `"websocket"` or `"longpoll"`. */
+    this.transport = this._transports[0];
+    this._tried = 0; // how many of this round's transports have failed to open
     this.state = null;
     this.session = null;
     this._req = 0;
@@ -97,15 +232,24 @@ export class Client extends Emitter {
 
   _open() {
     this._set('connecting');
+    this.transport = this._transports[this._tried];
     let ws;
     try {
-      ws = new this.WS(this.url, [this.ser.protocol]);
+      ws = this.transport === 'longpoll'
+        ? new LongPoll(this._lpUrl, [this.ser.protocol])
+        : new this.WS(this.url, [this.ser.protocol]);
     } catch (e) {
       return this._fail(new WampError('switchboard.error.connect_failed', [String(e && e.message)]));
     }
     this._ws = ws;
+    let opened = false;
     if (this.ser.binary) ws.binaryType = 'arraybuffer';
     ws.onopen = () => {
+      opened = true;
+      // Opened: this transport is tried first from now on (a page behind a proxy that blocks WebSocket
+      // goes straight to long-poll when it reconnects).
+      if (this._tried) this._transports.unshift(...this._transports.splice(this._tried, 1));
+      this._tried = 0;
       const details = { roles: ROLES };
       if (this.authid) details.authid = this.authid;
       const methods = this.authmethods || (this.ticket && ['ticket']);
@@ -117,7 +261,7 @@ export class Client extends Emitter {
       try { m = this.ser.decode(e.data); } catch { return ws.close(); }
       this._onMessage(m, ws);
     };
-    ws.onclose = () => this._onClose(ws);
+    ws.onclose = () => this._onClose(ws, opened);
     ws.onerror = () => {};
   }
 
@@ -178,7 +322,7 @@ export class Client extends Emitter {
     }
   }
 
-  _onClose(ws) {
+  _onClose(ws, opened) {
     if (this._ws !== ws) return;
     this._ws = null;
     this.joined = false;
@@ -193,6 +337,10 @@ export class Client extends Emitter {
     }
     if (this._closed) return;
     if (this._fatal) return this._fail(this._fatal);
+    // A transport that could not open: the next one at once (WebSocket blocked -> long-poll); a retry with
+    // backoff only once every transport of the round has failed.
+    if (!opened && ++this._tried < this._transports.length) return this._open();
+    this._tried = 0;
     if (this.retry === false) return this._fail(new WampError('switchboard.error.connection_lost', ['no retries']));
     const why = this._lost;
     this._lost = null;

@@ -3,18 +3,10 @@
 // updated and deleted rows, and, untouched, keeps receiving after the gateway restarts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
 
-import { REALM, emitModel, startGateway } from './support.js';
+import { REALM, chromiumSkip as skip, emitModel, launchChromium, startGateway } from './support.js';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const IN_CI = process.env.CI === 'true';
-const missing = !fs.existsSync(CHROMIUM);
-if (missing && IN_CI) throw new Error(`${CHROMIUM} is missing in CI: .ci/run installs it (apt-get install chromium)`);
-const skip = missing ? `${CHROMIUM} not found (apt-get install -y chromium); skipped outside CI` : false;
 
 const page = (gwPort) => `<!doctype html>
 <meta charset="utf-8"><title>orders</title>
@@ -62,8 +54,7 @@ after(async () => {
 });
 
 test('a page on another origin imports /switchboard.js and renders a live collection across a gateway restart', { skip, timeout: 90000 }, async () => {
-  const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  browser = await launchChromium();
   const tab = await browser.newPage();
   const errors = [];
   tab.on('pageerror', (e) => errors.push(String(e)));

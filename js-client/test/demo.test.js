@@ -16,20 +16,14 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 
-import { REPO, SECRET, REALM, delay, eventually, rpc } from './support.js';
+import { REPO, SECRET, REALM, chromiumSkip as skip, delay, eventually, launchChromium, rpc } from './support.js';
 import { connect } from '../switchboard.js';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const IN_CI = process.env.CI === 'true';
 const BIN = process.env.SWITCHBOARD_BIN || path.join(REPO, 'target', 'debug', 'switchboard');
 const SHOP = process.env.SWITCHBOARD_SHOP_BIN || path.join(path.dirname(BIN), 'examples', 'shop');
 const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672/%2f';
 
-const missing = !fs.existsSync(CHROMIUM);
-if (missing && IN_CI) throw new Error(`${CHROMIUM} is missing in CI: .ci/run installs it (apt-get install chromium)`);
-const skip = missing ? `${CHROMIUM} not found (apt-get install -y chromium); skipped outside CI` : false;
 
 const children = new Set();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
@@ -257,10 +251,14 @@ async function settles(tab, demo, ms, what) {
   }
 }
 
-// Installed in every page before its scripts: a WebSocket the test can cut (close every open socket; new
-// ones go to a refused port until heal), like support.js's cuttable() for node.
+// Installed in every page before its scripts: a network the test can cut: every open WebSocket closed, new
+// ones sent to a refused port and long-poll requests (the client's fallback) failed until heal; like
+// support.js's cuttable() for node.
 function cuttableWebSocket() {
   const Native = window.WebSocket;
+  const nativeFetch = window.fetch.bind(window);
+  window.fetch = (input, init) => (ctl.blocked && String(input.url || input).includes('/lp')
+    ? Promise.reject(new TypeError('Failed to fetch (cut by the test)')) : nativeFetch(input, init));
   const ctl = { blocked: false, sockets: new Set() };
   window.__cut = ctl;
   window.WebSocket = class extends Native {
@@ -310,7 +308,7 @@ before(async () => {
   }
   demo = await startDemo();
   const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  browser = await launchChromium();
 }, { timeout: 60000 });
 after(async () => {
   if (browser) await browser.close();

@@ -48,7 +48,7 @@ const getEventsCalls = (ctl) => ctl.sent.filter((m) => m[0] === 48 && m[3] === '
 
 test('a live collection opened with rows and after recovers the events since, and those published while cut, once each and in order', { timeout: 30000 }, async (t) => {
   const ctl = cuttable();
-  const c = await open(t, gw, { WebSocket: ctl.WebSocket });
+  const c = await open(t, gw, ctl.options);
   const model = 'shop.cut';
   await emitModel(gw, model, 'created', 1, { status: 'new' });
   const { publication: rendered } = await emitModel(gw, model, 'created', 2, { status: 'new' });
@@ -86,7 +86,7 @@ test('a live collection opened with rows and after recovers the events since, an
 
 test('a history gap (limit 3, ten events while cut) emits reset; without a view the rows are not reloaded', { timeout: 30000 }, async (t) => {
   const ctl = cuttable();
-  const c = await open(t, gw, { WebSocket: ctl.WebSocket });
+  const c = await open(t, gw, ctl.options);
   const model = 'shop.gap.plain';
   const { publication } = await emitModel(gw, model, 'created', 1, { n: 0 });
   const live = await c.live(model, { rows: [{ pk: 1, n: 0 }], after: publication });
@@ -106,7 +106,7 @@ test('a history gap (limit 3, ten events while cut) emits reset; without a view 
 
 test('a history gap reloads the collection from the model view and emits reset', { timeout: 30000 }, async (t) => {
   const ctl = cuttable();
-  const c = await open(t, gw, { WebSocket: ctl.WebSocket });
+  const c = await open(t, gw, ctl.options);
   const model = 'shop.gap.viewed';
   await emitModel(gw, model, 'created', 1, { n: 0 });
   await emitModel(gw, model, 'created', 2, { n: 0 });
@@ -128,7 +128,7 @@ test('a history gap reloads the collection from the model view and emits reset',
 
 test('first rows from the model view (order_by, desc, limit), then live events from its publication', { timeout: 30000 }, async (t) => {
   const ctl = cuttable();
-  const c = await open(t, gw, { WebSocket: ctl.WebSocket });
+  const c = await open(t, gw, ctl.options);
   const model = 'shop.viewed';
   for (const [pk, total] of [[1, 30], [2, 10], [3, 20]]) await emitModel(gw, model, 'created', pk, { total });
   const live = await c.live(model, { order_by: 'total', desc: true, limit: 2 });
@@ -146,7 +146,7 @@ test('first rows from the model view (order_by, desc, limit), then live events f
 
 test('subscribe sends filter as _filter and getRetained as get_retained; no filtering in the client', { timeout: 20000 }, async (t) => {
   const ctl = cuttable();
-  const c = await open(t, gw, { WebSocket: ctl.WebSocket });
+  const c = await open(t, gw, ctl.options);
   const topic = uniqueUri('app.filtered');
   const filter = { 'data.total': { $lt: 100 }, status: { $in: ['new', 'paid'] } };
   await c.subscribe(topic, () => {}, { filter, getRetained: true });
@@ -190,7 +190,7 @@ test('one client, two filters on one topic: each handler sees only its own event
 
 test('a filtered live collection: view rows and events (live and recovered) match the filter', { timeout: 30000 }, async (t) => {
   const ctl = cuttable();
-  const c = await open(t, gw, { WebSocket: ctl.WebSocket });
+  const c = await open(t, gw, ctl.options);
   const model = 'shop.viewed';
   await emitModel(gw, model, 'created', 11, { city: 'Paris' });
   await emitModel(gw, model, 'created', 12, { city: 'Oslo' });

@@ -47,7 +47,7 @@ test('npm pack holds the library, its types and README; an offline install impor
       { cwd: app, encoding: 'utf8', timeout: 30000 }));
     assert.deepEqual(out, {
       connect: 'function', backoff: 'function', Client: 'function', WampError: 'function', Result: 'function',
-      names: ['Client', 'Result', 'WampError', 'backoff', 'connect'],
+      names: ['Client', 'LongPoll', 'Result', 'WampError', 'backoff', 'connect', 'longPollUrl'],
     });
     // The resolved entry points are the ones `exports` names.
     const resolved = execFileSync(process.execPath, ['--input-type=module', '-e',

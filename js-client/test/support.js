@@ -18,6 +18,22 @@ const BIN = process.env.SWITCHBOARD_BIN || path.join(REPO, 'target', 'debug', 's
 
 export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Debian's Chromium (or $CHROMIUM) and the flags the browser tests launch it with. */
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const chromiumMissing = !fs.existsSync(CHROMIUM);
+/** The `skip` option of a browser test: a reason when Chromium is missing outside CI, else false (in CI a
+ * missing Chromium fails the test: .ci/run installs it). */
+export const chromiumSkip = chromiumMissing && process.env.CI !== 'true'
+  ? `${CHROMIUM} not found (apt-get install -y chromium); skipped outside CI` : false;
+/** Launches headless Chromium through playwright-core. */
+export async function launchChromium() {
+  if (chromiumMissing) throw new Error(`${CHROMIUM} is missing in CI: .ci/run installs it (apt-get install chromium)`);
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
 /** Poll `fn` until it returns something truthy; fail after `ms` naming `what`. */
 export async function eventually(fn, ms, what, every = 20) {
   const deadline = Date.now() + ms;
@@ -193,6 +209,8 @@ export function cuttable() {
     for (const s of ctl.sockets) s.terminate();
   };
   ctl.heal = () => { ctl.blocked = false; };
+  // The client's options for a WebSocket-only client (no long-poll fallback past the cut).
+  ctl.options = { WebSocket: ctl.WebSocket, longpoll: false };
   return ctl;
 }
 

@@ -22,7 +22,10 @@ pub use env::ENV_PREFIX;
 pub use error::ConfigError;
 pub use switchboard_wire::uri;
 pub use uri::MatchPolicy;
-pub use validate::{MAX_BODY_BYTES, MIN_BODY_BYTES, MIN_HEADER_TIMEOUT_MS, MIN_MESSAGE_BYTES};
+pub use validate::{
+    MAX_BODY_BYTES, MIN_BODY_BYTES, MIN_HEADER_TIMEOUT_MS, MIN_LONGPOLL_REQUEST_TIMEOUT_MS,
+    MIN_MESSAGE_BYTES,
+};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +96,14 @@ pub struct GatewayConfig {
     /// Most bytes of stored events (history and retained events together) per realm; past it the oldest
     /// stored events are evicted first, and recovery from before them answers `history_gap`.
     pub history_max_bytes: usize,
+    /// How long an HTTP long-poll `receive` is held open waiting for a message before it is answered
+    /// 204 (no content), in milliseconds. Below Autobahn|JS's own request timeout (12 s), which treats a
+    /// request it gives up on as a lost transport.
+    pub longpoll_request_timeout_ms: u64,
+    /// How long an HTTP long-poll transport may go without any request before it is closed and its
+    /// session leaves, in milliseconds (a client that went away sends no close). Longer than
+    /// `longpoll_request_timeout_ms`, so that a client always polling is never closed.
+    pub longpoll_session_timeout_ms: u64,
 }
 
 impl Default for GatewayConfig {
@@ -113,6 +124,8 @@ impl Default for GatewayConfig {
             max_connections: 10_000,
             shutdown_grace_ms: 3_000,
             history_max_bytes: 64 * 1024 * 1024,
+            longpoll_request_timeout_ms: 10_000,
+            longpoll_session_timeout_ms: 30_000,
         }
     }
 }

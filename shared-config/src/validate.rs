@@ -15,6 +15,10 @@ pub const MIN_MESSAGE_BYTES: usize = 1024;
 /// send a request header in time.
 pub const MIN_HEADER_TIMEOUT_MS: u64 = 100;
 
+/// Smallest accepted `gateway.longpoll_request_timeout_ms`: a shorter hold turns long-polling into busy
+/// polling.
+pub const MIN_LONGPOLL_REQUEST_TIMEOUT_MS: u64 = 100;
+
 /// Smallest accepted `max_body_bytes` of an ingestion transport: below this not even one small event
 /// with its envelope fits.
 pub const MIN_BODY_BYTES: usize = 1024;
@@ -108,6 +112,25 @@ impl Config {
                 format!(
                     "must be at least {MIN_HEADER_TIMEOUT_MS}, got {}",
                     self.gateway.header_timeout_ms
+                ),
+            ));
+        }
+        let (request, session) = (
+            self.gateway.longpoll_request_timeout_ms,
+            self.gateway.longpoll_session_timeout_ms,
+        );
+        if request < MIN_LONGPOLL_REQUEST_TIMEOUT_MS {
+            return Some(Problem::new(
+                gateway.key("longpoll_request_timeout_ms"),
+                format!("must be at least {MIN_LONGPOLL_REQUEST_TIMEOUT_MS}, got {request}"),
+            ));
+        }
+        if session <= request {
+            return Some(Problem::new(
+                gateway.key("longpoll_session_timeout_ms"),
+                format!(
+                    "must be longer than longpoll_request_timeout_ms ({request}), or a client waiting \
+                     on a held receive would be closed; got {session}"
                 ),
             ));
         }
@@ -439,6 +462,21 @@ mod tests {
         assert!(
             message.starts_with(
                 "switchboard.toml:3: gateway.header_timeout_ms: must be at least 100, got 0"
+            ),
+            "{message}"
+        );
+        let message = error_of("[gateway]\nlongpoll_request_timeout_ms = 99\n");
+        assert_eq!(
+            message,
+            "switchboard.toml:2: gateway.longpoll_request_timeout_ms: must be at least 100, got 99"
+        );
+        let message = error_of(
+            "[gateway]\nlongpoll_request_timeout_ms = 5000\nlongpoll_session_timeout_ms = 5000\n",
+        );
+        assert!(
+            message.starts_with(
+                "switchboard.toml:3: gateway.longpoll_session_timeout_ms: must be longer than \
+                 longpoll_request_timeout_ms (5000)"
             ),
             "{message}"
         );

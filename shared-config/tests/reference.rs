@@ -42,6 +42,8 @@ fn everything() -> Config {
         max_connections,
         shutdown_grace_ms,
         history_max_bytes,
+        longpoll_request_timeout_ms,
+        longpoll_session_timeout_ms,
     } = GatewayConfig::default();
     Config {
         gateway: GatewayConfig {
@@ -60,6 +62,8 @@ fn everything() -> Config {
             max_connections,
             shutdown_grace_ms,
             history_max_bytes,
+            longpoll_request_timeout_ms,
+            longpoll_session_timeout_ms,
         },
         security: SecurityConfig {
             secret: Some("s".into()),

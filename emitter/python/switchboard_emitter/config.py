@@ -42,7 +42,8 @@ SCHEMA: Dict[str, Any] = {
         "max_message_bytes", "outbound_queue_bytes", "outbound_queue", "slow_consumer_ms",
         "hello_timeout_ms", "max_subscriptions", "max_pattern_subscriptions", "max_pending_requests",
         "max_sessions_per_authid", "max_uri_bytes", "header_timeout_ms", "max_connections",
-        "shutdown_grace_ms", "history_max_bytes")},
+        "shutdown_grace_ms", "history_max_bytes", "longpoll_request_timeout_ms",
+        "longpoll_session_timeout_ms")},
     "security": {"secret": _STR, "secret_file": _STR, "max_skew_s": _INT},
     "ingest": {
         "jsonrpc": {"listen": _ADDR, "max_body_bytes": _INT, "body_timeout_ms": _INT},

@@ -10,11 +10,11 @@
 //! so a client that stops reading is closed in time whether or not anything else is published.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use crate::wamp::{Frame, Message, Serializer};
 
@@ -86,8 +86,10 @@ struct Shared {
     /// Signalled when the queue crosses its low-water mark, either way: the connection arms or disarms
     /// its slow-consumer timer, and stops or resumes reading requests.
     level: Notify,
-    /// Set once a close was requested (read on every push, so an atomic rather than the watch's lock).
-    closed: AtomicBool,
+    /// The close request, set once (the first wins); read on every push.
+    closing: OnceLock<Closing>,
+    /// Signalled when `closing` is set.
+    closed: Notify,
     /// Bytes the writer has handed to the socket so far: whether a client reads at all.
     written: AtomicU64,
 }
@@ -131,8 +133,41 @@ pub struct Progress {
 pub struct OutboxReceiver {
     /// The queued frames.
     pub frames: FrameReceiver,
-    /// Becomes `Some` once the session must close.
-    pub closing: watch::Receiver<Option<Closing>>,
+    /// Says when, and how, the session must close.
+    pub closing: CloseSignal,
+}
+
+/// The close request of an outbox, as the transport's tasks (reader, writer) wait for it. Its own small
+/// type rather than a `tokio::sync::watch` channel: a watch channel costs about 400 bytes per connection
+/// (its sender notifies through eight `Notify`s), a third of what an idle session otherwise holds, and
+/// the value changes only once.
+#[derive(Debug, Clone)]
+pub struct CloseSignal {
+    shared: Arc<Shared>,
+}
+
+impl CloseSignal {
+    /// Resolves once a close was requested (at once if it already was).
+    pub async fn closed(&self) {
+        let notified = self.shared.closed.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a close between the check and the wait is not missed.
+        notified.as_mut().enable();
+        if self.shared.closing.get().is_some() {
+            return;
+        }
+        notified.await;
+    }
+
+    /// The close request, once there is one.
+    pub fn get(&self) -> Option<Closing> {
+        self.shared.closing.get().cloned()
+    }
+
+    /// True once a close was requested.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closing.get().is_some()
+    }
 }
 
 /// The reading end of an outbox's frame queue.
@@ -193,7 +228,6 @@ impl FrameReceiver {
 pub struct Outbox {
     serializer: Serializer,
     shared: Arc<Shared>,
-    closing: watch::Sender<Option<Closing>>,
 }
 
 /// A process-wide time origin so that "above low water since" fits in an atomic.
@@ -221,18 +255,19 @@ impl Outbox {
             above_low_since: AtomicU64::new(0),
             ready: Notify::new(),
             level: Notify::new(),
-            closed: AtomicBool::new(false),
+            closing: OnceLock::new(),
+            closed: Notify::new(),
             written: AtomicU64::new(0),
         });
-        let (closing_tx, closing_rx) = watch::channel(None);
         let outbox = Outbox {
             serializer,
             shared: Arc::clone(&shared),
-            closing: closing_tx,
         };
         let receiver = OutboxReceiver {
-            frames: FrameReceiver { shared },
-            closing: closing_rx,
+            frames: FrameReceiver {
+                shared: Arc::clone(&shared),
+            },
+            closing: CloseSignal { shared },
         };
         (outbox, receiver)
     }
@@ -408,22 +443,16 @@ impl Outbox {
     /// Asks the transport to close the session; the first request wins. Returns whether this call was
     /// the first.
     pub fn close(&self, closing: Closing) -> bool {
-        let first = self.closing.send_if_modified(|current| {
-            if current.is_some() {
-                return false;
-            }
-            *current = Some(closing);
-            true
-        });
+        let first = self.shared.closing.set(closing).is_ok();
         if first {
-            self.shared.closed.store(true, Ordering::Relaxed);
+            self.shared.closed.notify_waiters();
         }
         first
     }
 
     /// True once a close was requested.
     pub fn is_closing(&self) -> bool {
-        self.shared.closed.load(Ordering::Relaxed)
+        self.shared.closing.get().is_some()
     }
 }
 

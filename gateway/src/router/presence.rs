@@ -6,16 +6,19 @@
 //! - An authid joins a topic when its first session subscribes to it and leaves it when its last session
 //!   unsubscribes or leaves the realm. Join, leave and state events (kwargs `{event: "join"|"leave"|"state",
 //!   authid, state}`) are published on `switchboard.presence.<topic>` through [`Realm::publish`] with no
-//!   publisher, so only sessions whose role may subscribe there get them; nothing is built when nobody
-//!   subscribes to that topic.
+//!   publisher, so only sessions whose role may subscribe there get them.
 //! - An authid's state is the one its most recently updated session set (null when none did, or when that
 //!   session left and no other of its sessions set one).
 //!
-//! The bookkeeping is one lock per realm, held while the events it decided are published, so that every
-//! watcher sees one authid's join and leave events in the order they happened.
+//! Who is on a topic is not copied here: it is read from the broker's exact subscriptions
+//! (`broker/members.rs`), and only when somebody watches `switchboard.presence.<topic>` or lists it, so a
+//! subscribed session costs presence nothing. This module keeps the public states. Its lock is taken
+//! before the broker changes a session's exact subscriptions and held until the events those changes
+//! decided are published, so every watcher sees one authid's join and leave events in the order they
+//! happened, and two tabs subscribing at once make exactly one join.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, MutexGuard};
 
 use serde_json::{json, Value};
 
@@ -37,13 +40,9 @@ pub(crate) fn tracked(topic: &str) -> bool {
     !(topic.starts_with("wamp.") || topic.starts_with("switchboard."))
 }
 
-/// One realm's presence bookkeeping.
+/// One realm's public states, and the lock that orders presence decisions (see the module doc).
 #[derive(Debug, Default)]
 pub(crate) struct Presence {
-    /// topic -> authid -> session -> how many exact subscriptions that session holds to the topic.
-    topics: HashMap<String, BTreeMap<String, HashMap<Id, usize>>>,
-    /// session -> (authid, its exact subscriptions to tracked topics: subscription -> topic).
-    sessions: HashMap<Id, (String, HashMap<Id, String>)>,
     /// authid -> states its sessions set: (session, update sequence, state).
     states: HashMap<String, Vec<(Id, u64, Value)>>,
     sequence: u64,
@@ -60,6 +59,10 @@ fn event(kind: &str, topic: &str, authid: &str, state: Value) -> Event {
     (topic.to_string(), kwargs)
 }
 
+fn watched_topic(topic: &str) -> String {
+    format!("{TOPIC_PREFIX}{topic}")
+}
+
 impl Presence {
     /// The state of `authid`: the one its most recently updated session set.
     fn state_of(&self, authid: &str) -> Value {
@@ -70,134 +73,46 @@ impl Presence {
             .unwrap_or(Value::Null)
     }
 
-    /// `session` of `authid` took exact subscription `subscription` to `topic`: the join event when it
-    /// is the authid's first.
-    fn subscribed(
-        &mut self,
-        session: Id,
-        authid: &str,
-        subscription: Id,
-        topic: &str,
-    ) -> Option<Event> {
-        let (_, held) = self
-            .sessions
-            .entry(session)
-            .or_insert_with(|| (authid.to_string(), HashMap::new()));
-        if held.insert(subscription, topic.to_string()).is_some() {
-            return None;
-        }
-        let members = self.topics.entry(topic.to_string()).or_default();
-        let first = !members.contains_key(authid);
-        *members
-            .entry(authid.to_string())
-            .or_default()
-            .entry(session)
-            .or_default() += 1;
-        first.then(|| event("join", topic, authid, self.state_of(authid)))
-    }
-
-    /// `session` dropped `subscription`: the leave event when it was its authid's last on the topic.
-    fn unsubscribed(&mut self, session: Id, subscription: Id) -> Option<Event> {
-        let (authid, held) = self.sessions.get_mut(&session)?;
-        let topic = held.remove(&subscription)?;
-        let authid = authid.clone();
-        let members = self.topics.get_mut(&topic)?;
-        let sessions = members.get_mut(&authid)?;
-        if let Some(count) = sessions.get_mut(&session) {
-            *count -= 1;
-            if *count == 0 {
-                sessions.remove(&session);
-            }
-        }
-        if !sessions.is_empty() {
-            return None;
-        }
-        members.remove(&authid);
-        if members.is_empty() {
-            self.topics.remove(&topic);
-        }
-        Some(event("leave", &topic, &authid, self.state_of(&authid)))
-    }
-
-    /// `session` left the realm: leave events for the topics its authid is no longer on, then state
-    /// events where its authid stays but its state changed with the session's.
-    fn left(&mut self, session: Id) -> Vec<Event> {
-        let Some((authid, held)) = self.sessions.get(&session).cloned() else {
-            return self.drop_state(session);
-        };
-        let mut events: Vec<Event> = held
-            .keys()
-            .filter_map(|subscription| self.unsubscribed(session, *subscription))
-            .collect();
-        self.sessions.remove(&session);
-        let before = self.state_of(&authid);
-        events.extend(self.drop_state(session));
-        let after = self.state_of(&authid);
-        if before != after {
-            events.extend(self.state_events(&authid, &after));
-        }
-        events
-    }
-
-    /// Forgets the state `session` set (no events).
-    fn drop_state(&mut self, session: Id) -> Vec<Event> {
-        self.states.retain(|_, states| {
-            states.retain(|(id, _, _)| *id != session);
-            !states.is_empty()
-        });
-        Vec::new()
-    }
-
-    /// A state event on every topic `authid` is present on.
-    fn state_events(&self, authid: &str, state: &Value) -> Vec<Event> {
-        let mut events: Vec<Event> = self
-            .topics
-            .iter()
-            .filter(|(_, members)| members.contains_key(authid))
-            .map(|(topic, _)| event("state", topic, authid, state.clone()))
-            .collect();
-        events.sort_by(|a, b| a.0.cmp(&b.0));
-        events
-    }
-
-    /// `session` of `authid` set its public state: it becomes the authid's state.
-    fn set_state(&mut self, session: Id, authid: &str, state: Value) -> Vec<Event> {
+    /// Records the state `session` of `authid` set; returns the authid's state before and after.
+    fn set(&mut self, session: Id, authid: &str, state: Value) {
         self.sequence += 1;
-        let sequence = self.sequence;
         let states = self.states.entry(authid.to_string()).or_default();
         states.retain(|(id, _, _)| *id != session);
-        states.push((session, sequence, state.clone()));
-        self.state_events(authid, &state)
+        states.push((session, self.sequence, state));
     }
 
-    /// `[{authid, state, sessions}]` of `topic`, by authid.
-    fn list(&self, topic: &str) -> Vec<Value> {
-        self.topics
-            .get(topic)
-            .map(|members| {
-                members
-                    .iter()
-                    .map(|(authid, sessions)| {
-                        json!({
-                            "authid": authid,
-                            "state": self.state_of(authid),
-                            "sessions": sessions.len(),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// Forgets the state `session` of `authid` set; true when the authid's state changed with it.
+    fn forget(&mut self, session: Id, authid: &str) -> bool {
+        let Some(states) = self.states.get_mut(authid) else {
+            return false;
+        };
+        if !states.iter().any(|(id, _, _)| *id == session) {
+            return false;
+        }
+        let before = self.state_of(authid);
+        if let Some(states) = self.states.get_mut(authid) {
+            states.retain(|(id, _, _)| *id != session);
+            if states.is_empty() {
+                self.states.remove(authid);
+            }
+        }
+        before != self.state_of(authid)
     }
 }
 
+/// Presence's lock, held across a change of a session's exact subscriptions (see the module doc).
+pub(crate) struct PresenceGuard<'a>(MutexGuard<'a, Presence>);
+
 impl Realm {
+    /// Takes presence's lock before changing a session's exact subscriptions.
+    pub(crate) fn presence_lock(&self) -> PresenceGuard<'_> {
+        PresenceGuard(self.presence())
+    }
+
     /// Publishes presence events (the caller holds the presence lock, so they go out in order).
     fn presence_publish(&self, events: Vec<Event>) {
         for (topic, kwargs) in events {
-            let topic = format!("{TOPIC_PREFIX}{topic}");
-            if !self.broker().reaches(&topic) {
-                continue;
-            }
+            let topic = watched_topic(&topic);
             let payload = Payload::ArgsKwargs(Vec::new(), kwargs);
             self.publish(Outgoing {
                 id: random_id(),
@@ -209,52 +124,94 @@ impl Realm {
         }
     }
 
-    /// `session` of `authid` took the exact subscription `subscription` to `topic` (new for it).
-    pub(crate) fn presence_subscribed(
-        &self,
-        session: Id,
-        authid: &str,
-        subscription: Id,
-        topic: &str,
-    ) {
+    /// State events about `authid` on every watched topic it is present on.
+    fn state_events(&self, authid: &str, state: &Value) -> Vec<Event> {
+        let broker = self.broker();
+        broker
+            .topics_of(authid)
+            .into_iter()
+            .filter(|topic| tracked(topic) && broker.reaches(&watched_topic(topic)))
+            .map(|topic| event("state", &topic, authid, state.clone()))
+            .collect()
+    }
+
+    /// A session of `authid` took a new exact subscription to `topic` (the broker holds it already): the
+    /// join event when it is the authid's first there and somebody watches.
+    pub(crate) fn presence_subscribed(&self, lock: PresenceGuard<'_>, authid: &str, topic: &str) {
         if !tracked(topic) {
             return;
         }
-        let mut presence = self.presence();
-        let events = presence
-            .subscribed(session, authid, subscription, topic)
-            .into_iter()
-            .collect();
-        self.presence_publish(events);
+        let first = {
+            let broker = self.broker();
+            broker.reaches(&watched_topic(topic)) && broker.exact_holds_of(topic, authid) == 1
+        };
+        if first {
+            let state = lock.0.state_of(authid);
+            self.presence_publish(vec![event("join", topic, authid, state)]);
+        }
+        drop(lock);
     }
 
-    /// `session` dropped `subscription` (ignored when it was no tracked exact subscription).
-    pub(crate) fn presence_unsubscribed(&self, session: Id, subscription: Id) {
-        let mut presence = self.presence();
-        let events = presence
-            .unsubscribed(session, subscription)
-            .into_iter()
-            .collect();
+    /// Sessions of `authid` dropped exact subscriptions to `topics` (the broker no longer holds them): a
+    /// leave event for each watched topic the authid is no longer on; then, when `left` is the session
+    /// that left the realm, state events where its state went with it.
+    pub(crate) fn presence_unsubscribed(
+        &self,
+        mut lock: PresenceGuard<'_>,
+        authid: &str,
+        topics: &[String],
+        left: Option<Id>,
+    ) {
+        let mut events = Vec::new();
+        {
+            let broker = self.broker();
+            let mut seen: Vec<&str> = Vec::new();
+            for topic in topics.iter().filter(|topic| tracked(topic)) {
+                if seen.contains(&topic.as_str()) {
+                    continue;
+                }
+                seen.push(topic);
+                if broker.reaches(&watched_topic(topic))
+                    && broker.exact_holds_of(topic, authid) == 0
+                {
+                    events.push(event("leave", topic, authid, lock.0.state_of(authid)));
+                }
+            }
+        }
+        if let Some(session) = left {
+            if lock.0.forget(session, authid) {
+                let state = lock.0.state_of(authid);
+                events.extend(self.state_events(authid, &state));
+            }
+        }
         self.presence_publish(events);
+        drop(lock);
     }
 
-    /// `session` left the realm.
-    pub(crate) fn presence_left(&self, session: Id) {
-        let mut presence = self.presence();
-        let events = presence.left(session);
-        self.presence_publish(events);
-    }
-
-    /// `session` of `authid` set its public state.
+    /// `session` of `authid` set its public state: it becomes the authid's state.
     pub(crate) fn presence_set_state(&self, session: Id, authid: &str, state: Value) {
-        let mut presence = self.presence();
-        let events = presence.set_state(session, authid, state);
+        let mut lock = self.presence_lock();
+        lock.0.set(session, authid, state.clone());
+        let events = self.state_events(authid, &state);
         self.presence_publish(events);
+        drop(lock);
     }
 
-    /// Who is present on `topic`.
+    /// Who is present on `topic`: `[{authid, state, sessions}]`, by authid.
     pub(crate) fn presence_list(&self, topic: &str) -> Vec<Value> {
-        self.presence().list(topic)
+        let lock = self.presence_lock();
+        let broker = self.broker();
+        broker
+            .members(topic)
+            .into_iter()
+            .map(|(authid, sessions)| {
+                json!({
+                    "authid": authid,
+                    "state": lock.0.state_of(authid),
+                    "sessions": sessions,
+                })
+            })
+            .collect()
     }
 }
 
@@ -262,61 +219,21 @@ impl Realm {
 mod tests {
     use super::*;
 
-    fn kinds(events: &[Event]) -> Vec<(String, String, String)> {
-        events
-            .iter()
-            .map(|(topic, kw)| {
-                (
-                    topic.clone(),
-                    kw["event"].as_str().unwrap().to_string(),
-                    kw["authid"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn an_authid_joins_with_its_first_session_and_leaves_with_its_last() {
-        let mut p = Presence::default();
-        assert!(p.subscribed(1, "alice", 10, "room").is_some());
-        assert!(p.subscribed(2, "alice", 11, "room").is_none(), "second tab");
-        assert!(p.subscribed(3, "bob", 11, "room").is_some());
-        assert!(
-            p.subscribed(1, "alice", 10, "room").is_none(),
-            "same subscription again"
-        );
-        assert_eq!(p.list("room")[0]["sessions"], 2);
-        assert!(p.unsubscribed(1, 10).is_none());
-        let left = p.left(2);
-        assert_eq!(
-            kinds(&left),
-            vec![("room".into(), "leave".into(), "alice".into())]
-        );
-        assert_eq!(p.list("room").len(), 1);
-        assert!(p.unsubscribed(3, 11).is_some());
-        assert!(p.topics.is_empty());
-    }
-
     #[test]
     fn the_state_is_the_most_recently_updated_sessions() {
         let mut p = Presence::default();
-        p.subscribed(1, "alice", 10, "room");
-        p.subscribed(2, "alice", 11, "room");
-        let events = p.set_state(1, "alice", json!({"status": "busy"}));
-        assert_eq!(
-            kinds(&events),
-            vec![("room".into(), "state".into(), "alice".into())]
-        );
-        p.set_state(2, "alice", json!({"status": "away"}));
-        assert_eq!(p.list("room")[0]["state"], json!({"status": "away"}));
-        let events = p.left(2);
-        assert_eq!(events[0].1["state"], json!({"status": "busy"}));
-        assert_eq!(p.list("room")[0]["state"], json!({"status": "busy"}));
+        p.set(1, "alice", json!({"status": "busy"}));
+        p.set(2, "alice", json!({"status": "away"}));
+        assert_eq!(p.state_of("alice"), json!({"status": "away"}));
         assert!(
-            p.set_state(5, "carol", json!({})).is_empty(),
-            "carol is nowhere"
+            p.forget(2, "alice"),
+            "alice's state changes with session 2's"
         );
-        p.left(5);
-        assert!(!p.states.contains_key("carol"));
+        assert_eq!(p.state_of("alice"), json!({"status": "busy"}));
+        p.set(1, "alice", json!({"status": "busy"}));
+        assert!(!p.forget(3, "alice"), "session 3 set nothing");
+        assert!(p.forget(1, "alice"));
+        assert_eq!(p.state_of("alice"), Value::Null);
+        assert!(p.states.is_empty(), "nothing kept of sessions that left");
     }
 }

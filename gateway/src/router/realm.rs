@@ -178,17 +178,29 @@ impl Realm {
                 left = Some(peer);
             }
         }
+        let presence = self.presence_lock();
         let mut removed = Vec::new();
+        let mut exact_topics = Vec::new();
         {
             let mut broker = write(&self.broker);
             for id in subscriptions {
+                let topic = broker
+                    .exact_topic(id)
+                    .filter(|topic| super::presence::tracked(topic))
+                    .map(str::to_string);
                 if let Some(gone) = broker.unsubscribe_noting(session, id) {
                     removed.push((id, gone));
+                    exact_topics.extend(topic);
                 }
             }
         }
         self.dealer().remove_session(session, registrations);
-        self.presence_left(session);
+        match &left {
+            Some(peer) => {
+                self.presence_unsubscribed(presence, &peer.authid, &exact_topics, Some(session))
+            }
+            None => drop(presence),
+        }
         if let Some(peer) = left {
             self.meta_left(&peer, &removed);
         }
@@ -259,7 +271,7 @@ impl Realm {
     }
 
     /// Exclusive access to the presence bookkeeping.
-    pub(crate) fn presence(&self) -> MutexGuard<'_, Presence> {
+    pub(super) fn presence(&self) -> MutexGuard<'_, Presence> {
         self.presence.lock().unwrap_or_else(|e| e.into_inner())
     }
 

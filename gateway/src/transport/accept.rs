@@ -45,8 +45,12 @@ const BUSY_TEXT: &str = "switchboard: too many connections, try again later\n";
 pub struct ConnectionLimits {
     /// How long a client may take to send a complete request header; also the idle keep-alive limit.
     pub header_timeout: Duration,
-    /// Most connections served at once.
+    /// Most connections served at once (an open long-poll transport counts as one).
     pub max_connections: usize,
+    /// How long a long-poll `receive` is held waiting for a message.
+    pub longpoll_request_timeout: Duration,
+    /// How long a long-poll transport may go without a request before it is closed.
+    pub longpoll_session_timeout: Duration,
 }
 
 impl ConnectionLimits {
@@ -55,6 +59,8 @@ impl ConnectionLimits {
         ConnectionLimits {
             header_timeout: Duration::from_millis(gateway.header_timeout_ms),
             max_connections: gateway.max_connections,
+            longpoll_request_timeout: Duration::from_millis(gateway.longpoll_request_timeout_ms),
+            longpoll_session_timeout: Duration::from_millis(gateway.longpoll_session_timeout_ms),
         }
     }
 }
@@ -65,7 +71,9 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Decides, per accepted TCP connection, whether it is served or refused.
+/// Decides, per accepted TCP connection (and per long-poll transport opened), whether it is served or
+/// refused. Clones share the same slots.
+#[derive(Clone)]
 pub(crate) struct Admission {
     slots: Arc<Semaphore>,
     lingering: Arc<Semaphore>,
@@ -80,8 +88,8 @@ impl Admission {
         }
     }
 
-    /// A slot for a new connection, held until the connection (WebSocket included) closes; None when
-    /// `max_connections` are open.
+    /// A slot for a new connection, held until the connection (WebSocket included) closes, or for a new
+    /// long-poll transport, held until its session ends; None when `max_connections` are open.
     pub(crate) fn admit(&self) -> Option<Slot> {
         let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
         metrics::gauge!(telemetry::CONNECTIONS).increment(1.0);

@@ -8,7 +8,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::router::outbox::{FrameReceiver, Progress};
+use crate::router::outbox::{CloseSignal, FrameReceiver, Progress};
 use crate::router::{Closing, Limits, Outbox, Session};
 use crate::wamp::{Frame, Message};
 
@@ -36,7 +36,7 @@ pub(super) async fn drive<S, T>(
     session: &mut Session,
     outbox: &Outbox,
     limits: Limits,
-    mut closing: watch::Receiver<Option<Closing>>,
+    closing: CloseSignal,
     stream: &mut S,
     shutdown: &mut watch::Receiver<bool>,
     mut on_read: impl FnMut(&mut Session, &Outbox, Option<T>) -> Flow,
@@ -90,7 +90,7 @@ where
                 Flow::Oversized => return true,
             },
             _ = outbox.level_changed() => {}
-            _ = closing.changed() => return false,
+            () = closing.closed() => return false,
             _ = shutdown.changed() => session.shutdown(),
             _ = &mut timer, if deadline.is_some() => {
                 if !joined {

@@ -1,5 +1,6 @@
 //! The HTTP front: one listener serving the WAMP WebSocket endpoint (`/ws`, and `/` for WebSocket
-//! upgrades, where Crossbar serves WAMP, so that clients written against it connect unchanged), the browser client
+//! upgrades, where Crossbar serves WAMP, so that clients written against it connect unchanged), WAMP over
+//! HTTP long-poll (`/lp`, [`super::longpoll`]), the browser client
 //! (`/switchboard.js`), the health check (`/healthz`) and the operator metrics (`/metrics`), with graceful shutdown that tells every
 //! session GOODBYE before the process exits, within a bounded grace period. Connection admission and
 //! the header timeout live in [`super::accept`].
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::accept::{self, Admission, ConnectionLimits};
+use super::longpoll::LongPoll;
 use super::upgrade::{self, Upgrade};
 use super::{static_js, websocket};
 use crate::router::Router;
@@ -81,6 +83,14 @@ impl Server {
             router: Arc::clone(&self.router),
             shutdown: shutdown_rx.clone(),
         };
+        let admission = Admission::new(self.limits);
+        let longpoll = LongPoll::new(
+            Arc::clone(&self.router),
+            admission.clone(),
+            self.limits,
+            shutdown_rx.clone(),
+            sessions.clone(),
+        );
         let state = AppState {
             router: self.router,
             shutdown: shutdown_rx,
@@ -92,8 +102,8 @@ impl Server {
             .route("/healthz", get(healthz))
             .route("/switchboard.js", get(static_js::serve))
             .route("/metrics", get(telemetry::serve))
-            .with_state(state);
-        let admission = Admission::new(self.limits);
+            .with_state(state)
+            .merge(longpoll.routes());
         let builder = accept::http1_builder(self.limits);
         let connections = TaskTracker::new();
         let closing = CancellationToken::new();

@@ -331,7 +331,7 @@ async fn discard(read: &mut OwnedReadHalf, oversized: bool) {
 /// `wamp.error.payload_size_exceeded` (the spec forbids sending it).
 async fn write_loop(
     mut sink: Writer,
-    mut receiver: OutboxReceiver,
+    receiver: OutboxReceiver,
     mut pongs: mpsc::Receiver<Bytes>,
     outbox: Arc<Outbox>,
     client_max: usize,
@@ -369,10 +369,10 @@ async fn write_loop(
                 Some(_) => {}
                 None => pongs_open = false,
             },
-            _ = receiver.closing.changed() => break,
+            () = receiver.closing.closed() => break,
         }
     }
-    let closing = receiver.closing.borrow().clone();
+    let closing = receiver.closing.get();
     let goodbye = async {
         let (message, _) = driver::last_words(closing);
         match message {

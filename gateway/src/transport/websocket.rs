@@ -294,10 +294,10 @@ async fn write_loop(
                     return sink;
                 }
             }
-            _ = receiver.closing.changed() => break,
+            () = receiver.closing.closed() => break,
         }
     }
-    let closing = receiver.closing.borrow().clone();
+    let closing = receiver.closing.get();
     // Boxed, so that every connection's writer task does not carry the closing steps' size.
     let goodbye = Box::pin(say_goodbye(
         &mut sink,

@@ -26,6 +26,10 @@ pub enum Serializer {
     Cbor,
 }
 
+/// The serializers' own subprotocol names, in order of preference. Framing variants are the transports':
+/// the WebSocket's `.batched` subprotocols are in `transport/upgrade.rs`, long-poll adds its own.
+pub const SUBPROTOCOLS: [&str; 3] = ["wamp.2.json", "wamp.2.msgpack", "wamp.2.cbor"];
+
 /// An encoded message ready for the socket: its bytes and whether they go out as a WebSocket text or
 /// binary frame. Cloning it shares the bytes, so one EVENT encoding can go to every subscriber. The
 /// transport turns it into its WebSocket library's message; nothing here depends on that library.
@@ -91,6 +95,16 @@ const MSGPACK_MAX_DEPTH: usize = 2 * 127 + 3;
 pub(super) const TOO_DEEP: &str = "message nests lists and dicts deeper than 127 levels";
 
 impl Serializer {
+    /// The serializer for one of [`SUBPROTOCOLS`].
+    pub fn from_subprotocol(name: &str) -> Option<Self> {
+        match name {
+            "wamp.2.json" => Some(Self::Json),
+            "wamp.2.msgpack" => Some(Self::Msgpack),
+            "wamp.2.cbor" => Some(Self::Cbor),
+            _ => None,
+        }
+    }
+
     /// The serializer's name in WAMP subprotocol names (`wamp.2.<name>`) and the session meta API.
     pub fn name(self) -> &'static str {
         match self {

@@ -4,6 +4,7 @@
 
 mod audience;
 mod conflation;
+mod members;
 mod meta;
 mod subscription;
 #[cfg(test)]

@@ -262,3 +262,50 @@ fn meta_queries_see_subscriptions_and_their_lifecycle() {
         })
     );
 }
+
+#[test]
+fn members_count_sessions_per_authid_and_holds_per_subscription() {
+    let mut broker = Broker::default();
+    let (alice_tab1, _r1) = peer(1);
+    let (alice_tab2, _r2) = peer(2);
+    let (bob, _r3) = peer(3);
+    let alice_tab2 = {
+        let mut p = Arc::try_unwrap(alice_tab2).expect("only owner");
+        p.authid = "user1".into();
+        Arc::new(p)
+    };
+    let plain = || Wanted::plain("room", MatchPolicy::Exact);
+    let filtered = Wanted {
+        filter: Some(Filter::parse(&json!({"kind": "chat"})).expect("valid filter")),
+        ..plain()
+    };
+    let room = broker.subscribe(&alice_tab1, plain(), Coverage::All);
+    assert_eq!(broker.exact_holds_of("room", "user1"), 1, "alice's first");
+    let chat = broker.subscribe(&alice_tab1, filtered, Coverage::All);
+    broker.subscribe(&alice_tab2, plain(), Coverage::All);
+    broker.subscribe(&bob, plain(), Coverage::All);
+    broker.subscribe(
+        &bob,
+        Wanted::plain("room", MatchPolicy::Prefix),
+        Coverage::All,
+    );
+    assert_eq!(broker.exact_holds_of("room", "user1"), 3);
+    let members: Vec<_> = broker.members("room").into_iter().collect();
+    assert_eq!(
+        members,
+        vec![("user1", 2), ("user3", 1)],
+        "tabs counted once"
+    );
+    assert_eq!(broker.topics_of("user3"), vec!["room".to_string()]);
+    assert_eq!(broker.exact_topic(room), Some("room"));
+    assert_eq!(broker.exact_topic(chat), Some("room"));
+    broker.unsubscribe(1, room);
+    broker.unsubscribe(1, chat);
+    broker.unsubscribe(2, room);
+    assert_eq!(
+        broker.exact_holds_of("room", "user1"),
+        0,
+        "alice's last is gone"
+    );
+    assert!(broker.topics_of("user1").is_empty());
+}

@@ -13,7 +13,7 @@ fn limits(max_bytes: usize, max_frames: usize, slow_consumer: Duration) -> Queue
 }
 
 fn abort_reason(rx: &mut OutboxReceiver) -> Option<(String, String)> {
-    match rx.closing.borrow_and_update().clone() {
+    match rx.closing.get() {
         Some(Closing::Abort { reason, message }) => Some((reason, message)),
         _ => None,
     }
@@ -105,7 +105,7 @@ fn the_first_close_request_wins() {
         reason: "a".into(),
         message: "b".into()
     }));
-    assert_eq!(*rx.closing.borrow(), Some(Closing::Silent));
+    assert_eq!(rx.closing.get(), Some(Closing::Silent));
 }
 
 #[tokio::test]

@@ -2,11 +2,13 @@
 
 use switchboard_config::MatchPolicy;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::authorize::Action;
 use super::super::broker::{Wanted, MAX_RATE_MS, MIN_RATE_MS};
 use super::super::filter::Filter;
+use super::super::presence::tracked;
 use super::super::publish::Outgoing;
 use super::super::Refusal;
 use super::Session;
@@ -52,6 +54,9 @@ impl Session {
             return self.refuse(code::SUBSCRIBE, request, refusal);
         }
         let filter = wanted.filter.clone();
+        // Presence decides a join from the broker's state right after this change: its lock spans both.
+        let realm = Arc::clone(&joined.realm);
+        let presence = (!is_pattern && tracked(&topic)).then(|| realm.presence_lock());
         let (subscription, created) =
             joined
                 .realm
@@ -78,13 +83,8 @@ impl Session {
             joined
                 .realm
                 .meta_subscribed(session, subscription, &topic, created);
-            if !is_pattern {
-                joined.realm.presence_subscribed(
-                    session,
-                    &joined.peer.authid,
-                    subscription,
-                    &topic,
-                );
+            if let Some(presence) = presence {
+                realm.presence_subscribed(presence, &joined.peer.authid, &topic);
             }
         }
     }
@@ -101,10 +101,19 @@ impl Session {
             );
             return self.refuse(code::UNSUBSCRIBE, request, refusal);
         }
-        let removed = joined
-            .realm
-            .broker_mut()
-            .unsubscribe_noting(joined.peer.id, subscription);
+        let realm = Arc::clone(&joined.realm);
+        let presence = realm.presence_lock();
+        let (removed, exact_topic) = {
+            let mut broker = realm.broker_mut();
+            let topic = broker
+                .exact_topic(subscription)
+                .filter(|topic| tracked(topic))
+                .map(str::to_string);
+            (
+                broker.unsubscribe_noting(joined.peer.id, subscription),
+                topic,
+            )
+        };
         metrics::gauge!("switchboard_subscriptions").decrement(1.0);
         self.send(&Message::Unsubscribed {
             request,
@@ -115,10 +124,11 @@ impl Session {
                 .realm
                 .meta_unsubscribed(joined.peer.id, subscription, removed);
         }
-        if let Some(joined) = self.joined() {
-            joined
-                .realm
-                .presence_unsubscribed(joined.peer.id, subscription);
+        match (self.joined(), exact_topic) {
+            (Some(joined), Some(topic)) if removed.is_some() => {
+                realm.presence_unsubscribed(presence, &joined.peer.authid, &[topic], None)
+            }
+            _ => drop(presence),
         }
     }
 

@@ -74,7 +74,7 @@ impl Client {
     }
 
     fn closing(&self) -> Option<Closing> {
-        self.receiver.closing.borrow().clone()
+        self.receiver.closing.get()
     }
 
     fn expect_abort(&self, reason: &str, fragment: &str) {
