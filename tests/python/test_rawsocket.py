@@ -6,12 +6,13 @@ import json
 import struct
 
 from autobahn.asyncio.rawsocket import WampRawSocketClientFactory
-from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer
+from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
 from autobahn.wamp.types import ComponentConfig
 
 from support import REALM, Clients, Inbox, TestSession, uid, wait, wamp_test
 
-SERIALIZER_IDS = {"json": 1, "msgpack": 2}
+SERIALIZER_IDS = {"json": 1, "msgpack": 2, "cbor": 3}
+RAW_SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
 
 
 class RawClients(Clients):
@@ -23,7 +24,7 @@ class RawClients(Clients):
 
     async def connect_raw(self, serializer: str | None = None, realm: str = REALM) -> TestSession:
         ser_name = serializer or self.serializer
-        ser = JsonSerializer() if ser_name == "json" else MsgPackSerializer()
+        ser = RAW_SERIALIZERS[ser_name]()
         created: list[TestSession] = []
 
         def make_session():
@@ -63,6 +64,22 @@ async def test_pubsub_and_rpc_over_rawsocket(gateway, serializer):
 
         await subscriber.register(lambda a, b: a + b, procedure)
         assert await wait(publisher.call(procedure, 2, 40), "the call over RawSocket") == 42
+
+
+@wamp_test()
+async def test_cbor_over_rawsocket_meets_json_over_websocket(gateway):
+    topic, procedure = f"com.test.raw.cbor.{uid()}", f"com.test.raw.cbor.echo.{uid()}"
+    async with RawClients(gateway, "json") as c:
+        raw = await c.connect_raw(serializer="cbor")
+        ws = await c.connect(serializer="json")
+        inbox = Inbox()
+        await raw.subscribe(lambda *a, **kw: inbox.put((list(a), kw)), topic)
+        await ws.publish(topic, 1, "zwei ü", b"\x00\xffbytes", k={"v": [1.5, None]}, options=_ack())
+        items = await inbox.count(1, "a WebSocket (JSON) event on RawSocket (CBOR)")
+        assert items[0] == ([1, "zwei ü", b"\x00\xffbytes"], {"k": {"v": [1.5, None]}})
+
+        await ws.register(lambda x: ["ws", x], procedure)
+        assert await wait(raw.call(procedure, b"\x01\x02"), "a CBOR call to a JSON callee") == ["ws", b"\x01\x02"]
 
 
 @wamp_test()
@@ -120,7 +137,7 @@ async def test_handshake_errors(gateway):
     for request, code in [
         (bytes([0x7F, 0xF1, 0, 1]), 3),  # reserved bits
         (bytes([0x7F, 0xF1, 0x80, 0]), 3),
-        (bytes([0x7F, 0xF3, 0, 0]), 1),  # no serializer 3
+        (bytes([0x7F, 0xF4, 0, 0]), 1),  # no serializer 4 (3 is CBOR)
         (bytes([0x7F, 0xF0, 0, 0]), 1),
     ]:
         reader, writer = await _raw(gateway, request)

@@ -12,7 +12,7 @@ use super::peer::Peer;
 use super::publish::Outgoing;
 use super::Realm;
 use crate::wamp::ids::random_id;
-use crate::wamp::{Dict, Id, Payload, Serializer};
+use crate::wamp::{Dict, Id, Payload};
 
 pub(crate) const ON_JOIN: &str = "wamp.session.on_join";
 pub(crate) const ON_LEAVE: &str = "wamp.session.on_leave";
@@ -26,10 +26,7 @@ static NO_OPTIONS: LazyLock<Dict> = LazyLock::new(Dict::new);
 
 /// A session as the session meta API describes it (`on_join`, `wamp.session.get`).
 pub(crate) fn session_details(peer: &Peer) -> Value {
-    let serializer = match peer.outbox.serializer() {
-        Serializer::Json => "json",
-        Serializer::Msgpack => "msgpack",
-    };
+    let serializer = peer.outbox.serializer().name();
     json!({
         "session": peer.id,
         "authid": peer.authid,

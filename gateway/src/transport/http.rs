@@ -184,13 +184,13 @@ async fn root(state: State<AppState>, request: Request) -> Response {
 }
 
 async fn upgrade(State(state): State<AppState>, mut request: Request) -> Response {
-    let (response, serializer, pending) = match upgrade::negotiate(&mut request) {
+    let (response, subprotocol, pending) = match upgrade::negotiate(&mut request) {
         Upgrade::Refused(response) => return response,
         Upgrade::Accepted {
             response,
-            serializer,
+            subprotocol,
             pending,
-        } => (response, serializer, pending),
+        } => (response, subprotocol, pending),
     };
     let config = websocket::config(state.router.limits.max_message_bytes);
     let AppState {
@@ -200,7 +200,7 @@ async fn upgrade(State(state): State<AppState>, mut request: Request) -> Respons
     } = state;
     tokio::spawn(sessions.track_future(async move {
         if let Some(socket) = upgrade::open(pending, config).await {
-            websocket::serve(socket, serializer, router, shutdown).await;
+            websocket::serve(socket, subprotocol, router, shutdown).await;
         }
     }));
     response

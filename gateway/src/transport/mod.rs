@@ -5,6 +5,7 @@
 //! (`driver`).
 
 pub mod accept;
+pub mod batched;
 mod driver;
 pub mod http;
 pub mod inbound;

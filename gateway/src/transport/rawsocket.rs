@@ -87,10 +87,8 @@ pub fn handshake(request: [u8; 4], max_message_bytes: usize) -> Handshake {
     if request[0] != MAGIC || request[2] != 0 || request[3] != 0 {
         return Handshake::Refused(error_reply(ERROR_RESERVED));
     }
-    let serializer = match request[1] & 0x0F {
-        1 => Serializer::Json,
-        2 => Serializer::Msgpack,
-        _ => return Handshake::Refused(error_reply(ERROR_SERIALIZER)),
+    let Some(serializer) = Serializer::from_rawsocket_id(request[1] & 0x0F) else {
+        return Handshake::Refused(error_reply(ERROR_SERIALIZER));
     };
     let ours = exponent_for(max_message_bytes);
     Handshake::Accepted {
@@ -400,7 +398,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn handshake_accepts_json_and_msgpack_and_announces_our_limit() {
+    fn handshake_accepts_json_msgpack_and_cbor_and_announces_our_limit() {
         // 1 MiB = 2^20: exponent 11.
         assert_eq!(
             handshake([MAGIC, 0xF1, 0, 0], 1 << 20),
@@ -418,13 +416,21 @@ mod tests {
                 reply: [MAGIC, 0xA2, 0, 0],
             }
         );
+        assert_eq!(
+            handshake([MAGIC, 0x03, 0, 0], 1 << 20),
+            Handshake::Accepted {
+                serializer: Serializer::Cbor,
+                client_max: 512,
+                reply: [MAGIC, 0xB3, 0, 0],
+            }
+        );
         // Below 512 bytes we still announce the smallest length.
         assert_eq!(exponent_for(100), 0);
     }
 
     #[test]
     fn handshake_refuses_unknown_serializers_and_reserved_bits() {
-        for serializer in [0x00, 0x03, 0x0F] {
+        for serializer in [0x00, 0x04, 0x0F] {
             assert_eq!(
                 handshake([MAGIC, 0xF0 | serializer, 0, 0], 1 << 20),
                 Handshake::Refused([MAGIC, 0x10, 0, 0])

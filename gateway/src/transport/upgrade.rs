@@ -13,8 +13,38 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::wamp::codec::SUBPROTOCOLS;
 use crate::wamp::Serializer;
+
+/// A WAMP WebSocket subprotocol: the serializer, and whether each WebSocket message carries a batch of
+/// WAMP messages ([`super::batched`]) rather than exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subprotocol {
+    /// The name in `Sec-WebSocket-Protocol`.
+    pub name: &'static str,
+    /// The serializer of every message.
+    pub serializer: Serializer,
+    /// True for the `.batched` variants.
+    pub batched: bool,
+}
+
+const fn subprotocol(name: &'static str, serializer: Serializer, batched: bool) -> Subprotocol {
+    Subprotocol {
+        name,
+        serializer,
+        batched,
+    }
+}
+
+/// The WebSocket subprotocols we speak, in order of preference: the first of these that a client
+/// offers is taken (JSON first, then the binary serializers, then the batched variants).
+pub const SUBPROTOCOLS: [Subprotocol; 6] = [
+    subprotocol("wamp.2.json", Serializer::Json, false),
+    subprotocol("wamp.2.msgpack", Serializer::Msgpack, false),
+    subprotocol("wamp.2.cbor", Serializer::Cbor, false),
+    subprotocol("wamp.2.json.batched", Serializer::Json, true),
+    subprotocol("wamp.2.msgpack.batched", Serializer::Msgpack, true),
+    subprotocol("wamp.2.cbor.batched", Serializer::Cbor, true),
+];
 
 /// An open WebSocket over the upgraded HTTP connection.
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -27,8 +57,8 @@ pub enum Upgrade {
     Accepted {
         /// The `101 Switching Protocols` response.
         response: Response,
-        /// The negotiated serializer.
-        serializer: Serializer,
+        /// The negotiated subprotocol.
+        subprotocol: Subprotocol,
         /// Resolves to the raw connection once the response has been sent.
         pending: OnUpgrade,
     },
@@ -54,6 +84,11 @@ fn refuse(status: StatusCode, text: &str) -> Upgrade {
         tracing::warn!(suppressed, "websocket refused: {text}");
     }
     Upgrade::Refused((status, format!("{text}\n")).into_response())
+}
+
+/// The first of our subprotocols, in our order of preference, that the client offers.
+fn choose(offered: impl Fn(&str) -> bool) -> Option<Subprotocol> {
+    SUBPROTOCOLS.iter().copied().find(|p| offered(p.name))
 }
 
 /// Checks a WebSocket upgrade request and picks the first of our subprotocols the client offers.
@@ -84,15 +119,13 @@ pub fn negotiate(request: &mut Request) -> Upgrade {
         return refuse(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
     };
     let offered = |name: &str| header_has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, name);
-    let Some(protocol) = SUBPROTOCOLS.iter().copied().find(|name| offered(name)) else {
+    let Some(subprotocol) = choose(offered) else {
+        let names: Vec<&str> = SUBPROTOCOLS.iter().map(|p| p.name).collect();
         let text = format!(
             "offer one of the WebSocket subprotocols {}",
-            SUBPROTOCOLS.join(", ")
+            names.join(", ")
         );
         return refuse(StatusCode::BAD_REQUEST, &text);
-    };
-    let Some(serializer) = Serializer::from_subprotocol(protocol) else {
-        return refuse(StatusCode::BAD_REQUEST, "unknown subprotocol");
     };
     let Some(pending) = request.extensions_mut().remove::<OnUpgrade>() else {
         return refuse(
@@ -106,12 +139,12 @@ pub fn negotiate(request: &mut Request) -> Upgrade {
         .header(header::CONNECTION, "upgrade")
         .header(header::UPGRADE, "websocket")
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .header(header::SEC_WEBSOCKET_PROTOCOL, protocol)
+        .header(header::SEC_WEBSOCKET_PROTOCOL, subprotocol.name)
         .body(axum::body::Body::empty());
     match response {
         Ok(response) => Upgrade::Accepted {
             response,
-            serializer,
+            subprotocol,
             pending,
         },
         Err(_) => refuse(StatusCode::BAD_REQUEST, "bad Sec-WebSocket-Key"),
@@ -130,5 +163,48 @@ pub async fn open(pending: OnUpgrade, config: WebSocketConfig) -> Option<Box<Soc
             tracing::debug!(%error, "websocket upgrade failed");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chosen(offer: &[&str]) -> Option<(&'static str, Serializer, bool)> {
+        choose(|name| offer.contains(&name)).map(|p| (p.name, p.serializer, p.batched))
+    }
+
+    #[test]
+    fn our_preference_decides_and_batched_comes_after_unbatched() {
+        // Autobahn|Python's default offer, batched first: the gateway still prefers unbatched JSON.
+        let autobahn = [
+            "wamp.2.cbor.batched",
+            "wamp.2.cbor",
+            "wamp.2.msgpack.batched",
+            "wamp.2.msgpack",
+            "wamp.2.json.batched",
+            "wamp.2.json",
+        ];
+        assert_eq!(
+            chosen(&autobahn),
+            Some(("wamp.2.json", Serializer::Json, false))
+        );
+        assert_eq!(
+            chosen(&autobahn[..4]),
+            Some(("wamp.2.msgpack", Serializer::Msgpack, false))
+        );
+        assert_eq!(
+            chosen(&autobahn[..2]),
+            Some(("wamp.2.cbor", Serializer::Cbor, false))
+        );
+        assert_eq!(
+            chosen(&["wamp.2.json.batched", "wamp.2.msgpack.batched"]),
+            Some(("wamp.2.json.batched", Serializer::Json, true))
+        );
+        assert_eq!(
+            chosen(&["wamp.2.cbor.batched"]),
+            Some(("wamp.2.cbor.batched", Serializer::Cbor, true))
+        );
+        assert_eq!(chosen(&["wamp.2.ubjson", "wamp.2.json.sse"]), None);
     }
 }

@@ -1,7 +1,9 @@
 //! WAMP over WebSocket: one task reads frames into the session, one writes the session's outbox to the
-//! socket in batches (many queued frames, one flush). The handshake is in [`super::upgrade`].
+//! socket in batches (many queued frames, one flush). The handshake is in [`super::upgrade`]; on a batched
+//! subprotocol ([`super::batched`]) one WebSocket message carries several WAMP messages both ways.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +18,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::driver::{self, Flow};
-use super::inbound;
-use super::upgrade::Socket;
+use super::upgrade::{Socket, Subprotocol};
+use super::{batched, inbound};
 
 use crate::router::{Closing, Outbox, OutboxReceiver, Router, Session};
 use crate::wamp::{Frame, Serializer};
@@ -57,10 +59,15 @@ pub fn config(max_message_bytes: usize) -> WebSocketConfig {
 /// connection (the socket itself moves into the reader/writer split at once).
 pub async fn serve(
     socket: Box<Socket>,
-    serializer: Serializer,
+    subprotocol: Subprotocol,
     router: Arc<Router>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Subprotocol {
+        serializer,
+        batched: is_batched,
+        ..
+    } = subprotocol;
     let limits = router.limits;
     let (outbox, receiver) = Outbox::new(serializer, limits.queue);
     let outbox = Arc::new(outbox);
@@ -69,9 +76,31 @@ pub async fn serve(
     // A client closed for being slow may still be reading: give it as long as it was allowed to be behind
     // to reach the ABORT that says why, behind what the kernel already holds for it.
     let grace = CLOSE_GRACE.max(limits.queue.slow_consumer);
-    let writer = tokio::spawn(write_loop(sink, receiver, serializer, grace));
+    // A batched connection's JSON separator: the one its client uses (see batched.rs), shared with the
+    // writer; None on an unbatched connection.
+    let separator = is_batched.then(|| Arc::new(AtomicU8::new(batched::SEPARATOR)));
+    let writer = tokio::spawn(write_loop(
+        sink,
+        receiver,
+        serializer,
+        separator.clone(),
+        grace,
+    ));
     let mut session = Session::new(router, Arc::clone(&outbox));
-    tracing::debug!(?serializer, "websocket opened");
+    tracing::debug!(?serializer, batched = is_batched, "websocket opened");
+    let max = limits.max_message_bytes;
+    let on_message = |session: &mut Session, bytes: &[u8]| {
+        if let Some(separator) = &separator {
+            if serializer == Serializer::Json {
+                if let Some(used) = batched::json_separator(bytes) {
+                    separator.store(used, Ordering::Relaxed);
+                }
+            }
+            on_batch(session, serializer, bytes, max);
+        } else {
+            on_frame(session, serializer, bytes, max);
+        }
+    };
 
     let oversized = driver::drive(
         &mut session,
@@ -82,16 +111,11 @@ pub async fn serve(
         &mut shutdown,
         |session, outbox, frame| match frame {
             Some(Ok(WsMessage::Text(text))) => {
-                on_frame(
-                    session,
-                    serializer,
-                    text.as_bytes(),
-                    limits.max_message_bytes,
-                );
+                on_message(session, text.as_bytes());
                 Flow::Continue
             }
             Some(Ok(WsMessage::Binary(bytes))) => {
-                on_frame(session, serializer, &bytes, limits.max_message_bytes);
+                on_message(session, &bytes);
                 Flow::Continue
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {
@@ -156,6 +180,22 @@ fn on_frame(session: &mut Session, serializer: Serializer, bytes: &[u8], max_mes
     match inbound::decode(serializer, bytes, max_message_bytes) {
         Ok(message) => session.on_message(message),
         Err(refusal) => session.abort(refusal.uri, refusal.message),
+    }
+}
+
+/// One WebSocket message of a batched connection: its WAMP messages in order, until one is refused (or
+/// the batch itself is malformed: ABORT, nothing of it is handled).
+fn on_batch(session: &mut Session, serializer: Serializer, bytes: &[u8], max_message_bytes: usize) {
+    match batched::split(serializer, bytes) {
+        Ok(messages) => {
+            for message in messages {
+                match inbound::decode(serializer, message, max_message_bytes) {
+                    Ok(message) => session.on_message(message),
+                    Err(refusal) => return session.abort(refusal.uri, refusal.message),
+                }
+            }
+        }
+        Err(reason) => session.abort(crate::wamp::refusal::PROTOCOL_VIOLATION, reason),
     }
 }
 
@@ -236,6 +276,7 @@ async fn write_loop(
     mut sink: SplitSink<Socket, WsMessage>,
     mut receiver: OutboxReceiver,
     serializer: Serializer,
+    separator: Option<Arc<AtomicU8>>,
     grace: Duration,
 ) -> SplitSink<Socket, WsMessage> {
     let mut batch = VecDeque::new();
@@ -243,9 +284,13 @@ async fn write_loop(
         tokio::select! {
             biased;
             _ = receiver.frames.next_batch(&mut batch) => {
-                if driver::write_batch(&mut sink, &receiver.frames, &mut batch, to_ws)
-                    .await
-                    .is_err() {
+                let written = if let Some(separator) = &separator {
+                    let separator = separator.load(Ordering::Relaxed);
+                    write_packed(&mut sink, &receiver, &mut batch, separator).await
+                } else {
+                    driver::write_batch(&mut sink, &receiver.frames, &mut batch, to_ws).await
+                };
+                if written.is_err() {
                     return sink;
                 }
             }
@@ -254,9 +299,32 @@ async fn write_loop(
     }
     let closing = receiver.closing.get();
     // Boxed, so that every connection's writer task does not carry the closing steps' size.
-    let goodbye = Box::pin(say_goodbye(&mut sink, &mut receiver, serializer, closing));
+    let goodbye = Box::pin(say_goodbye(
+        &mut sink,
+        &mut receiver,
+        serializer,
+        separator.map(|s| s.load(Ordering::Relaxed)),
+        closing,
+    ));
     let _ = tokio::time::timeout(grace, goodbye).await;
     sink
+}
+
+/// The batched connection's [`driver::write_batch`]: queued frames packed into as few WebSocket messages
+/// as [`batched::pack`] makes, one flush; the outbox is told of every frame as written.
+async fn write_packed(
+    sink: &mut SplitSink<Socket, WsMessage>,
+    receiver: &OutboxReceiver,
+    batch: &mut VecDeque<Frame>,
+    separator: u8,
+) -> Result<(), WsError> {
+    while let Some((packed, bytes, count)) = batched::pack(batch, separator) {
+        sink.feed(to_ws(packed)).await?;
+        receiver.frames.written_many(bytes, count);
+    }
+    // As driver::write_batch does: give back what a burst left behind.
+    batch.shrink_to(16);
+    sink.flush().await
 }
 
 /// Flushes what is still queued (a reply to the client's GOODBYE, say), then the closing message and the
@@ -265,8 +333,14 @@ async fn say_goodbye(
     sink: &mut SplitSink<Socket, WsMessage>,
     receiver: &mut OutboxReceiver,
     serializer: Serializer,
+    separator: Option<u8>,
     closing: Option<Closing>,
 ) -> Result<(), WsError> {
+    // A batched connection's last messages are batches of one.
+    let to_ws = |frame| match separator {
+        Some(separator) => to_ws(batched::single(frame, separator)),
+        None => to_ws(frame),
+    };
     let (message, closing) = driver::last_words(closing);
     let (code, close_reason) = match closing {
         Some(Closing::Abort { reason, .. }) => {

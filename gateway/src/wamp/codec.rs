@@ -1,15 +1,17 @@
-//! The two WAMP serializers (JSON and MessagePack): frames to messages and back.
+//! The three WAMP serializers (JSON, MessagePack, CBOR): frames to messages and back.
 //!
 //! Decoding goes through the message's array form as a JSON value; encoding serializes the borrowed message
 //! straight into the frame's bytes, so fan-out does not copy payloads. MessagePack binary values become the
 //! WAMP JSON convention for binary (a string holding a NUL byte then base64) and back, so that a JSON
-//! subscriber and a MessagePack publisher see the same value.
+//! subscriber and a MessagePack publisher see the same value; CBOR byte strings do the same (see
+//! [`super::cbor`]).
 
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Number, Value};
 
 use super::array;
+use super::cbor;
 use super::message::Message;
 use super::msgpack::{self, BINARY_MARK};
 
@@ -20,10 +22,13 @@ pub enum Serializer {
     Json,
     /// `wamp.2.msgpack`: binary frames.
     Msgpack,
+    /// `wamp.2.cbor`: binary frames.
+    Cbor,
 }
 
-/// The WebSocket subprotocols we speak, in order of preference.
-pub const SUBPROTOCOLS: [&str; 2] = ["wamp.2.json", "wamp.2.msgpack"];
+/// The serializers' own subprotocol names, in order of preference. Framing variants are the transports':
+/// the WebSocket's `.batched` subprotocols are in `transport/upgrade.rs`, long-poll adds its own.
+pub const SUBPROTOCOLS: [&str; 3] = ["wamp.2.json", "wamp.2.msgpack", "wamp.2.cbor"];
 
 /// An encoded message ready for the socket: its bytes and whether they go out as a WebSocket text or
 /// binary frame. Cloning it shares the bytes, so one EVENT encoding can go to every subscriber. The
@@ -86,15 +91,36 @@ impl Frame {
 /// number, nil or empty container).
 const MSGPACK_MAX_DEPTH: usize = 2 * 127 + 3;
 
-/// The protocol-violation text for input nested past the limit, the same for both serializers.
-const TOO_DEEP: &str = "message nests lists and dicts deeper than 127 levels";
+/// The protocol-violation text for input nested past the limit, the same for every serializer.
+pub(super) const TOO_DEEP: &str = "message nests lists and dicts deeper than 127 levels";
 
 impl Serializer {
-    /// The serializer for a negotiated subprotocol name.
+    /// The serializer for one of [`SUBPROTOCOLS`].
     pub fn from_subprotocol(name: &str) -> Option<Self> {
         match name {
             "wamp.2.json" => Some(Self::Json),
             "wamp.2.msgpack" => Some(Self::Msgpack),
+            "wamp.2.cbor" => Some(Self::Cbor),
+            _ => None,
+        }
+    }
+
+    /// The serializer's name in WAMP subprotocol names (`wamp.2.<name>`) and the session meta API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Msgpack => "msgpack",
+            Self::Cbor => "cbor",
+        }
+    }
+
+    /// The serializer for a RawSocket handshake's serializer id (WAMP spec: 1 JSON, 2 MessagePack,
+    /// 3 CBOR).
+    pub fn from_rawsocket_id(id: u8) -> Option<Self> {
+        match id {
+            1 => Some(Self::Json),
+            2 => Some(Self::Msgpack),
+            3 => Some(Self::Cbor),
             _ => None,
         }
     }
@@ -124,6 +150,7 @@ impl Serializer {
                 }
                 from_msgpack(value)?
             }
+            Self::Cbor => cbor::from_slice(bytes)?,
         };
         array::from_array(value)
     }
@@ -150,6 +177,9 @@ impl Serializer {
             )),
             Self::Msgpack => Frame::Binary(Bytes::from(
                 msgpack::to_vec(value).expect("a message serializes to MessagePack"),
+            )),
+            Self::Cbor => Frame::Binary(Bytes::from(
+                cbor::to_vec(value).expect("a message serializes to CBOR"),
             )),
         }
     }
@@ -355,13 +385,19 @@ mod tests {
         let err = Serializer::Msgpack.decode(&msgpack).unwrap_err();
         assert_eq!(err, TOO_DEEP);
 
-        // Both serializers admit the same nesting: the message array plus 126 levels of Arguments around
+        let mut cbor = vec![0x85, 16, 1, 0xa0, 0x61, b't'];
+        cbor.extend(std::iter::repeat_n(0x81, DEPTH));
+        cbor.push(0xf6);
+        let err = Serializer::Cbor.decode(&cbor).unwrap_err();
+        assert_eq!(err, TOO_DEEP);
+
+        // Every serializer admits the same nesting: the message array plus 126 levels of Arguments around
         // a string (127 levels, serde_json's limit), and not one level more.
         let nested = |levels: usize| {
             let args = (0..levels).fold(json!("leaf"), |inner, _| json!([inner]));
             json!([16, 1, {}, "t", args])
         };
-        for serializer in [Serializer::Json, Serializer::Msgpack] {
+        for serializer in [Serializer::Json, Serializer::Msgpack, Serializer::Cbor] {
             let deepest = nested(126);
             let frame = serializer.encode_value(deepest.clone());
             let message = serializer

@@ -1,10 +1,11 @@
-//! WAMP v2 on the wire: typed messages, their array form, the JSON and MessagePack codecs, ids and option
+//! WAMP v2 on the wire: typed messages, their array form, the JSON, MessagePack and CBOR codecs, ids and option
 //! checks. Nothing here knows about sockets or routing.
 
 #[macro_use]
 mod table;
 
 pub mod array;
+mod cbor;
 pub mod codec;
 pub mod ids;
 pub mod message;

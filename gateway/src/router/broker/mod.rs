@@ -313,6 +313,7 @@ fn deliver(
     };
     let mut json: Option<Frame> = None;
     let mut msgpack: Option<Frame> = None;
+    let mut cbor: Option<Frame> = None;
     for subscriber in &subscription.subscribers {
         let peer: &Peer = &subscriber.peer;
         if !publication.audience.admits(peer)
@@ -326,6 +327,7 @@ fn deliver(
         let slot = match serializer {
             Serializer::Json => &mut json,
             Serializer::Msgpack => &mut msgpack,
+            Serializer::Cbor => &mut cbor,
         };
         let frame = slot
             .get_or_insert_with(|| serializer.encode(&event))
