@@ -75,6 +75,11 @@ test('calls flow both ways between long-poll and WebSocket clients', T, async (t
 
   const missing = await lp.session.call(uniqueUri('com.example.lp.none')).then(() => null, (e) => e);
   assert.equal(missing && missing.error, 'wamp.error.no_such_procedure');
+  // The session meta API names each session's transport.
+  const lpDetails = await ws.session.call('wamp.session.get', [lp.session.id]);
+  assert.deepEqual(lpDetails.transport, { type: 'longpoll', serializer: 'json' });
+  const wsDetails = await lp.session.call('wamp.session.get', [ws.session.id]);
+  assert.equal(wsDetails.transport.type, 'websocket');
   assert.deepEqual([lp.internalErrors, ws.internalErrors], [[], []]);
 });
 

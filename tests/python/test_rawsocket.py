@@ -98,6 +98,11 @@ async def test_rawsocket_and_websocket_sessions_meet(gateway, serializer):
         assert await wait(ws.call(procedure, 7), "WebSocket -> RawSocket call") == ["raw", 7]
         await ws.register(lambda x: ["ws", x], procedure + ".back")
         assert await wait(raw.call(procedure + ".back", 8), "RawSocket -> WebSocket call") == ["ws", 8]
+        # The session meta API names each session's transport.
+        details = await wait(ws.call("wamp.session.get", raw.session_id), "wamp.session.get")
+        assert details["transport"] == {"type": "rawsocket", "serializer": serializer}
+        details = await wait(raw.call("wamp.session.get", ws.session_id), "wamp.session.get")
+        assert details["transport"] == {"type": "websocket", "serializer": other}
 
 
 def _ack():

@@ -27,13 +27,14 @@ static NO_OPTIONS: LazyLock<Dict> = LazyLock::new(Dict::new);
 /// A session as the session meta API describes it (`on_join`, `wamp.session.get`).
 pub(crate) fn session_details(peer: &Peer) -> Value {
     let serializer = peer.outbox.serializer().name();
+    let transport = peer.outbox.transport();
     json!({
         "session": peer.id,
         "authid": peer.authid,
         "authrole": peer.authrole,
         "authmethod": peer.authmethod,
         "authprovider": "static",
-        "transport": { "type": "websocket", "serializer": serializer },
+        "transport": { "type": transport, "serializer": serializer },
     })
 }
 

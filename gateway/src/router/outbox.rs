@@ -227,6 +227,8 @@ impl FrameReceiver {
 #[derive(Debug)]
 pub struct Outbox {
     serializer: Serializer,
+    /// The transport the session came over, as the session meta API names it.
+    transport: &'static str,
     shared: Arc<Shared>,
 }
 
@@ -261,6 +263,7 @@ impl Outbox {
         });
         let outbox = Outbox {
             serializer,
+            transport: "websocket",
             shared: Arc::clone(&shared),
         };
         let receiver = OutboxReceiver {
@@ -270,6 +273,18 @@ impl Outbox {
             closing: CloseSignal { shared },
         };
         (outbox, receiver)
+    }
+
+    /// Names the transport the session came over (`websocket` unless said otherwise), for
+    /// `wamp.session.get` and `on_join`'s `transport.type`.
+    pub fn over(mut self, transport: &'static str) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// The transport the session came over (`websocket`, `rawsocket`, `longpoll`).
+    pub fn transport(&self) -> &'static str {
+        self.transport
     }
 
     /// The serializer the peer negotiated; frames pushed here must be encoded with it.

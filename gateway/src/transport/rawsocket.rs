@@ -222,7 +222,7 @@ pub async fn serve(
     }
     let (read, write) = tcp.into_split();
     let (outbox, receiver) = Outbox::new(serializer, limits.queue);
-    let outbox = Arc::new(outbox);
+    let outbox = Arc::new(outbox.over("rawsocket"));
     let closing = receiver.closing.clone();
     let grace = CLOSE_GRACE.max(limits.queue.slow_consumer);
     // PONGs go through the writer, which owns the socket's sending side; one at a time is plenty.

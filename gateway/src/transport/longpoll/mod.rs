@@ -239,7 +239,7 @@ async fn open(State(longpoll): State<Arc<LongPoll>>, request: Request) -> Respon
     };
     let id = wire::new_transport_id();
     let (outbox, receiver) = Outbox::new(protocol.serializer, longpoll.router.limits.queue);
-    let (transport, rx) = Transport::new(protocol, Arc::new(outbox), receiver);
+    let (transport, rx) = Transport::new(protocol, Arc::new(outbox.over("longpoll")), receiver);
     let transport = Arc::new(transport);
     longpoll.table().insert(id.clone(), Arc::clone(&transport));
     tracing::debug!(protocol = %protocol.name(), "long-poll transport opened");
