@@ -11,6 +11,7 @@ import struct
 import time
 import uuid
 
+import cbor2
 import msgpack
 import pytest
 import requests
@@ -55,12 +56,19 @@ class LongPoll:
     def encode(self, message) -> bytes:
         if self.protocol.startswith("wamp.2.msgpack"):
             return msgpack.packb(message)
+        if self.protocol.startswith("wamp.2.cbor"):
+            return cbor2.dumps(message)
         return json.dumps(message).encode()
+
+    def decode(self, body: bytes):
+        if self.protocol.startswith("wamp.2.cbor"):
+            return cbor2.loads(body)
+        return msgpack.unpackb(body)
 
     def send(self, *messages) -> None:
         if self.protocol == "wamp.2.json.batched":
             body = b"".join(self.encode(m) + b"\x1e" for m in messages)
-        elif self.protocol == "wamp.2.msgpack.batched":
+        elif self.protocol in ("wamp.2.msgpack.batched", "wamp.2.cbor.batched"):
             body = b"".join(struct.pack(">I", len(e)) + e for e in map(self.encode, messages))
         else:
             assert len(messages) == 1
@@ -80,10 +88,10 @@ class LongPoll:
             assert response.status_code == 200, (what, response.status_code, response.text)
             if self.protocol == "wamp.2.json.batched":
                 return [json.loads(part) for part in response.content.split(b"\x1e") if part]
-            if self.protocol == "wamp.2.msgpack.batched":
-                return list(split_length_prefixed(response.content))
-            if self.protocol.startswith("wamp.2.msgpack"):
-                return [msgpack.unpackb(response.content)]
+            if self.protocol in ("wamp.2.msgpack.batched", "wamp.2.cbor.batched"):
+                return [self.decode(part) for part in split_length_prefixed(response.content)]
+            if self.protocol.startswith(("wamp.2.msgpack", "wamp.2.cbor")):
+                return [self.decode(response.content)]
             return [response.json()]
         raise AssertionError(f"nothing received: {what}")
 
@@ -98,10 +106,10 @@ class LongPoll:
 
 
 def split_length_prefixed(body: bytes):
-    """The MessagePack messages of a batched body, each after its 4-byte big-endian length."""
+    """The messages (bytes) of a batched binary body, each after its 4-byte big-endian length."""
     while body:
         (length,) = struct.unpack(">I", body[:4])
-        yield msgpack.unpackb(body[4 : 4 + length])
+        yield body[4 : 4 + length]
         body = body[4 + length :]
 
 
@@ -218,7 +226,15 @@ def test_unknown_or_garbled_transport_ids_are_404(gateway, transport):
 
 
 @pytest.mark.parametrize(
-    "protocol", ["wamp.2.json", "wamp.2.msgpack", "wamp.2.json.batched", "wamp.2.msgpack.batched"]
+    "protocol",
+    [
+        "wamp.2.json",
+        "wamp.2.msgpack",
+        "wamp.2.cbor",
+        "wamp.2.json.batched",
+        "wamp.2.msgpack.batched",
+        "wamp.2.cbor.batched",
+    ],
 )
 def test_session_over_longpoll(gateway, protocol):
     lp = LongPoll(gateway, protocol)
