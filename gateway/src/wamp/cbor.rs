@@ -16,15 +16,13 @@
 //! - map keys must be text strings; tags are refused (bignums, dates... have no JSON form); `undefined`
 //!   reads as null; NaN and the infinities are refused (no JSON number); indefinite-length items are read.
 
-use std::fmt;
-
 use base64::Engine;
 use ciborium_ll::{simple, Decoder, Encoder, Header};
-use serde::ser::{self, Impossible, Serialize};
+use serde::Serialize;
 use serde_json::{Number, Value};
 
+use super::binary_writer::{self, Error, Format, BINARY_MARK};
 use super::codec::TOO_DEEP;
-use super::msgpack::BINARY_MARK;
 
 /// The deepest nesting of lists and dicts a frame may have (the message array counts as one level), the
 /// same as serde_json's recursion limit admits for JSON frames.
@@ -221,52 +219,11 @@ impl Reader<'_> {
 
 /// Encodes `value` as CBOR: definite lengths, the shortest integer and lossless float forms.
 pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(128);
-    value.serialize(Writer {
-        out: &mut out,
-        binary: true,
-    })?;
-    Ok(out)
+    binary_writer::to_vec::<Cbor, T>(value)
 }
 
-/// Why a value could not be written: only a type WAMP messages never hold.
-#[derive(Debug)]
-pub(crate) struct Error(String);
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl ser::Error for Error {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        Error(msg.to_string())
-    }
-}
-
-/// The serde serializer: writes one value to `out`; `binary` says whether the binary convention applies
-/// to its strings (not to map keys).
-struct Writer<'a> {
-    out: &'a mut Vec<u8>,
-    binary: bool,
-}
-
-/// A list or dict being written: its length is already out, the elements follow.
-struct Compound<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-impl Compound<'_> {
-    fn write<T: Serialize + ?Sized>(&mut self, value: &T, binary: bool) -> Result<(), Error> {
-        value.serialize(Writer {
-            out: &mut *self.out,
-            binary,
-        })
-    }
-}
+/// CBOR's encodings of the values a message holds, for the shared serde writer (`binary_writer.rs`).
+struct Cbor;
 
 // Writing into a Vec cannot fail, so the results of the encoder are ignored below.
 fn push(out: &mut Vec<u8>, header: Header) {
@@ -277,201 +234,40 @@ fn length(len: Option<usize>) -> Result<usize, Error> {
     len.ok_or_else(|| Error("CBOR is written with lengths known up front".into()))
 }
 
-fn unsupported(what: &str) -> Error {
-    Error(format!("{what} has no place in a WAMP message"))
-}
-
-impl<'a> ser::Serializer for Writer<'a> {
-    type Ok = ();
-    type Error = Error;
-    type SerializeSeq = Compound<'a>;
-    type SerializeTuple = Compound<'a>;
-    type SerializeTupleStruct = Impossible<(), Error>;
-    type SerializeTupleVariant = Impossible<(), Error>;
-    type SerializeMap = Compound<'a>;
-    type SerializeStruct = Impossible<(), Error>;
-    type SerializeStructVariant = Impossible<(), Error>;
-
-    fn serialize_bool(self, v: bool) -> Result<(), Error> {
+impl Format for Cbor {
+    fn nil(out: &mut Vec<u8>) {
+        push(out, Header::Simple(simple::NULL));
+    }
+    fn bool(out: &mut Vec<u8>, v: bool) {
         push(
-            self.out,
+            out,
             Header::Simple(if v { simple::TRUE } else { simple::FALSE }),
         );
+    }
+    fn unsigned(out: &mut Vec<u8>, v: u64) {
+        push(out, Header::Positive(v));
+    }
+    fn negative(out: &mut Vec<u8>, v: i64) {
+        // CBOR's negative integers carry -1 - v, which fits a u64 for every i64 below zero.
+        push(out, Header::Negative(!(v as u64)));
+    }
+    fn float(out: &mut Vec<u8>, v: f64) {
+        push(out, Header::Float(v));
+    }
+    fn text(out: &mut Vec<u8>, v: &str) {
+        push(out, Header::Text(Some(v.len())));
+        out.extend_from_slice(v.as_bytes());
+    }
+    fn bytes(out: &mut Vec<u8>, v: &[u8]) {
+        push(out, Header::Bytes(Some(v.len())));
+        out.extend_from_slice(v);
+    }
+    fn list(out: &mut Vec<u8>, len: Option<usize>) -> Result<(), Error> {
+        push(out, Header::Array(Some(length(len)?)));
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        match u64::try_from(v) {
-            Ok(v) => self.serialize_u64(v),
-            Err(_) => {
-                // CBOR's negative integers carry -1 - v, which fits a u64 for every i64 below zero.
-                push(self.out, Header::Negative(!(v as u64)));
-                Ok(())
-            }
-        }
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        push(self.out, Header::Positive(v));
-        Ok(())
-    }
-    fn serialize_f32(self, v: f32) -> Result<(), Error> {
-        self.serialize_f64(v.into())
-    }
-    fn serialize_f64(self, v: f64) -> Result<(), Error> {
-        push(self.out, Header::Float(v));
-        Ok(())
-    }
-    fn serialize_char(self, v: char) -> Result<(), Error> {
-        self.serialize_str(v.encode_utf8(&mut [0; 4]))
-    }
-    fn serialize_str(self, v: &str) -> Result<(), Error> {
-        if self.binary {
-            if let Some(b64) = v.strip_prefix(BINARY_MARK) {
-                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) {
-                    return self.serialize_bytes(&bytes);
-                }
-            }
-        }
-        push(self.out, Header::Text(Some(v.len())));
-        self.out.extend_from_slice(v.as_bytes());
-        Ok(())
-    }
-    fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
-        push(self.out, Header::Bytes(Some(v.len())));
-        self.out.extend_from_slice(v);
-        Ok(())
-    }
-    fn serialize_none(self) -> Result<(), Error> {
-        self.serialize_unit()
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
-        value.serialize(self)
-    }
-    fn serialize_unit(self) -> Result<(), Error> {
-        push(self.out, Header::Simple(simple::NULL));
-        Ok(())
-    }
-    fn serialize_unit_struct(self, name: &'static str) -> Result<(), Error> {
-        Err(unsupported(name))
-    }
-    fn serialize_unit_variant(
-        self,
-        name: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<(), Error> {
-        Err(unsupported(name))
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        value.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), Error> {
-        Err(unsupported(name))
-    }
-    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a>, Error> {
-        push(self.out, Header::Array(Some(length(len)?)));
-        Ok(Compound { out: self.out })
-    }
-    fn serialize_tuple(self, len: usize) -> Result<Compound<'a>, Error> {
-        self.serialize_seq(Some(len))
-    }
-    fn serialize_tuple_struct(
-        self,
-        name: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, Error> {
-        Err(unsupported(name))
-    }
-    fn serialize_tuple_variant(
-        self,
-        name: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, Error> {
-        Err(unsupported(name))
-    }
-    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a>, Error> {
-        push(self.out, Header::Map(Some(length(len)?)));
-        Ok(Compound { out: self.out })
-    }
-    fn serialize_struct(
-        self,
-        name: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, Error> {
-        Err(unsupported(name))
-    }
-    fn serialize_struct_variant(
-        self,
-        name: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, Error> {
-        Err(unsupported(name))
-    }
-}
-
-impl ser::SerializeSeq for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.write(value, true)
-    }
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.write(value, true)
-    }
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeMap for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
-        self.write(key, false)
-    }
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.write(value, true)
-    }
-    fn end(self) -> Result<(), Error> {
+    fn dict(out: &mut Vec<u8>, len: Option<usize>) -> Result<(), Error> {
+        push(out, Header::Map(Some(length(len)?)));
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 mod table;
 
 pub mod array;
+mod binary_writer;
 mod cbor;
 pub mod codec;
 pub mod ids;
