@@ -316,11 +316,13 @@ async fn act(
             }
         }
         _ => {
-            // Closing the outbox too ends the session at once, even while its queue is backed up (the
-            // session loop then stops reading the channel where the close is seen).
+            // Forgotten first, so a request arriving from now on gets 404; a `receive` that found the
+            // transport before sees `client_closed` and is answered 204. Closing the outbox too ends the
+            // session at once, even while its queue is backed up (the session loop then stops reading
+            // the channel where the close is seen).
+            longpoll.forget(&id);
             transport.client_closed.cancel();
             transport.outbox.close(Closing::Silent);
-            longpoll.forget(&id);
             answer_empty()
         }
     }

@@ -137,6 +137,10 @@ impl Transport {
         tokio::pin!(deadline);
         let mut batch = VecDeque::new();
         loop {
+            // The client closed the transport: what this receive raced with, not the session's end.
+            if self.client_closed.is_cancelled() {
+                return Delivery::Nothing;
+            }
             if let Some(delivery) = self.deliver(max_bytes) {
                 return delivery;
             }
