@@ -29,8 +29,9 @@ export interface RetryOptions {
 }
 
 export interface ConnectOptions {
-  /** `ws://host:port/ws` */
-  url: string;
+  /** `ws://host:port/ws`, or several nodes of one cluster (`[cluster]`): tried in turn (round robin) when
+   * one cannot connect or its connection is lost. Throws at construction when empty or not strings. */
+  url: string | string[];
   realm: string;
   authid?: string;
   /** A ticket minted by the web app, or a function that fetches a fresh one for every (re)join. */
@@ -42,9 +43,9 @@ export interface ConnectOptions {
   /** `"auto"` (default): WebSocket, then HTTP long-poll when WebSocket is absent or cannot connect;
    * `"websocket"` or `"longpoll"` alone. Long-poll speaks JSON only. */
   transport?: 'auto' | 'websocket' | 'longpoll';
-  /** The long-poll endpoint (default: `url` with `http(s)` and the path's `/ws` replaced by `/lp`), or false
-   * for no long-poll fallback. */
-  longpoll?: string | false;
+  /** The long-poll endpoint (default: `url` with `http(s)` and the path's `/ws` replaced by `/lp`; with
+   * several URLs, an array with one endpoint per URL), or false for no long-poll fallback. */
+  longpoll?: string | string[] | false;
   /** HELLO authmethods (default `["ticket"]` when a ticket is given). */
   authmethods?: string[];
   /** Answers a CHALLENGE for methods other than ticket (e.g. wampcra); returns the signature. */
@@ -226,6 +227,8 @@ export class Client {
   readonly state: State | null;
   /** The transport of the current (or last) connection attempt. */
   readonly transport: 'websocket' | 'longpoll';
+  /** The URL (one of `url`) of the node the session is joined to; null while not joined. */
+  readonly connectedUrl: string | null;
   /** The joined session: id and WELCOME.Details (authid, authrole, authmethod, roles). */
   readonly session: { id: number; details: Details } | null;
   readonly ready: Promise<Client>;

@@ -90,6 +90,29 @@ export function longPollUrl(url) {
   return u.href;
 }
 
+/** The node URLs of the `url` option: one string, or a non-empty array of them (tried in turn). */
+function nodeUrls(url) {
+  const urls = Array.isArray(url) ? url : [url];
+  if (!urls.length) throw new Error('url: an empty array; give at least one ws:// or wss:// URL');
+  for (const u of urls) {
+    if (typeof u !== 'string' || !u) {
+      throw new Error(`url: ${Array.isArray(url) ? 'every entry' : 'the URL'} must be a non-empty string (ws://host:port/ws), got ${JSON.stringify(u) ?? String(u)}`);
+    }
+  }
+  return urls;
+}
+
+/** The long-poll endpoint of each node: from `longpoll` (one string for one node, an array with one per
+ * node), else beside each WebSocket URL. */
+function longPollUrls(urls, longpoll) {
+  if (!longpoll) return urls.map((u) => longPollUrl(u));
+  const given = Array.isArray(longpoll) ? longpoll : [longpoll];
+  if (given.length !== urls.length || given.some((u) => typeof u !== 'string' || !u)) {
+    throw new Error(`longpoll: give one endpoint per url (${urls.length}), or leave it out to use each url's /lp`);
+  }
+  return given;
+}
+
 /** How long one receive may stay unanswered before the transport counts as lost (the gateway answers sooner). */
 const LP_REQUEST_TIMEOUT_MS = 60000;
 
@@ -206,11 +229,16 @@ export class Client extends Emitter {
     this.WS = WS || globalThis.WebSocket;
     this.ser = !serializer || serializer === 'json' ? JSON_SERIALIZER : serializer;
     if (typeof this.ser !== 'object') throw new Error(`unsupported serializer ${serializer}`);
+    this._urls = nodeUrls(url);
     this._transports = transportsFor(transport, this.WS, this.ser, longpoll === false);
-    this._lpUrl = longpoll || longPollUrl(url);
+    this._lpUrls = longPollUrls(this._urls, longpoll);
     /** The transport of the current (or last) connection attempt: `"websocket"` or `"longpoll"`. */
     this.transport = this._transports[0];
-    this._tried = 0; // how many of this round's transports have failed to open
+    /** The URL (one of `url`) of the node the client is joined to; null while it is not joined. */
+    this.connectedUrl = null;
+    this._u = 0; // index in _urls of the node of the current (or next) attempt
+    this._tried = 0; // how many of this node's transports have failed to open
+    this._failed = 0; // how many nodes of this round have failed (none of its transports joined)
     this.state = null;
     this.session = null;
     this._req = 0;
@@ -236,8 +264,8 @@ export class Client extends Emitter {
     let ws;
     try {
       ws = this.transport === 'longpoll'
-        ? new LongPoll(this._lpUrl, [this.ser.protocol])
-        : new this.WS(this.url, [this.ser.protocol]);
+        ? new LongPoll(this._lpUrls[this._u], [this.ser.protocol])
+        : new this.WS(this._urls[this._u], [this.ser.protocol]);
     } catch (e) {
       return this._fail(new WampError('switchboard.error.connect_failed', [String(e && e.message)]));
     }
@@ -275,6 +303,8 @@ export class Client extends Emitter {
       this.session = { id: m[1], details: m[2] };
       this._attempt = 0;
       this.joined = true;
+      this.connectedUrl = this._urls[this._u];
+      this._failed = 0;
       const lost = (e) => this._emit('error', e);
       // The public state first, so that the join events of the re-subscriptions carry it.
       if (this._publicState) this._request([CALL, 0, {}, SET_STATE, [this._publicState]]).catch(lost);
@@ -326,6 +356,7 @@ export class Client extends Emitter {
     if (this._ws !== ws) return;
     this._ws = null;
     this.joined = false;
+    this.connectedUrl = null;
     this._bySub.clear();
     this._regs.clear();
     for (const [id, p] of this._pending) {
@@ -337,13 +368,23 @@ export class Client extends Emitter {
     }
     if (this._closed) return;
     if (this._fatal) return this._fail(this._fatal);
-    // A transport that could not open: the next one at once (WebSocket blocked -> long-poll); a retry with
-    // backoff only once every transport of the round has failed.
-    if (!opened && ++this._tried < this._transports.length) return this._open();
-    this._tried = 0;
-    if (this.retry === false) return this._fail(new WampError('switchboard.error.connection_lost', ['no retries']));
+    // A transport that could not open: the node's next one at once (WebSocket blocked -> long-poll), then the
+    // next node's. A connection closed once open (lost, or never joined): the next node at once (its node
+    // may be gone), this one counting as failed. A retry with backoff only once every node of the round has
+    // failed (a join resets the round); it goes on from the next node (round robin).
+    if (opened || ++this._tried >= this._transports.length) {
+      this._tried = 0;
+      this._failed++;
+      this._u = (this._u + 1) % this._urls.length;
+    }
     const why = this._lost;
     this._lost = null;
+    if (this._failed < this._urls.length) {
+      this._set('connecting', why);
+      return this._open();
+    }
+    this._failed = 0;
+    if (this.retry === false) return this._fail(new WampError('switchboard.error.connection_lost', ['no retries']));
     this._set('connecting', why);
     this._timer = setTimeout(() => this._open(), backoff(this._attempt++, this.retry));
   }

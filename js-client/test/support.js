@@ -1,8 +1,9 @@
 // What the js-client tests share: a real gateway process (temp config, ports the OS chooses, restart on
 // the same ports), signed JSON-RPC publishes (DESIGN section 5), tickets from `switchboard ticket`, and polling.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,7 +55,7 @@ let counter = 0;
 /** A topic or procedure no other test uses. */
 export const uniqueUri = (prefix) => `${prefix}.p${process.pid}.n${++counter}`;
 
-function config(port, rpcPort, gatewayKeys = '', realmKeys = '') {
+function config(port, rpcPort, gatewayKeys = '', realmKeys = '', sections = '') {
   return `[gateway]
 listen = "127.0.0.1:${port}"
 ${gatewayKeys}
@@ -77,6 +78,7 @@ permissions = [{ uri = "", match = "prefix", allow = { subscribe = true, publish
 name = "member"
 permissions = [{ uri = "app.", match = "prefix", allow = { subscribe = true, publish = true, call = true } }]
 ${realmKeys}
+${sections}
 `;
 }
 
@@ -89,14 +91,15 @@ process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
  * realm (e.g. `[[realms.history]]` and `[[realms.models]]` tables). The first start listens on
  * port 0 and reads the bound ports from its ready file (`--ready-file`), then rewrites the config with
  * them, so that `restart()` (stop, then start again) comes back on the same ports.
- * `stop()` ends it (SIGTERM, expecting exit 0).
+ * `sections` are extra top-level TOML tables (e.g. `[cluster]`).
+ * `stop()` ends it (SIGTERM, expecting exit 0); `kill()` ends it with SIGKILL (a node that dies).
  */
-export async function startGateway({ gatewayKeys = '', realmKeys = '' } = {}) {
+export async function startGateway({ gatewayKeys = '', realmKeys = '', sections = '' } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`gateway binary not found at ${BIN}: run cargo build -p switchboard`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-js-client-'));
   const gw = { dir, configPath: path.join(dir, 'switchboard.toml'), bin: BIN, log: [] };
   const readyPath = path.join(dir, 'ready.json');
-  fs.writeFileSync(gw.configPath, config(0, 0, gatewayKeys, realmKeys));
+  fs.writeFileSync(gw.configPath, config(0, 0, gatewayKeys, realmKeys, sections));
 
   gw.spawn = async () => {
     const env = { ...process.env };
@@ -132,7 +135,7 @@ export async function startGateway({ gatewayKeys = '', realmKeys = '' } = {}) {
       gw.url = `ws://127.0.0.1:${gw.port}/ws`;
       gw.base = `http://127.0.0.1:${gw.port}`;
       gw.rpcUrl = `http://127.0.0.1:${gw.rpcPort}/`;
-      fs.writeFileSync(gw.configPath, config(gw.port, gw.rpcPort, gatewayKeys, realmKeys));
+      fs.writeFileSync(gw.configPath, config(gw.port, gw.rpcPort, gatewayKeys, realmKeys, sections));
     }
   };
   gw.stop = async ({ remove = true } = {}) => {
@@ -145,6 +148,13 @@ export async function startGateway({ gatewayKeys = '', realmKeys = '' } = {}) {
       if (code !== 0) throw new Error(`gateway exited with ${code} after SIGTERM:\n${gw.log.join('')}`);
     }
     if (remove) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  gw.kill = async () => {
+    const { child } = gw;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await gw.exited;
+    }
   };
   gw.restart = async () => {
     await gw.stop({ remove: false });
@@ -255,4 +265,69 @@ export class Inbox {
       this.waiters.push(done);
     });
   }
+}
+
+export const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672/%2f';
+
+/** Whether something listens at RabbitMQ's 127.0.0.1:5672. */
+export function rabbitUp() {
+  return new Promise((resolve) => {
+    const socket = net.connect(5672, '127.0.0.1');
+    socket.setTimeout(2000);
+    socket.on('connect', () => { socket.destroy(); resolve(true); });
+    socket.on('error', () => resolve(false));
+    socket.on('timeout', () => { socket.destroy(); resolve(false); });
+  });
+}
+
+/** The `skip` of a test that needs RabbitMQ: a reason when it is unreachable outside CI, else false (in CI the
+ * test runs and fails: .ci/run starts RabbitMQ). */
+export async function rabbitSkip() {
+  if (await rabbitUp()) return false;
+  return process.env.CI === 'true' ? false
+    : 'RabbitMQ not reachable at 127.0.0.1:5672 (rabbitmq-server -detached); skipped outside CI';
+}
+
+const CLUSTER_HISTORY = `
+[[realms.history]]
+uri = "models."
+match = "prefix"
+limit = 10000
+ttl_s = 3600
+
+[[realms.history]]
+uri = "app."
+match = "prefix"
+limit = 1000
+ttl_s = 3600
+`;
+
+/**
+ * `n` gateways of one cluster (`[cluster]`, like tests/python/test_cluster.py): a stream and node names of
+ * their own (`stream`, `gws[i].node`), each with its WebSocket and JSON-RPC ports and history for
+ * `models.` and `app.` (what live collections recover from after moving to another node). `stop()` stops the nodes still running and deletes the stream queue with
+ * `rabbitmqctl delete_queue` (best effort: when rabbitmqctl is missing the stream ages out, `max_age_s` 60).
+ */
+export async function startCluster(n = 3) {
+  const unique = randomUUID().replace(/-/g, '').slice(0, 12);
+  const cluster = { stream: `sbtest.jsfailover.${unique}`, gws: [] };
+  cluster.stop = async () => {
+    await Promise.all(cluster.gws.map((gw) => gw.stop().catch((e) => console.error(String(e)))));
+    await new Promise((r) => execFile('rabbitmqctl', ['delete_queue', cluster.stream], { timeout: 20000 }, () => r()));
+  };
+  try {
+    for (let i = 1; i <= n; i++) {
+      const node = `js${i}-${unique}`;
+      const gw = await startGateway({
+        realmKeys: CLUSTER_HISTORY,
+        sections: `[cluster]\namqp_url = "${AMQP_URL}"\nstream = "${cluster.stream}"\nnode = "${node}"\nmax_age_s = 60\n`,
+      });
+      gw.node = node;
+      cluster.gws.push(gw);
+    }
+  } catch (e) {
+    await cluster.stop();
+    throw e;
+  }
+  return cluster;
 }
