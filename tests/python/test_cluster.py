@@ -7,7 +7,9 @@ refused; an unreachable broker is retried (the node is not ready); a bad key is 
 RPC stays per node; a node whose connection RabbitMQ closes resumes after its last offset; a node cut off
 from RabbitMQ (through a TCP proxy the test cuts) refuses publishes explicitly (JSON-RPC -32002, WAMP
 ERROR switchboard.error.cluster_unavailable), keeps serving its sessions, and after reconnecting delivers
-every accepted event once while refused ones never appear.
+every accepted event once while refused ones never appear. Management calls over JSON-RPC on node 1
+count, list and kick sessions on nodes 2 and 3; a node killed with SIGKILL is named missing (-32003)
+after the 2 s deadline, then no longer waited for.
 
 Every run uses its own stream, node names, exchange and queues, and deletes them at the end."""
 
@@ -93,7 +95,7 @@ class Cluster:
             ch = connection.channel()
             for queue in (self.stream, self.queue, f"{self.queue}.dead-letter"):
                 ch.queue_delete(queue)
-            for exchange in (self.exchange, f"{self.exchange}.dead-letter"):
+            for exchange in (self.exchange, f"{self.exchange}.dead-letter", f"{self.stream}.nodes"):
                 ch.exchange_delete(exchange)
         finally:
             connection.close()
@@ -391,10 +393,122 @@ class Proxy:
         self.writers.clear()
 
 
-def rpc_publish(node: Gateway, topic: str, n: int) -> dict:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "publish", "params": {"topic": topic, "args": [n]}})
+def rpc(node: Gateway, method: str, params: dict) -> dict:
+    """The whole JSON-RPC response (`result` or `error`)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
     headers = {"Content-Type": "application/json", "X-Switchboard-Signature": sign(body.encode())}
     return requests.post(node.rpc_url, data=body, headers=headers, timeout=10).json()
+
+
+def rpc_publish(node: Gateway, topic: str, n: int) -> dict:
+    return rpc(node, "publish", {"topic": topic, "args": [n]})
+
+
+def result(node: Gateway, method: str, params: dict):
+    answer = rpc(node, method, params)
+    assert "result" in answer, answer
+    return answer["result"]
+
+
+async def eventually(check, what: str, timeout: float = 10.0):
+    """Polls `check()` (blocking, run in a thread) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await asyncio.to_thread(check)
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+@wamp_test(timeout=60)
+async def test_management_calls_on_node_1_answer_for_sessions_on_nodes_2_and_3(cluster):
+    n1, n2, n3 = cluster.nodes
+    topic = f"com.mgmt.{uid()}"
+    # A stranger's messages on the node queues are skipped (and logged), never fatal.
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        for body in (b"garbage", b'{"v": 99, "node": "x", "kind": "heartbeat"}', b'{"v": 1, "kind": "request"}'):
+            channel.basic_publish(exchange=f"{cluster.stream}.nodes", routing_key="", body=body)
+    finally:
+        connection.close()
+    await asyncio.to_thread(n1.wait_for_log, "not a node message", 5)
+    # Every node heard the others' heartbeats (sent every second) before the first call.
+    await asyncio.sleep(1.5)
+    async with Clients(n2.url, "json") as on2, Clients(n3.url, "json") as on3:
+        before = result(n1, "session_count", {})
+        s2 = await on2.connect()
+        s3 = await on3.connect()
+        a2 = (await s2.joined).authid
+        a3 = (await s3.joined).authid
+        await s2.subscribe(lambda *a: None, topic)
+        await s3.subscribe(lambda *a: None, topic)
+
+        # Sessions on other nodes: counted (summed) through node 1, quickly (every node answered).
+        started = time.monotonic()
+        assert result(n1, "session_count", {}) == before + 2
+        assert time.monotonic() - started < 1.0, "no deadline waited for when every node answers"
+        assert result(n1, "session_count", {"realm": "realm1"}) == before + 2
+        # Listed with their node.
+        listed = result(n1, "sessions", {"authid": a2})
+        assert [(e["session"], e["authid"], e["realm"], e["node"]) for e in listed] == [
+            (s2.session_id, a2, "realm1", n2.node)
+        ], listed
+        listed = result(n1, "sessions", {"authid": a3})
+        assert [(e["session"], e["node"]) for e in listed] == [(s3.session_id, n3.node)], listed
+        watchers = result(n1, "subscribers", {"topic": topic})
+        assert watchers["count"] == 2 and sorted(watchers["sessions"]) == sorted([s2.session_id, s3.session_id])
+        # An unknown realm is still refused as on one node.
+        refused = rpc(n1, "session_count", {"realm": "nowhere"})
+        assert refused["error"]["code"] == -32602, refused
+
+        # Kicked through node 1: each session on its own node gets GOODBYE.
+        assert result(n1, "kick", {"authid": a2}) == {"kicked": 1}
+        assert result(n1, "kick", {"authid": a3, "reason": "com.example.banned"}) == {"kicked": 1}
+        await eventually(lambda: result(n1, "sessions", {"authid": a2}) == [], "the kicked session on node 2 gone")
+        await eventually(lambda: result(n1, "sessions", {"authid": a3}) == [], "the kicked session on node 3 gone")
+        assert result(n1, "kick", {"authid": a2}) == {"kicked": 0}
+        await eventually(lambda: result(n1, "session_count", {}) == before, "the count back to before")
+
+
+@wamp_test(timeout=60)
+async def test_a_killed_node_is_named_missing_after_the_deadline_then_forgotten():
+    unique = uuid.uuid4().hex[:12]
+    stream = f"sbtest.cluster.{unique}"
+    asker = Node(stream, f"a-{unique}")
+    victim = Node(stream, f"b-{unique}")
+    try:
+        await asyncio.to_thread(asker.start)
+        await asyncio.to_thread(victim.start)
+        async with Clients(victim.url, "json") as on_b:
+            await on_b.connect()
+            await eventually(lambda: result(asker, "session_count", {}) == 1, "the victim's session counted")
+        await asyncio.to_thread(victim.kill)  # SIGKILL: no goodbye to the other node
+        started = time.monotonic()
+        answer = await asyncio.to_thread(rpc, asker, "session_count", {})
+        waited = time.monotonic() - started
+        assert answer["error"]["code"] == -32003, answer
+        data = answer["error"]["data"]
+        assert data["missing"] == [victim.node] and data["answered"] == [asker.node], data
+        assert data["partial"] == 0, data
+        assert victim.node in answer["error"]["message"], answer
+        assert 1.5 < waited < 3.5, f"waited {waited:.2f} s: the deadline is 2 s"
+
+        # Three missed heartbeats later the dead node is no longer asked at all.
+        await asyncio.sleep(4)
+        started = time.monotonic()
+        assert result(asker, "session_count", {}) == 0
+        assert result(asker, "sessions", {"authid": "nobody"}) == []
+        assert time.monotonic() - started < 1.0
+    finally:
+        for node in (asker, victim):
+            await asyncio.to_thread(node.close)
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        channel = connection.channel()
+        channel.queue_delete(stream)
+        channel.exchange_delete(f"{stream}.nodes")
+        connection.close()
 
 
 @wamp_test(timeout=90)
@@ -449,5 +563,7 @@ async def test_without_rabbitmq_publishes_are_refused_explicitly_and_nothing_acc
             await asyncio.to_thread(node.close)
         await proxy.cut()
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        connection.channel().queue_delete(stream)
+        channel = connection.channel()
+        channel.queue_delete(stream)
+        channel.exchange_delete(f"{stream}.nodes")
         connection.close()

@@ -1,9 +1,10 @@
 //! The node's link to RabbitMQ: one connection holding the node's name (`node.rs`), a channel in
 //! confirm mode that appends records in the order they were accepted (`log.rs`), and a channel that
-//! consumes the stream and delivers (`consume.rs`). One task runs it all, so appends and deliveries
-//! never race each other for the connection. A lost connection is retried with backoff (doubling from
-//! 100 ms to 5 s, as AMQP ingestion does); while it is down appends are refused, and consumption
-//! resumes right after the last offset delivered.
+//! consumes the stream and delivers (`consume.rs`); the name's channel also consumes the node queue
+//! and sends heartbeats, requests and answers to the other nodes (`nodes.rs`). One task runs it all,
+//! so appends and deliveries never race each other for the connection. A lost connection is retried
+//! with backoff (doubling from 100 ms to 5 s, as AMQP ingestion does); while it is down appends are
+//! refused, and consumption resumes right after the last offset delivered.
 //!
 //! Catching up: once consuming, the node appends a start marker with a random nonce; when it reads
 //! that marker back it has read everything appended before it, so history and retained events are
@@ -14,15 +15,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions,
+};
+use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use lapin::{Acker, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, ExchangeKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::consume::{self, Consumed, Cursor};
 use super::log::{self, Append, AppendError};
 use super::node::{self, NodeError};
+use super::nodes::{self, Nodes, Outgoing};
 use super::record::{Marker, Record, VERSION};
 use super::Settings;
 use crate::router::Router;
@@ -57,6 +64,8 @@ enum LinkError {
     Url(String),
     #[error("RabbitMQ cancelled the stream consumer")]
     ConsumerEnded,
+    #[error("RabbitMQ cancelled the node queue's consumer")]
+    NodeConsumerEnded,
     #[error("{0}")]
     Mismatch(String),
 }
@@ -68,6 +77,8 @@ pub(super) struct Link {
     pub(super) up: Arc<AtomicBool>,
     pub(super) state: watch::Sender<LinkState>,
     pub(super) appends: mpsc::Receiver<Append>,
+    pub(super) nodes: Arc<Nodes>,
+    pub(super) requests: mpsc::Receiver<Outgoing>,
     pub(super) stop: CancellationToken,
 }
 
@@ -140,6 +151,10 @@ impl Link {
         consume::declare_stream(&control, settings)
             .await
             .map_err(|error| mismatch(error, settings))?;
+        let mut node_queue = listen(&control, settings).await?;
+        let exchange = nodes::exchange_name(&settings.stream);
+        let mut heartbeat = tokio::time::interval(nodes::HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let appending = connection.create_channel().await?;
         appending
             .confirm_select(ConfirmSelectOptions::default())
@@ -181,6 +196,7 @@ impl Link {
                     if let Some(acker) = unacked.take() {
                         let _ = acker.ack(BasicAckOptions { multiple: true }).await;
                     }
+                    let _ = send(&control, &exchange, "", &self.nodes.leaving()).await;
                     let _ = connection.close(200, "gateway shutting down".into()).await;
                     return Ok(());
                 }
@@ -215,6 +231,23 @@ impl Link {
                         taken = 0;
                     }
                 }
+                request = self.requests.recv() => {
+                    if let Some(request) = request {
+                        send(&control, &exchange, "", &request).await?;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    send(&control, &exchange, "", &self.nodes.heartbeat()).await?;
+                }
+                message = node_queue.next() => {
+                    let message = match message {
+                        Some(message) => message?,
+                        None => return Err(LinkError::NodeConsumerEnded),
+                    };
+                    if let Some((reply_to, answer)) = self.nodes.take(&self.router, &message.data) {
+                        send(&control, "", &reply_to, &answer).await?;
+                    }
+                }
                 _ = tokio::time::sleep(ACK_DELAY), if unacked.is_some() => {
                     if let Some(acker) = unacked.take() {
                         acker.ack(BasicAckOptions { multiple: true }).await?;
@@ -224,6 +257,66 @@ impl Link {
             }
         }
     }
+}
+
+/// Binds the node's queue to the cluster's fanout exchange and consumes it (no acks: a request lost
+/// with a connection is answered "missing" by its asker's deadline).
+async fn listen(channel: &Channel, settings: &Settings) -> Result<lapin::Consumer, lapin::Error> {
+    let exchange = nodes::exchange_name(&settings.stream);
+    let queue = node::queue_name(&settings.stream, &settings.node);
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            // Gone with the last node's queue: nothing is left behind when the cluster stops.
+            ExchangeDeclareOptions {
+                auto_delete: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .basic_consume(
+            queue.as_str().into(),
+            format!("switchboard-node-{}", settings.node)
+                .as_str()
+                .into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// Publishes one node message (not persistent: it matters only to live nodes).
+async fn send(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+) -> Result<(), lapin::Error> {
+    channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default().with_content_type("application/json".into()),
+        )
+        .await?;
+    Ok(())
 }
 
 /// AMQP reply code of a declaration whose arguments differ from the existing queue's.

@@ -11,14 +11,16 @@
 //! - [`record`]: the log record and its encoding.
 //! - [`node`]: a node's name, unique among live nodes (an exclusive queue).
 //! - [`link`]: the connection, reconnection with backoff, and catching up at start.
+//! - [`nodes`]: node-to-node requests over the node queues: management calls answer for the cluster.
 //!
 //! Per node, for now: RPC (a CALL reaches only procedures registered on its own node, else
-//! `wamp.error.no_such_procedure`), meta events, presence and management calls.
+//! `wamp.error.no_such_procedure`), meta events and presence.
 
 pub mod consume;
 pub mod link;
 pub mod log;
 pub mod node;
+pub mod nodes;
 pub mod record;
 
 use std::sync::atomic::AtomicBool;
@@ -89,6 +91,8 @@ impl Cluster {
         let up = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Log::new(settings.node.clone(), queue, Arc::clone(&up)));
         router.join_cluster(&log);
+        let (nodes, requests) = nodes::Nodes::new(&settings.stream, &settings.node);
+        router.know_nodes(&nodes);
         let (state, watching) = watch::channel(LinkState::Starting);
         let stop = CancellationToken::new();
         let link = link::Link {
@@ -97,6 +101,8 @@ impl Cluster {
             up,
             state,
             appends,
+            nodes,
+            requests,
             stop: stop.clone(),
         };
         let task = tokio::spawn(link.run());

@@ -2,7 +2,7 @@
 //! queue `<stream>.node.<name>` for as long as its connection to RabbitMQ lives. RabbitMQ refuses the
 //! same declaration from any other connection (`RESOURCE_LOCKED`, 405) and deletes the queue when the
 //! holder's connection closes or dies, so a name is unique among live nodes and freed by a dead one.
-//! (The queue will later carry the node's cross-node RPC.)
+//! The queue also carries node-to-node requests (`nodes.rs`: management calls across the cluster).
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;

@@ -67,6 +67,8 @@ pub struct Router {
     pub limits: Limits,
     /// Checks connection tickets (the `[security]` secret); None disables ticket authentication.
     pub tickets: Option<TicketKey>,
+    /// In a cluster: the other nodes, asked by management calls.
+    nodes: std::sync::OnceLock<Arc<crate::cluster::nodes::Nodes>>,
 }
 
 impl Router {
@@ -90,6 +92,7 @@ impl Router {
                 .ok()
                 .flatten()
                 .map(TicketKey::new),
+            nodes: std::sync::OnceLock::new(),
             limits: Limits {
                 max_message_bytes: gateway.max_message_bytes,
                 queue: QueueLimits {
@@ -124,6 +127,16 @@ impl Router {
         for realm in self.realms.values() {
             realm.join_cluster(log);
         }
+    }
+
+    /// In a cluster, management calls ask every node through `nodes`.
+    pub(crate) fn know_nodes(&self, nodes: &Arc<crate::cluster::nodes::Nodes>) {
+        let _ = self.nodes.set(Arc::clone(nodes));
+    }
+
+    /// The other nodes of the cluster (None on a single node).
+    pub fn cluster_nodes(&self) -> Option<&Arc<crate::cluster::nodes::Nodes>> {
+        self.nodes.get()
     }
 
     /// True when the node is part of a cluster (its realms publish through the event log).

@@ -14,6 +14,9 @@ pub const SIGNATURE_REJECTED: i32 = -32001;
 /// Clustered: the cluster's event log (RabbitMQ) could not take the event; nothing was delivered and
 /// the caller may retry (Switchboard's server error).
 pub const CLUSTER_UNAVAILABLE: i32 = -32002;
+/// Clustered: a management call's answer is incomplete, some live nodes did not answer within the
+/// deadline; `data` holds the answer of the others (`partial`) and names the `missing` nodes.
+pub const CLUSTER_INCOMPLETE: i32 = -32003;
 
 /// `-32602` naming `field`.
 pub fn invalid_params(field: &str, reason: &str) -> ErrorObjectOwned {
@@ -48,6 +51,23 @@ pub fn unpublishable(error: &PublishError, prefix: Option<&str>) -> ErrorObjectO
         .strip_prefix(&format!("{}: ", error.field()))
         .unwrap_or(&reason);
     invalid_params(&field, reason)
+}
+
+/// `-32003`: `missing` did not answer; `partial` is what the `answered` nodes said, combined.
+pub fn cluster_incomplete(
+    missing: &[String],
+    answered: Vec<String>,
+    partial: serde_json::Value,
+) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        CLUSTER_INCOMPLETE,
+        format!(
+            "cluster: node(s) {} did not answer within {} s; data.partial is the other nodes' answer",
+            missing.join(", "),
+            crate::cluster::nodes::DEADLINE.as_secs()
+        ),
+        Some(json!({"missing": missing, "answered": answered, "partial": partial, "retry": true})),
+    )
 }
 
 /// `-32001` saying which signature check failed.

@@ -8,8 +8,9 @@ use serde_json::{json, Map, Value};
 use switchboard_config::{uri, MatchPolicy};
 use switchboard_wire::{Event, SignatureError};
 
-use super::errors::{invalid_event, invalid_params, signature, unpublishable};
+use super::errors::{cluster_incomplete, invalid_event, invalid_params, signature, unpublishable};
 use super::signature::SignatureCheck;
+use crate::cluster::nodes::{answer_locally, Answer as NodeAnswer, Gathered, Query};
 use crate::ingest::publish::{PublishError, Publisher};
 use crate::router::admin::{UnknownRealm, KILLED_REASON};
 use crate::throttle;
@@ -29,7 +30,8 @@ pub const METHODS: [&str; 7] = [
 pub const MAX_BATCH_EVENTS: usize = 1000;
 
 type Answer = Result<Value, ErrorObjectOwned>;
-type Method = fn(&Params<'_>, &Publisher) -> Answer;
+/// A management call's params, read into the query every node answers.
+type Parse = fn(&Params<'_>) -> Result<Query, ErrorObjectOwned>;
 
 /// The methods, bound to `publisher`. `publish` and `publish_batch` are asynchronous: in a cluster they
 /// answer once the cluster's event log confirmed the events.
@@ -37,16 +39,23 @@ pub fn module(
     publisher: Publisher,
 ) -> Result<RpcModule<Publisher>, jsonrpsee::core::RegisterMethodError> {
     let mut module = RpcModule::new(publisher);
-    let methods: [(&'static str, Method); 5] = [
+    module.register_method("last_publication", |params, publisher, extensions| {
+        let answer = signed(extensions).and_then(|()| last_publication(&params, publisher));
+        note_refused("last_publication", &answer);
+        answer
+    })?;
+    let management: [(&'static str, Parse); 4] = [
         ("session_count", session_count),
         ("sessions", sessions),
         ("kick", kick),
         ("subscribers", subscribers),
-        ("last_publication", last_publication),
     ];
-    for (name, method) in methods {
-        module.register_method(name, move |params, publisher, extensions| {
-            let answer = signed(extensions).and_then(|()| method(&params, publisher));
+    for (name, parse) in management {
+        module.register_async_method(name, move |params, publisher, extensions| async move {
+            let answer = match signed(&extensions) {
+                Ok(()) => manage(parse(&params), &publisher).await,
+                Err(error) => Err(error),
+            };
             note_refused(name, &answer);
             answer
         })?;
@@ -265,58 +274,127 @@ fn no_realm(error: UnknownRealm) -> ErrorObjectOwned {
 }
 
 /// `session_count({"realm"?}) -> n`: joined sessions in the realm, or in all realms.
-fn session_count(params: &Params<'_>, publisher: &Publisher) -> Answer {
+fn session_count(params: &Params<'_>) -> Result<Query, ErrorObjectOwned> {
     let fields = fields(params, &["realm"])?;
-    let realm = text(&fields, "realm")?;
-    let count = publisher.router().count_sessions(realm).map_err(no_realm)?;
-    Ok(json!(count))
+    let realm = owned(text(&fields, "realm")?);
+    Ok(Query::SessionCount { realm })
 }
 
 /// `sessions({"authid", "realm"?}) -> [{"session", "authid", "authrole", "realm"}]`: is this user online?
-fn sessions(params: &Params<'_>, publisher: &Publisher) -> Answer {
+/// In a cluster every session also names its `node`.
+fn sessions(params: &Params<'_>) -> Result<Query, ErrorObjectOwned> {
     let fields = fields(params, &["authid", "realm"])?;
-    let authid = required(&fields, "authid")?;
-    let realm = text(&fields, "realm")?;
-    let list = publisher
-        .router()
-        .sessions_of(authid, realm)
-        .map_err(no_realm)?;
-    let list = list
-        .into_iter()
-        .map(|s| json!({"session": s.session, "authid": s.authid, "authrole": s.authrole, "realm": s.realm}))
-        .collect();
-    Ok(Value::Array(list))
+    let authid = required(&fields, "authid")?.to_string();
+    let realm = owned(text(&fields, "realm")?);
+    Ok(Query::Sessions { authid, realm })
 }
 
 /// `kick({"authid", "reason"?, "message"?, "realm"?}) -> {"kicked": n}`: GOODBYE to every session of the
 /// user (after a logout or a ban).
-fn kick(params: &Params<'_>, publisher: &Publisher) -> Answer {
+fn kick(params: &Params<'_>) -> Result<Query, ErrorObjectOwned> {
     let fields = fields(params, &["authid", "reason", "message", "realm"])?;
-    let authid = required(&fields, "authid")?;
+    let authid = required(&fields, "authid")?.to_string();
     let reason = text(&fields, "reason")?.unwrap_or(KILLED_REASON);
     uri::validate(reason, MatchPolicy::Exact).map_err(|r| invalid_params("reason", &r))?;
     let message = text(&fields, "message")?.unwrap_or("closed by the web app");
-    let realm = text(&fields, "realm")?;
-    let kicked = publisher
-        .router()
-        .kick(authid, reason, message, realm)
-        .map_err(no_realm)?;
-    tracing::info!(authid, reason, kicked, "sessions kicked");
-    Ok(json!({"kicked": kicked}))
+    let realm = owned(text(&fields, "realm")?);
+    Ok(Query::Kick {
+        authid,
+        reason: reason.to_string(),
+        message: message.to_string(),
+        realm,
+    })
 }
 
 /// `subscribers({"topic", "realm"?}) -> {"count": n, "sessions": [...]}`: who would receive an event on
 /// `topic` (before any per-event audience options).
-fn subscribers(params: &Params<'_>, publisher: &Publisher) -> Answer {
+fn subscribers(params: &Params<'_>) -> Result<Query, ErrorObjectOwned> {
     let fields = fields(params, &["topic", "realm"])?;
     let topic = required(&fields, "topic")?;
     uri::validate(topic, MatchPolicy::Exact).map_err(|r| invalid_params("topic", &r))?;
-    let realm = text(&fields, "realm")?;
-    let sessions = publisher
-        .router()
-        .subscribers_of(topic, realm)
-        .map_err(no_realm)?;
-    Ok(json!({"count": sessions.len(), "sessions": sessions}))
+    let realm = owned(text(&fields, "realm")?);
+    Ok(Query::Subscribers {
+        topic: topic.to_string(),
+        realm,
+    })
+}
+
+fn owned(text: Option<&str>) -> Option<String> {
+    text.map(str::to_string)
+}
+
+/// Answers a management call: on a single node from this node alone; in a cluster from every live
+/// node, combined (`-32003` with the partial answer when a node did not answer in time).
+async fn manage(query: Result<Query, ErrorObjectOwned>, publisher: &Publisher) -> Answer {
+    let query = query?;
+    let router = publisher.router();
+    let kick = match &query {
+        Query::Kick { authid, reason, .. } => Some((authid.clone(), reason.clone())),
+        _ => None,
+    };
+    let gathered = match router.cluster_nodes() {
+        Some(nodes) => nodes.ask(router, query).await.map_err(no_realm)?,
+        None => Gathered {
+            answers: vec![(
+                String::new(),
+                answer_locally(router, &query).map_err(no_realm)?,
+            )],
+            missing: Vec::new(),
+        },
+    };
+    let clustered = router.cluster_nodes().is_some();
+    let value = combine(&gathered, clustered);
+    if let Some((authid, reason)) = kick {
+        tracing::info!(authid, reason, kicked = %value["kicked"], "sessions kicked");
+    }
+    if gathered.missing.is_empty() {
+        Ok(value)
+    } else {
+        let answered = gathered
+            .answers
+            .iter()
+            .map(|(node, _)| node.clone())
+            .collect();
+        Err(cluster_incomplete(&gathered.missing, answered, value))
+    }
+}
+
+/// The nodes' answers as one: counts summed, lists concatenated (sessions naming their node when
+/// `clustered`).
+fn combine(gathered: &Gathered, clustered: bool) -> Value {
+    let mut count = 0u64;
+    let mut list = Vec::new();
+    let mut kind = "count";
+    for (node, answer) in &gathered.answers {
+        match answer {
+            NodeAnswer::Count(n) => count += n,
+            NodeAnswer::Kicked(n) => {
+                kind = "kicked";
+                count += n;
+            }
+            NodeAnswer::Sessions(sessions) => {
+                kind = "sessions";
+                list.extend(sessions.iter().map(|s| {
+                    let mut entry = json!({"session": s.session, "authid": s.authid, "authrole": s.authrole, "realm": s.realm});
+                    if clustered {
+                        entry["node"] = json!(node);
+                    }
+                    entry
+                }));
+            }
+            NodeAnswer::Subscribers(ids) => {
+                kind = "subscribers";
+                list.extend(ids.iter().map(|id| json!(id)));
+            }
+            NodeAnswer::Refused(_) => {}
+        }
+    }
+    match kind {
+        "kicked" => json!({"kicked": count}),
+        "sessions" => Value::Array(list),
+        "subscribers" => json!({"count": list.len(), "sessions": list}),
+        _ => json!(count),
+    }
 }
 
 /// `last_publication({"topic", "realm"?}) -> {"publication": id | null}`: the newest stored publication
@@ -336,4 +414,72 @@ fn last_publication(params: &Params<'_>, publisher: &Publisher) -> Answer {
         .last_publication(topic, realm)
         .map_err(no_realm)?;
     Ok(json!({"publication": publication}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::nodes::SessionEntry;
+
+    fn entry(session: u64, authid: &str) -> SessionEntry {
+        SessionEntry {
+            session,
+            authid: authid.to_string(),
+            authrole: "member".to_string(),
+            realm: "realm1".to_string(),
+        }
+    }
+
+    fn gathered(answers: Vec<(&str, NodeAnswer)>) -> Gathered {
+        Gathered {
+            answers: answers
+                .into_iter()
+                .map(|(node, answer)| (node.to_string(), answer))
+                .collect(),
+            missing: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn counts_are_summed_and_lists_concatenated_over_the_nodes() {
+        let counts = gathered(vec![
+            ("a", NodeAnswer::Count(2)),
+            ("b", NodeAnswer::Count(3)),
+        ]);
+        assert_eq!(combine(&counts, true), json!(5));
+        let kicked = gathered(vec![
+            ("a", NodeAnswer::Kicked(0)),
+            ("b", NodeAnswer::Kicked(1)),
+        ]);
+        assert_eq!(combine(&kicked, true), json!({"kicked": 1}));
+        let subscribers = gathered(vec![
+            ("a", NodeAnswer::Subscribers(vec![1])),
+            ("b", NodeAnswer::Subscribers(vec![2, 3])),
+        ]);
+        assert_eq!(
+            combine(&subscribers, true),
+            json!({"count": 3, "sessions": [1, 2, 3]})
+        );
+        let sessions = gathered(vec![
+            ("a", NodeAnswer::Sessions(vec![])),
+            ("b", NodeAnswer::Sessions(vec![entry(7, "alice")])),
+        ]);
+        assert_eq!(
+            combine(&sessions, true),
+            json!([{"session": 7, "authid": "alice", "authrole": "member", "realm": "realm1", "node": "b"}])
+        );
+    }
+
+    #[test]
+    fn a_single_node_answers_as_before() {
+        let sessions = gathered(vec![("", NodeAnswer::Sessions(vec![entry(7, "alice")]))]);
+        assert_eq!(
+            combine(&sessions, false),
+            json!([{"session": 7, "authid": "alice", "authrole": "member", "realm": "realm1"}])
+        );
+        assert_eq!(
+            combine(&gathered(vec![("", NodeAnswer::Count(0))]), false),
+            json!(0)
+        );
+    }
 }
