@@ -57,11 +57,17 @@ impl Session {
         // Presence decides a join from the broker's state right after this change: its lock spans both.
         let realm = Arc::clone(&joined.realm);
         let presence = (!is_pattern && tracked(&topic)).then(|| realm.presence_lock());
-        let (subscription, created) =
-            joined
-                .realm
-                .broker_mut()
-                .subscribe_noting(&joined.peer, wanted, coverage);
+        let (subscription, created) = {
+            let mut broker = joined.realm.broker_mut();
+            let (subscription, created) = broker.subscribe_noting(&joined.peer, wanted, coverage);
+            // Queued while the broker is still locked: a publish on another thread sees the new
+            // subscriber only after SUBSCRIBED is in its queue, so no EVENT can precede it.
+            joined.peer.outbox.send_message(&Message::Subscribed {
+                request,
+                subscription,
+            });
+            (subscription, created)
+        };
         let fresh = joined.subscriptions.insert(subscription);
         if fresh {
             metrics::gauge!("switchboard_subscriptions").increment(1.0);
@@ -70,10 +76,6 @@ impl Session {
             joined.patterns.insert(subscription);
         }
         tracing::debug!(session = joined.peer.id, %topic, policy = policy.as_str(), subscription, "subscribed");
-        self.send(&Message::Subscribed {
-            request,
-            subscription,
-        });
         if options::flag(subscribe_options, "get_retained", false) {
             self.send_retained(subscription, &topic, policy, coverage, filter.as_ref());
         }

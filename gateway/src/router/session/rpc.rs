@@ -28,18 +28,23 @@ impl Session {
         let Some(joined) = self.joined_mut() else {
             return;
         };
-        let registered = joined
-            .realm
-            .dealer()
-            .register(&joined.peer, &procedure, invoke);
+        let registered = {
+            let mut dealer = joined.realm.dealer();
+            let registered = dealer.register(&joined.peer, &procedure, invoke);
+            // Queued while the dealer is still locked: a CALL on another thread reaches the new callee
+            // only after REGISTERED is in its queue, so no INVOCATION can precede it.
+            if let Ok(registration) = registered {
+                joined.peer.outbox.send_message(&Message::Registered {
+                    request,
+                    registration,
+                });
+            }
+            registered
+        };
         match registered {
             Ok(registration) => {
                 joined.registrations.insert(registration);
                 tracing::debug!(session = joined.peer.id, %procedure, registration, "registered");
-                self.send(&Message::Registered {
-                    request,
-                    registration,
-                });
             }
             Err(refusal) => self.refuse(code::REGISTER, request, refusal),
         }
