@@ -96,6 +96,8 @@ pub struct Counters {
     pub churn_cycles: AtomicU64,
     /// Churn cycles that failed to connect, join or subscribe.
     pub churn_failures: AtomicU64,
+    /// Why the first churn cycle that failed did, for the report.
+    pub first_churn_error: std::sync::Mutex<Option<String>>,
     /// Stalled consumers opened.
     pub stalled_opened: AtomicU64,
     /// Stalled consumers the gateway had closed by the time they were replaced.
@@ -316,10 +318,18 @@ async fn churn(
         let Some(opened) = before(deadline, opened).await else {
             break;
         };
-        let Ok(mut connection) = opened else {
-            counters.churn_failures.fetch_add(1, Relaxed);
-            tokio::time::sleep(RETRY).await;
-            continue;
+        let mut connection = match opened {
+            Ok(connection) => connection,
+            Err(error) => {
+                counters.churn_failures.fetch_add(1, Relaxed);
+                counters
+                    .first_churn_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert_with(|| format!("{error:#}"));
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
         };
         let until = (Instant::now() + options.churn_hold).min(deadline);
         read_until(&mut connection, until).await;

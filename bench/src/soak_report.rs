@@ -50,6 +50,8 @@ pub struct SoakReport {
     pub churn_cycles: u64,
     /// Churn cycles that failed.
     pub churn_failures: u64,
+    /// Why the first failed churn cycle failed.
+    pub first_churn_error: Option<String>,
     /// Stalled consumers opened.
     pub stalled_opened: u64,
     /// Stalled consumers the gateway had closed when they were replaced.
@@ -129,6 +131,11 @@ impl SoakReport {
             subscriber_drops: counters.subscriber_drops.load(Relaxed),
             churn_cycles: counters.churn_cycles.load(Relaxed),
             churn_failures: counters.churn_failures.load(Relaxed),
+            first_churn_error: counters
+                .first_churn_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             stalled_opened: counters.stalled_opened.load(Relaxed),
             stalled_closed_by_gateway: counters.stalled_closed.load(Relaxed),
             stalled_failures: counters.stalled_failures.load(Relaxed),
@@ -179,7 +186,13 @@ impl SoakReport {
             ("steady subscriber drops", self.subscriber_drops.to_string()),
             (
                 "churn cycles",
-                format!("{} ({} failed)", self.churn_cycles, self.churn_failures),
+                match &self.first_churn_error {
+                    Some(error) => format!(
+                        "{} ({} failed; the first: {error})",
+                        self.churn_cycles, self.churn_failures
+                    ),
+                    None => format!("{} ({} failed)", self.churn_cycles, self.churn_failures),
+                },
             ),
             (
                 "stalled consumers",
