@@ -20,8 +20,14 @@ use crate::{publisher, sys};
 /// Settings of a fan-out run.
 #[derive(Debug, Clone)]
 pub struct FanoutOptions {
-    /// Gateway WebSocket URL (`ws://127.0.0.x:PORT/ws`).
+    /// Gateway WebSocket URL (`ws://127.0.0.x:PORT/ws`): the subscribers', and the publisher's unless
+    /// `publish_url` is set.
     pub url: String,
+    /// Further subscriber URLs (other nodes of a cluster): subscriber `i` connects to
+    /// `[url, spread_urls...][i % (1 + spread_urls.len())]`.
+    pub spread_urls: Vec<String>,
+    /// The publisher's URL when it is not `url` (e.g. node 1 of a cluster, subscribers on nodes 2 and 3).
+    pub publish_url: Option<String>,
     /// Subscriber connections.
     pub subscribers: usize,
     /// Events to publish.
@@ -63,6 +69,8 @@ impl Default for FanoutOptions {
     fn default() -> Self {
         FanoutOptions {
             url: "ws://127.0.0.1:8080/ws".into(),
+            spread_urls: Vec::new(),
+            publish_url: None,
             subscribers: 1000,
             events: 1000,
             size: 200,
@@ -95,10 +103,10 @@ pub async fn run(options: &FanoutOptions) -> anyhow::Result<FlowReport> {
 }
 
 /// Opens `count` subscribed connections, `concurrency` at a time, all within `deadline`; connection `i`
-/// subscribes to `topic(i)`: a topic, and its SUBSCRIBE.Options (`{}`: exact match, no filter). Fails if
+/// goes to `targets[i % targets.len()]` and subscribes to `topic(i)`: a topic, and its SUBSCRIBE.Options (`{}`: exact match, no filter). Fails if
 /// any connection fails.
 pub async fn connect_many(
-    target: &Target,
+    targets: &[Target],
     serializer: Serializer,
     count: usize,
     concurrency: usize,
@@ -106,6 +114,9 @@ pub async fn connect_many(
     deadline: Duration,
     topic: impl Fn(usize) -> (String, Value),
 ) -> anyhow::Result<Vec<Connection>> {
+    if targets.is_empty() {
+        bail!("no gateway URL to connect to");
+    }
     sys::raise_fd_limit(count as u64 + 256);
     let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = JoinSet::new();
@@ -113,7 +124,8 @@ pub async fn connect_many(
         for index in 0..count {
             let source = source_address(index, count, per_source)?;
             let permit = Arc::clone(&semaphore).acquire_owned().await?;
-            let (target, (topic, options)) = (target.clone(), topic(index));
+            let target = targets[index % targets.len()].clone();
+            let (topic, options) = topic(index);
             tasks.spawn(async move {
                 let result = client::subscribed(&target, serializer, source, &topic, options).await;
                 drop(permit);
@@ -160,10 +172,17 @@ pub(crate) async fn flow(scenario: &str, options: &FanoutOptions) -> anyhow::Res
         bail!("rate must be a positive number");
     }
     crate::clock::init();
-    let target = Target::parse(&options.url)?.over(options.transport);
+    let targets = std::iter::once(&options.url)
+        .chain(&options.spread_urls)
+        .map(|url| Ok(Target::parse(url)?.over(options.transport)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let publisher_target = match &options.publish_url {
+        Some(url) => Target::parse(url)?.over(options.transport),
+        None => targets[0].clone(),
+    };
     let started = Instant::now();
     let connections = connect_many(
-        &target,
+        &targets,
         options.serializer,
         options.subscribers,
         options.connect_concurrency,
@@ -196,7 +215,6 @@ pub(crate) async fn flow(scenario: &str, options: &FanoutOptions) -> anyhow::Res
     let payload =
         EventPayload::with_kwargs(&options.topic, options.size, options.serializer, kwargs);
     let (serializer, events, rate) = (options.serializer, options.events, options.rate);
-    let publisher_target = target.clone();
     let cpu_before = options
         .pid
         .map(|pid| sys::cpu_seconds(Some(pid)))

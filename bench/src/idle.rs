@@ -92,7 +92,7 @@ pub async fn run(options: &IdleOptions) -> anyhow::Result<IdleReport> {
         false => (options.topic.clone(), serde_json::json!({})),
     };
     let connections = connect_many(
-        &target,
+        std::slice::from_ref(&target),
         options.serializer,
         options.connections,
         options.connect_concurrency,

@@ -12,8 +12,12 @@ use crate::wire::Serializer;
 /// Settings of a latency run.
 #[derive(Debug, Clone)]
 pub struct LatencyOptions {
-    /// Gateway WebSocket URL.
+    /// Gateway WebSocket URL (the subscribers', and the publisher's unless `publish_url` is set).
     pub url: String,
+    /// Further subscriber URLs, as in [`FanoutOptions::spread_urls`].
+    pub spread_urls: Vec<String>,
+    /// The publisher's URL when it is not `url`.
+    pub publish_url: Option<String>,
     /// Subscriber connections.
     pub subscribers: usize,
     /// Events per second.
@@ -37,6 +41,8 @@ impl Default for LatencyOptions {
         let fanout = FanoutOptions::default();
         LatencyOptions {
             url: fanout.url,
+            spread_urls: fanout.spread_urls,
+            publish_url: fanout.publish_url,
             subscribers: 1000,
             rate: 500.0,
             duration_s: 10.0,
@@ -57,6 +63,8 @@ pub async fn run(options: &LatencyOptions) -> anyhow::Result<FlowReport> {
     let events = (options.rate * options.duration_s).round().max(1.0) as u64;
     let fanout = FanoutOptions {
         url: options.url.clone(),
+        spread_urls: options.spread_urls.clone(),
+        publish_url: options.publish_url.clone(),
         subscribers: options.subscribers,
         events,
         size: options.size,

@@ -27,6 +27,19 @@ struct Cli {
     command: Command,
 }
 
+/// Where the subscribers and the publisher of `fanout` and `latency` connect, beyond `--url`: the
+/// nodes of a cluster (issue #14).
+#[derive(Args)]
+struct Nodes {
+    /// A further subscriber URL (another cluster node; repeatable): subscribers are spread round robin
+    /// over --url and these.
+    #[arg(long = "spread-url")]
+    spread_urls: Vec<String>,
+    /// The publisher's URL (default: --url), e.g. node 1 while the subscribers are on nodes 2 and 3.
+    #[arg(long)]
+    publish_url: Option<String>,
+}
+
 /// Settings shared by the scenarios that publish.
 #[derive(Args)]
 struct Common {
@@ -56,6 +69,8 @@ enum Command {
     Fanout {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        nodes: Nodes,
         /// Subscriber connections.
         #[arg(long, default_value_t = 1000)]
         subscribers: usize,
@@ -141,6 +156,8 @@ enum Command {
     Latency {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        nodes: Nodes,
         /// Subscriber connections.
         #[arg(long, default_value_t = 1000)]
         subscribers: usize,
@@ -453,6 +470,7 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
     match command {
         Command::Fanout {
             common,
+            nodes,
             subscribers,
             events,
             rate,
@@ -470,6 +488,8 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
                 pid,
                 pattern: match_policy.zip(pattern),
                 url: common.url,
+                spread_urls: nodes.spread_urls,
+                publish_url: nodes.publish_url,
                 subscribers,
                 events,
                 size: common.size,
@@ -530,12 +550,15 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
         }
         Command::Latency {
             common,
+            nodes,
             subscribers,
             rate,
             duration_s,
         } => {
             let options = LatencyOptions {
                 url: common.url,
+                spread_urls: nodes.spread_urls,
+                publish_url: nodes.publish_url,
                 subscribers,
                 rate,
                 duration_s,

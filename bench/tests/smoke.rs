@@ -159,6 +159,43 @@ async fn rawsocket_fanout_loses_nothing() {
     }
 }
 
+/// `spread_urls` and `publish_url` (what a cluster run uses), on two gateways that are not a cluster:
+/// subscribers 0 and 2 on A, 1 on B, so the deliveries tell which gateway the publisher used.
+#[tokio::test]
+async fn fanout_spreads_subscribers_and_publishes_where_told() {
+    let (a, b) = (start_gateway(), start_gateway());
+    let (url_a, url_b) = (
+        format!("ws://127.0.0.1:{}/ws", a.port),
+        format!("ws://127.0.0.1:{}/ws", b.port),
+    );
+    for (publish_url, on_that_gateway) in [
+        (None, 2),
+        (Some(url_a.clone()), 2),
+        (Some(url_b.clone()), 1),
+    ] {
+        let options = switchboard_bench::FanoutOptions {
+            url: url_a.clone(),
+            spread_urls: vec![url_b.clone()],
+            publish_url: publish_url.clone(),
+            subscribers: 3,
+            events: 10,
+            sample_every: 1,
+            timeout: Duration::from_secs(3),
+            ..Default::default()
+        };
+        let report = switchboard_bench::fanout::run(&options)
+            .await
+            .unwrap_or_else(|e| panic!("spread fan-out failed: {e:#}"));
+        let table = report.table();
+        assert_eq!(
+            report.delivered,
+            on_that_gateway * 10,
+            "{publish_url:?}: {table}"
+        );
+        assert_eq!((report.misordered, report.unexpected), (0, 0), "{table}");
+    }
+}
+
 #[tokio::test]
 async fn churn_meta_subscriber_sees_every_join_and_leave() {
     let gateway = start_gateway();
