@@ -11,12 +11,13 @@ import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 
-import { REPO, SECRET, REALM, chromiumSkip as skip, delay, eventually, launchChromium, rpc } from './support.js';
+import {
+  REPO, SECRET, REALM, chromiumSkip as skip, delay, eventually, freePort, launchChromium, rabbitUp, rpc,
+} from './support.js';
 import { connect } from '../switchboard.js';
 
 const IN_CI = process.env.CI === 'true';
@@ -28,27 +29,7 @@ const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672/%2f';
 const children = new Set();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 
-/** A TCP port that was free a moment ago (the tiny race with other processes is accepted). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-function rabbitUp() {
-  return new Promise((resolve) => {
-    const socket = net.connect(5672, '127.0.0.1');
-    socket.setTimeout(2000);
-    socket.on('connect', () => { socket.destroy(); resolve(true); });
-    socket.on('error', () => resolve(false));
-    socket.on('timeout', () => { socket.destroy(); resolve(false); });
-  });
-}
 
 let runs = 0;
 /** The demo's config (emitter/examples/shop.toml) on fixed ports, AMQP ingestion and emitter, own queue. */

@@ -7,10 +7,11 @@
 // Needs RabbitMQ at 127.0.0.1:5672: skipped outside CI when it is unreachable, failing in CI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import WebSocket from 'ws';
 
-import { Inbox, REALM, cuttable, delay, emitModel, eventually, rabbitSkip, rpc, startCluster, uniqueUri } from './support.js';
+import {
+  Inbox, REALM, cuttable, delay, emitModel, eventually, freePort, rabbitSkip, rpc, startCluster, uniqueUri,
+} from './support.js';
 import { connect } from '../switchboard.js';
 
 const skip = await rabbitSkip();
@@ -18,22 +19,11 @@ let cluster;
 before(async () => { if (!skip) cluster = await startCluster(3); }, { timeout: 90000 });
 after(() => cluster && cluster.stop());
 
-/** A port nothing listens on (free a moment ago). */
-function deadPort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const options = (url) => ({ url, realm: REALM, WebSocket, retry: { base: 100, cap: 1000 } });
 
 test('a client whose first node is down joins the second', { skip, timeout: 30000 }, async (t) => {
-  const down = `ws://127.0.0.1:${await deadPort()}/ws`;
+  const down = `ws://127.0.0.1:${await freePort()}/ws`;
   const node2 = cluster.gws[1];
   const client = await connect(options([down, node2.url]));
   t.after(() => client.close());

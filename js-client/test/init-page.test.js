@@ -5,31 +5,13 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { REPO, delay } from './support.js';
+import { REPO, chromiumSkip as skip, delay, freePort, launchChromium } from './support.js';
 
 const BIN = process.env.SWITCHBOARD_BIN || path.join(REPO, 'target', 'debug', 'switchboard');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const IN_CI = process.env.CI === 'true';
-const missing = !fs.existsSync(CHROMIUM);
-if (missing && IN_CI) throw new Error(`${CHROMIUM} is missing in CI: .ci/run installs it (apt-get install chromium)`);
-const skip = missing ? `${CHROMIUM} not found (apt-get install -y chromium); skipped outside CI` : false;
-
-/** A port free right now (the page's address is written before the gateway binds it). */
-const freePort = () => new Promise((resolve, reject) => {
-  const server = net.createServer();
-  server.on('error', reject);
-  server.listen(0, '127.0.0.1', () => {
-    const { port } = server.address();
-    server.close(() => resolve(port));
-  });
-});
 
 /** Runs a printed `switchboard ...` line as printed, through sh, with the tested binary first on PATH. */
 const shellEnv = (extra) => {
@@ -85,8 +67,7 @@ test('the page switchboard init writes shows the note its printed emit command s
   const addresses = JSON.parse(fs.readFileSync(ready, 'utf8'));
   assert.equal(addresses.http, `127.0.0.1:${port}`, 'the gateway listens where the page looks');
 
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  const browser = await launchChromium();
   cleanups.push(() => browser.close());
   const tab = await browser.newPage();
   const errors = [];

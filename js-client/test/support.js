@@ -269,6 +269,19 @@ export class Inbox {
 
 export const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672/%2f';
 
+/** A TCP port on 127.0.0.1 that was free a moment ago (the tiny race with other processes is accepted); also
+ * a port nothing listens on, for a node that is down. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 /** Whether something listens at RabbitMQ's 127.0.0.1:5672. */
 export function rabbitUp() {
   return new Promise((resolve) => {
