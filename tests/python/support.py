@@ -384,9 +384,15 @@ class Clients:
     async def __aexit__(self, *exc) -> None:
         await asyncio.gather(*(s.close() for s in self.sessions), return_exceptions=True)
 
-    async def connect(self, serializer: str | None = None, realm: str = REALM) -> TestSession:
-        ser_name = serializer or self.serializer
-        ser = JsonSerializer() if ser_name == "json" else MsgPackSerializer()
+    async def connect(self, serializer=None, realm: str = REALM) -> TestSession:
+        """A joined session over WebSocket; `serializer` is "json", "msgpack" (default: this set's) or any
+        Autobahn|Python serializer object (a batched or CBOR one, say)."""
+        chosen = serializer or self.serializer
+        if isinstance(chosen, str):
+            ser_name = chosen
+            ser = JsonSerializer() if ser_name == "json" else MsgPackSerializer()
+        else:
+            ser, ser_name = chosen, chosen.SERIALIZER_ID
         created: list[TestSession] = []
 
         def make_session():

@@ -9,13 +9,11 @@ import struct
 
 import cbor2
 import msgpack
-from autobahn.asyncio.websocket import WampWebSocketClientFactory
 from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
-from autobahn.wamp.types import ComponentConfig, PublishOptions
-from urllib.parse import urlparse
+from autobahn.wamp.types import PublishOptions
 
 from rawws import RawWs
-from support import REALM, Clients, Inbox, TestSession, _opened, uid, wait, wamp_test
+from support import REALM, Clients, Inbox, TestSession, uid, wait, wamp_test
 
 BATCHED = {
     "json.batched": lambda: JsonSerializer(batched=True),
@@ -28,26 +26,11 @@ ROLES = {"subscriber": {}, "publisher": {}, "caller": {}, "callee": {}}
 
 
 async def connect_with(c: Clients, make_serializer, realm: str = REALM) -> TestSession:
-    """Clients.connect with any Autobahn|Python serializer object (batched or CBOR)."""
+    """Clients.connect with any Autobahn|Python serializer object (batched or CBOR), checking that the
+    gateway chose its subprotocol."""
     ser = make_serializer()
-    created: list[TestSession] = []
-
-    def make_session():
-        s = TestSession(ComponentConfig(realm=realm))
-        created.append(s)
-        return s
-
-    loop = asyncio.get_running_loop()
-    factory = WampWebSocketClientFactory(make_session, url=c.url, serializers=[ser])
-    factory.loop = loop
-    u = urlparse(c.url)
-    _transport, protocol = await wait(loop.create_connection(factory, u.hostname, u.port), "TCP connect")
-    await wait(_opened(protocol), "the WebSocket handshake")
-    session = created[-1]
-    session.protocol = protocol
-    c.sessions.append(session)
-    await wait(session.joined, f"WELCOME ({ser.SERIALIZER_ID})")
-    assert protocol.websocket_protocol_in_use == f"wamp.2.{ser.SERIALIZER_ID}"
+    session = await c.connect(serializer=ser, realm=realm)
+    assert session.protocol.websocket_protocol_in_use == f"wamp.2.{ser.SERIALIZER_ID}"
     return session
 
 
