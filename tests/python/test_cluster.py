@@ -3,8 +3,8 @@
 on nodes 2 and 3 exactly once with the same publication id; a WAMP PUBLISH on node 3 reaches node 1 with
 exclude_me, disclose_me and eligible lists behaving as on one node; get_events answers the same on every
 node, also after the whole cluster restarted; a taken node name and other retention settings are
-refused; an unreachable broker is retried (the node is not ready); a bad key is named by check-config;
-RPC stays per node; a node whose connection RabbitMQ closes resumes after its last offset; a node cut off
+refused; an unreachable broker is retried (the node is not ready); a bad key is named by check-config
+(RPC across nodes: test_cluster_rpc.py); a node whose connection RabbitMQ closes resumes after its last offset; a node cut off
 from RabbitMQ (through a TCP proxy the test cuts) refuses publishes explicitly (JSON-RPC -32002, WAMP
 ERROR switchboard.error.cluster_unavailable), keeps serving its sessions, and after reconnecting delivers
 every accepted event once while refused ones never appear. Management calls over JSON-RPC on node 1
@@ -235,18 +235,6 @@ async def test_get_events_answers_the_same_on_every_node(cluster):
             answers.append([(e["publication"], e["args"], e["timestamp"]) for e in events])
     assert [p for p, _, _ in answers[0]] == ids
     assert answers[0] == answers[1] == answers[2]
-
-
-@wamp_test(timeout=20)
-async def test_rpc_stays_per_node_a_procedure_elsewhere_is_no_such_procedure(cluster):
-    procedure = f"com.cluster.proc.{uid()}"
-    async with Clients(cluster.nodes[0].url, "json") as on1, Clients(cluster.nodes[1].url, "json") as on2:
-        callee = await on1.connect()
-        await callee.register(lambda: "here", procedure)
-        caller = await on2.connect()
-        refused = await error_of(caller.call(procedure))
-        assert refused.error == "wamp.error.no_such_procedure", refused
-        assert await (await on1.connect()).call(procedure) == "here"
 
 
 def test_a_second_node_with_a_taken_name_is_refused(cluster):

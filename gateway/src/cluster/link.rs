@@ -31,6 +31,7 @@ use super::log::{self, Append, AppendError};
 use super::node::{self, NodeError};
 use super::nodes::{self, Nodes, Outgoing};
 use super::record::{Marker, Record, VERSION};
+use super::rpc;
 use super::Settings;
 use crate::router::Router;
 
@@ -95,6 +96,11 @@ impl Link {
                 .await;
             self.up.store(false, Ordering::Release);
             metrics::gauge!("switchboard_cluster_connected").set(0.0);
+            // This node's queue is gone with the connection, and what was on its way to it: calls to
+            // and from other nodes end now (they hear of this node again when it is back).
+            for node in self.nodes.forget_all() {
+                rpc::forget_node(&self.router, &node);
+            }
             // Appends queued but not sent are refused: their publishers hear it now.
             while let Ok(append) = self.appends.try_recv() {
                 log::count_refusal(&AppendError::Unavailable);
@@ -153,6 +159,10 @@ impl Link {
             .map_err(|error| mismatch(error, settings))?;
         let mut node_queue = listen(&control, settings).await?;
         let exchange = nodes::exchange_name(&settings.stream);
+        // Our callees to every node, and theirs asked for: messages lost while the link was down are
+        // made good.
+        self.nodes.renew();
+        self.nodes.hello(&self.router, None);
         let mut heartbeat = tokio::time::interval(nodes::HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let appending = connection.create_channel().await?;
@@ -231,13 +241,19 @@ impl Link {
                         taken = 0;
                     }
                 }
-                request = self.requests.recv() => {
-                    if let Some(request) = request {
-                        send(&control, &exchange, "", &request).await?;
+                outgoing = self.requests.recv() => {
+                    match outgoing {
+                        Some(Outgoing { to: Some(queue), body }) => send(&control, "", &queue, &body).await?,
+                        Some(Outgoing { to: None, body }) => send(&control, &exchange, "", &body).await?,
+                        None => {}
                     }
                 }
                 _ = heartbeat.tick() => {
                     send(&control, &exchange, "", &self.nodes.heartbeat()).await?;
+                    for node in self.nodes.expire() {
+                        tracing::warn!(%node, "cluster: node silent for {:?}, forgotten with its callees and calls", nodes::EXPIRY);
+                        rpc::forget_node(&self.router, &node);
+                    }
                 }
                 message = node_queue.next() => {
                     let message = match message {

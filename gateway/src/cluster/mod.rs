@@ -11,10 +11,13 @@
 //! - [`record`]: the log record and its encoding.
 //! - [`node`]: a node's name, unique among live nodes (an exclusive queue).
 //! - [`link`]: the connection, reconnection with backoff, and catching up at start.
-//! - [`nodes`]: node-to-node requests over the node queues: management calls answer for the cluster.
+//! - [`nodes`]: node-to-node messages over the node queues: heartbeats, and management calls that
+//!   answer for the cluster.
+//! - [`rpc`]: RPC across nodes: callee announcements and a call's way between the caller's node and
+//!   the callee's (the dealer, `router/dealer/`, decides; this is the wire).
 //!
-//! Per node, for now: RPC (a CALL reaches only procedures registered on its own node, else
-//! `wamp.error.no_such_procedure`), meta events and presence.
+//! Per node, for now: the WAMP meta API (`wamp.session.*`, `wamp.subscription.*` and their events) and
+//! presence.
 
 pub mod consume;
 pub mod link;
@@ -22,6 +25,7 @@ pub mod log;
 pub mod node;
 pub mod nodes;
 pub mod record;
+pub mod rpc;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

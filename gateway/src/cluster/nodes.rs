@@ -1,5 +1,5 @@
-//! Node-to-node requests: management calls (`session_count`, `sessions`, `subscribers`, `kick`) that
-//! answer for the whole cluster.
+//! Node-to-node messages: heartbeats, management calls (`session_count`, `sessions`, `subscribers`,
+//! `kick`) that answer for the whole cluster, and RPC across nodes (the wire is in [`rpc`](super::rpc)).
 //!
 //! Every node binds its exclusive queue `<stream>.node.<name>` (see [`node`](super::node)) to the
 //! fanout exchange `<stream>.nodes` and consumes it. Three kinds of message travel on it, JSON encoded
@@ -8,7 +8,8 @@
 //! - a heartbeat, fanned out every [`HEARTBEAT`]: each node learns which nodes are live from them (a
 //!   node not heard from for [`EXPIRY`] is forgotten; a node that stops cleanly says `leaving`);
 //! - a request, fanned out, with `reply_to` = the asker's node queue and a correlation id;
-//! - an answer, published straight to the asker's node queue.
+//! - an answer, published straight to the asker's node queue;
+//! - RPC: callee announcements (fanned out) and a call's way (straight to one node's queue).
 //!
 //! The asker answers for itself locally, then gathers answers until every node it knows as live has
 //! answered or [`DEADLINE`] passed; whoever did not answer is named as missing, the call never hangs.
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::rpc::{self, Rpc};
 use crate::router::admin::UnknownRealm;
 use crate::router::Router;
 use crate::throttle;
@@ -35,8 +37,9 @@ pub const EXPIRY: Duration = Duration::from_millis(3500);
 pub const DEADLINE: Duration = Duration::from_secs(2);
 /// The encoding's version; messages of another version are skipped.
 pub const VERSION: u8 = 1;
-/// Requests queued for the link before further ones are answered "missing" at once.
-const MAX_QUEUED_REQUESTS: usize = 256;
+/// Node messages queued for the link; past it a management call answers "missing" at once and a CALL
+/// for a remote callee is refused (`switchboard.error.callee_unavailable`).
+const MAX_QUEUED_MESSAGES: usize = 4096;
 
 /// The fanout exchange every node queue of the cluster of `stream` is bound to.
 pub fn exchange_name(stream: &str) -> String {
@@ -50,6 +53,11 @@ pub struct Message {
     pub v: u8,
     /// The sending node.
     pub node: String,
+    /// Random per connection of the sending node to RabbitMQ: a node that restarted or reconnected
+    /// (its queue, and what was on its way to it, lost) says another one, and the others forget its
+    /// callees and its calls in flight, which would otherwise wait for answers that cannot come.
+    #[serde(default)]
+    pub incarnation: u64,
     /// What it says.
     #[serde(flatten)]
     pub body: Body,
@@ -78,6 +86,11 @@ pub enum Body {
         id: u64,
         /// The answer.
         answer: Answer,
+    },
+    /// RPC across nodes.
+    Rpc {
+        /// What about.
+        rpc: Rpc,
     },
 }
 
@@ -215,13 +228,22 @@ pub struct Gathered {
     pub missing: Vec<String>,
 }
 
-/// A request on its way to the link, which fans it out.
-pub(super) type Outgoing = Vec<u8>;
+/// A node message on its way to the link.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    /// The node queue it goes to; None fans it out to every node.
+    pub(crate) to: Option<String>,
+    /// The encoded [`Message`].
+    pub(crate) body: Vec<u8>,
+}
 
 /// This node's view of the others, and the calls waiting for their answers. Shared by the link task
 /// (which feeds it what arrives on the node queue) and whoever asks.
 pub struct Nodes {
     me: String,
+    /// This node's [`Message::incarnation`], renewed per connection.
+    incarnation: std::sync::atomic::AtomicU64,
+    stream: String,
     reply_to: String,
     requests: mpsc::Sender<Outgoing>,
     state: Mutex<State>,
@@ -233,10 +255,29 @@ impl std::fmt::Debug for Nodes {
     }
 }
 
+/// What a node knows of another live node.
+struct Live {
+    /// When it was last heard from.
+    seen: Instant,
+    /// Its [`Message::incarnation`].
+    incarnation: u64,
+}
+
+/// How a message's sender relates to what this node knew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Known, same incarnation.
+    Known,
+    /// Not known (new, or forgotten).
+    New,
+    /// Known under another incarnation: it restarted or reconnected.
+    Restarted,
+}
+
 #[derive(Default)]
 struct State {
-    /// Other live nodes, by when they were last heard from.
-    live: HashMap<String, Instant>,
+    /// Other live nodes.
+    live: HashMap<String, Live>,
     /// Calls waiting for answers, by correlation id.
     waiting: HashMap<u64, mpsc::UnboundedSender<(String, Answer)>>,
     next_id: u64,
@@ -244,10 +285,12 @@ struct State {
 
 impl Nodes {
     /// This node (`me`) of the cluster of `stream`; the receiver takes the requests to fan out.
-    pub(super) fn new(stream: &str, me: &str) -> (Arc<Nodes>, mpsc::Receiver<Outgoing>) {
-        let (requests, outgoing) = mpsc::channel(MAX_QUEUED_REQUESTS);
+    pub(crate) fn new(stream: &str, me: &str) -> (Arc<Nodes>, mpsc::Receiver<Outgoing>) {
+        let (requests, outgoing) = mpsc::channel(MAX_QUEUED_MESSAGES);
         let nodes = Nodes {
             me: me.to_string(),
+            incarnation: std::sync::atomic::AtomicU64::new(rand::random()),
+            stream: stream.to_string(),
             reply_to: super::node::queue_name(stream, me),
             requests,
             state: Mutex::new(State::default()),
@@ -267,20 +310,75 @@ impl Nodes {
     /// The other nodes heard from within [`EXPIRY`], sorted.
     pub fn live(&self) -> Vec<String> {
         let now = Instant::now();
-        let mut state = self.state();
-        state
+        let state = self.state();
+        let mut live: Vec<String> = state
             .live
-            .retain(|_, seen| now.duration_since(*seen) < EXPIRY);
-        let mut live: Vec<String> = state.live.keys().cloned().collect();
+            .iter()
+            .filter(|(_, live)| now.duration_since(live.seen) < EXPIRY)
+            .map(|(node, _)| node.clone())
+            .collect();
         live.sort();
         live
     }
 
-    /// `node` is alive (it said something).
-    fn seen(&self, node: &str) {
-        if node != self.me {
-            self.state().live.insert(node.to_string(), Instant::now());
+    /// Forgets the nodes not heard from within [`EXPIRY`] and returns them (their callees and calls
+    /// go with them: see [`rpc::forget_node`]).
+    pub(super) fn expire(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        self.state().live.retain(|node, live| {
+            let live = now.duration_since(live.seen) < EXPIRY;
+            if !live {
+                expired.push(node.clone());
+            }
+            live
+        });
+        expired
+    }
+
+    /// Forgets every other node (this node's link went down: its queue, and what was on its way to
+    /// it, is gone) and returns them.
+    pub(super) fn forget_all(&self) -> Vec<String> {
+        self.state().live.drain().map(|(node, _)| node).collect()
+    }
+
+    /// A new incarnation for a new connection: the other nodes forget what they knew of the last.
+    pub(super) fn renew(&self) {
+        self.incarnation
+            .store(rand::random(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `node` (in `incarnation`) is alive: it said something.
+    fn seen(&self, node: &str, incarnation: u64) -> Seen {
+        let now = Live {
+            seen: Instant::now(),
+            incarnation,
+        };
+        match self.state().live.insert(node.to_string(), now) {
+            None => Seen::New,
+            Some(before) if before.incarnation != incarnation => Seen::Restarted,
+            Some(_) => Seen::Known,
         }
+    }
+
+    /// Queues an RPC message for `to` (a node name), or for every node; false when the link's queue
+    /// is full.
+    pub(crate) fn send(&self, to: Option<&str>, rpc: Rpc) -> bool {
+        let outgoing = Outgoing {
+            to: to.map(|node| super::node::queue_name(&self.stream, node)),
+            body: self.message(Body::Rpc { rpc }).encode(),
+        };
+        let sent = self.requests.try_send(outgoing).is_ok();
+        if !sent {
+            metrics::counter!("switchboard_cluster_node_messages_dropped_total").increment(1);
+            if let Some(suppressed) = throttle::allow("cluster_node_message_dropped", "node") {
+                tracing::warn!(
+                    suppressed,
+                    "cluster: the queue of node messages is full (RabbitMQ is slow or away); a remote call is refused or its answer lost"
+                );
+            }
+        }
+        sent
     }
 
     /// What this node says every [`HEARTBEAT`].
@@ -293,10 +391,24 @@ impl Nodes {
         self.message(Body::Leaving).encode()
     }
 
+    /// Every callee of this node, for `to` (or every node), asking for theirs in return: sent when the
+    /// link comes up and to a node heard from without being known.
+    pub(super) fn hello(&self, router: &Router, to: Option<&str>) {
+        let callees = rpc::local_callees(router);
+        self.send(
+            to,
+            Rpc::Callees {
+                callees,
+                reply: true,
+            },
+        );
+    }
+
     fn message(&self, body: Body) -> Message {
         Message {
             v: VERSION,
             node: self.me.clone(),
+            incarnation: self.incarnation.load(std::sync::atomic::Ordering::Relaxed),
             body,
         }
     }
@@ -323,24 +435,41 @@ impl Nodes {
             // Our own heartbeats and requests come back through the fanout.
             return None;
         }
-        match message.body {
-            Body::Heartbeat => self.seen(&message.node),
-            Body::Leaving => {
-                self.state().live.remove(&message.node);
+        if let Body::Leaving = message.body {
+            self.state().live.remove(&message.node);
+            rpc::forget_node(router, &message.node);
+            return None;
+        }
+        let seen = self.seen(&message.node, message.incarnation);
+        if seen == Seen::Restarted {
+            tracing::info!(node = %message.node, "cluster: node restarted or reconnected; its calls in flight end");
+            rpc::forget_node(router, &message.node);
+        }
+        let hello = matches!(
+            message.body,
+            Body::Rpc {
+                rpc: Rpc::Callees { reply: true, .. }
             }
+        );
+        if seen != Seen::Known && !hello {
+            // A node we did not know (new, forgotten when it fell silent, or restarted): exchange
+            // callees.
+            self.hello(router, Some(&message.node));
+        }
+        match message.body {
+            Body::Heartbeat | Body::Leaving => {}
+            Body::Rpc { rpc } => rpc::take(self, router, &message.node, rpc),
             Body::Request {
                 id,
                 reply_to,
                 query,
             } => {
-                self.seen(&message.node);
                 let answer = answer_locally(router, &query)
                     .unwrap_or_else(|error| Answer::Refused(error.to_string()));
                 let answer = self.message(Body::Answer { id, answer }).encode();
                 return Some((reply_to, answer));
             }
             Body::Answer { id, answer } => {
-                self.seen(&message.node);
                 let state = self.state();
                 if let Some(waiting) = state.waiting.get(&id) {
                     let _ = waiting.send((message.node, answer));
@@ -379,6 +508,10 @@ impl Nodes {
             })
             .encode();
         let mut refused = Vec::new();
+        let request = Outgoing {
+            to: None,
+            body: request,
+        };
         if self.requests.try_send(request).is_ok() {
             let deadline = tokio::time::Instant::now() + DEADLINE;
             while !expected.is_empty() {

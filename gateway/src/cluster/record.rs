@@ -110,6 +110,17 @@ impl From<&Payload> for RecordPayload {
     }
 }
 
+impl From<Payload> for RecordPayload {
+    fn from(payload: Payload) -> Self {
+        match payload {
+            Payload::Empty => RecordPayload::Empty,
+            Payload::Args(args) => RecordPayload::Args(args),
+            Payload::ArgsKwargs(args, kwargs) => RecordPayload::ArgsKwargs(args, kwargs),
+            Payload::Transparent(value) => RecordPayload::Transparent(value),
+        }
+    }
+}
+
 impl From<RecordPayload> for Payload {
     fn from(payload: RecordPayload) -> Self {
         match payload {

@@ -129,9 +129,13 @@ impl Router {
         }
     }
 
-    /// In a cluster, management calls ask every node through `nodes`.
+    /// In a cluster, management calls ask every node through `nodes`, and calls reach callees on
+    /// other nodes through it.
     pub(crate) fn know_nodes(&self, nodes: &Arc<crate::cluster::nodes::Nodes>) {
         let _ = self.nodes.set(Arc::clone(nodes));
+        for realm in self.realms.values() {
+            realm.dealer().join_cluster(nodes, &realm.name);
+        }
     }
 
     /// The other nodes of the cluster (None on a single node).

@@ -1,5 +1,6 @@
 use super::*;
 use serde_json::json;
+use tokio::sync::mpsc;
 
 fn router() -> Router {
     let config =
@@ -9,11 +10,31 @@ fn router() -> Router {
 }
 
 fn message(body: Body) -> Message {
+    in_incarnation(1, body)
+}
+
+fn in_incarnation(incarnation: u64, body: Body) -> Message {
     Message {
         v: VERSION,
         node: "node-2".to_string(),
+        incarnation,
         body,
     }
+}
+
+/// The queues of the RPC messages `outgoing` holds (None: fanned out), and whether each asks for an
+/// answer.
+fn hellos(outgoing: &mut mpsc::Receiver<Outgoing>) -> Vec<Option<String>> {
+    let mut to = Vec::new();
+    while let Ok(out) = outgoing.try_recv() {
+        if let Body::Rpc {
+            rpc: Rpc::Callees { reply: true, .. },
+        } = Message::decode(&out.body).unwrap().body
+        {
+            to.push(out.to);
+        }
+    }
+    to
 }
 
 #[test]
@@ -69,7 +90,7 @@ fn the_encoding_is_readable_json() {
     let value: serde_json::Value = serde_json::from_slice(&request.encode()).unwrap();
     assert_eq!(
         value,
-        json!({"v": 1, "node": "node-2", "kind": "request", "id": 3, "reply_to": "s.node.node-1",
+        json!({"v": 1, "node": "node-2", "incarnation": 1, "kind": "request", "id": 3, "reply_to": "s.node.node-1",
                "query": {"call": "session_count", "realm": null}})
     );
     let answer = message(Body::Answer {
@@ -79,7 +100,7 @@ fn the_encoding_is_readable_json() {
     let value: serde_json::Value = serde_json::from_slice(&answer.encode()).unwrap();
     assert_eq!(
         value,
-        json!({"v": 1, "node": "node-2", "kind": "answer", "id": 3, "answer": {"count": 4}})
+        json!({"v": 1, "node": "node-2", "incarnation": 1, "kind": "answer", "id": 3, "answer": {"count": 4}})
     );
 }
 
@@ -118,6 +139,7 @@ async fn heartbeats_make_a_node_live_and_leaving_forgets_it() {
     let own = Message {
         v: VERSION,
         node: "node-1".to_string(),
+        incarnation: 1,
         body: Body::Heartbeat,
     };
     nodes.take(&router, &own.encode());
@@ -180,6 +202,40 @@ async fn a_silent_node_is_named_missing_after_the_deadline() {
         vec![("node-1".to_string(), Answer::Count(0))]
     );
     assert_eq!(started.elapsed(), DEADLINE);
-    assert!(outgoing.try_recv().is_ok(), "the request was fanned out");
+    let mut fanned_out = Vec::new();
+    while let Ok(out) = outgoing.try_recv() {
+        fanned_out.push(Message::decode(&out.body).unwrap().body);
+    }
+    assert!(
+        fanned_out
+            .iter()
+            .any(|body| matches!(body, Body::Request { .. })),
+        "the request was fanned out: {fanned_out:?}"
+    );
     assert!(nodes.state().waiting.is_empty());
+}
+
+#[tokio::test]
+async fn a_node_heard_first_or_restarted_is_sent_this_nodes_callees() {
+    let (nodes, mut outgoing) = Nodes::new("s", "node-1");
+    let router = router();
+    let to_node_2 = vec![Some("s.node.node-2".to_string())];
+    nodes.take(&router, &message(Body::Heartbeat).encode());
+    assert_eq!(hellos(&mut outgoing), to_node_2, "new: callees exchanged");
+    nodes.take(&router, &message(Body::Heartbeat).encode());
+    assert!(hellos(&mut outgoing).is_empty(), "known: nothing to say");
+    nodes.take(&router, &in_incarnation(2, Body::Heartbeat).encode());
+    assert_eq!(hellos(&mut outgoing), to_node_2, "restarted: again");
+    // A node's own hello is answered with this node's callees, not with another hello.
+    let hello = in_incarnation(
+        3,
+        Body::Rpc {
+            rpc: Rpc::Callees {
+                callees: Vec::new(),
+                reply: true,
+            },
+        },
+    );
+    nodes.take(&router, &hello.encode());
+    assert!(hellos(&mut outgoing).is_empty());
 }

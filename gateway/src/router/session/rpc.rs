@@ -132,7 +132,10 @@ impl Session {
     pub(super) fn cancel(&mut self, request: Id, cancel_options: &Dict) {
         let Some(joined) = self.joined() else { return };
         let mode = CancelMode::from_option(options::text(cancel_options, "mode"));
-        joined.realm.dealer().cancel(joined.peer.id, request, mode);
+        joined
+            .realm
+            .dealer()
+            .cancel(joined.peer.id, request, mode, "wamp.error.canceled");
     }
 
     pub(super) fn on_yield(&mut self, request: Id, yield_options: &Dict, payload: Payload) {
