@@ -9,12 +9,16 @@
 #   three   three nodes; the publisher on node 1, the subscribers spread over nodes 1, 2 and 3
 #
 # Per variant: `fanout` (FANOUT_ARGS) and `latency` (LATENCY_ARGS; in `two` and `three` every subscriber
-# is on node 2, so each latency sample crosses the stream from node 1 to node 2).
+# is on node 2, so each latency sample crosses the stream from node 1 to node 2); `rpc` (RPC_ARGS: calls/s
+# with several calls in flight) and `rpc1` (RPC1_ARGS: one call at a time, the round trip); in `two` and
+# `three` the callers are on node 2 and the callee on node 1, so every call crosses nodes.
+# SCENARIOS picks among them (default: fanout latency rpc rpc1).
 #
 #   bench/scripts/run-cluster.sh [one two three solo ...]
 #
 # Environment: ROUNDS (3), OUT (target/cluster-bench), GATEWAY_BIN (target/release/switchboard),
-# BENCH_BIN (target/release/switchboard-bench), AMQP_URL, FANOUT_ARGS, LATENCY_ARGS. Builds nothing.
+# BENCH_BIN (target/release/switchboard-bench), AMQP_URL, FANOUT_ARGS, LATENCY_ARGS, RPC_ARGS, RPC1_ARGS,
+# SCENARIOS. Builds nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
@@ -24,6 +28,9 @@ BENCH=${BENCH_BIN:-target/release/switchboard-bench}
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 read -r -a FANOUT_ARGS <<<"${FANOUT_ARGS:---subscribers 1000 --events 5000 --size 200}"
 read -r -a LATENCY_ARGS <<<"${LATENCY_ARGS:---subscribers 100 --rate 500 --duration-s 10 --size 200}"
+read -r -a RPC_ARGS <<<"${RPC_ARGS:---callers 10 --calls 2000 --in-flight 10 --size 100}"
+read -r -a RPC1_ARGS <<<"${RPC1_ARGS:---callers 1 --calls 2000 --in-flight 1 --size 100}"
+read -r -a SCENARIOS <<<"${SCENARIOS:-fanout latency rpc rpc1}"
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=(one solo two three)
 mkdir -p "$OUT"
@@ -97,12 +104,17 @@ for round in $(seq "$ROUNDS"); do
         esac
         spread=()
         for url in "${URLS[@]:1}"; do spread+=(--spread-url "$url"); done
-        run "$variant" fanout fanout --url "${URLS[0]}" "${spread[@]}" "${FANOUT_ARGS[@]}"
-        if [ ${#URLS[@]} -gt 1 ]; then
-            run "$variant" latency latency --url "${URLS[1]}" --publish-url "${URLS[0]}" "${LATENCY_ARGS[@]}"
-        else
-            run "$variant" latency latency --url "${URLS[0]}" "${LATENCY_ARGS[@]}"
-        fi
+        # Subscribers and callers on node 2 when there is one; the publisher and the callee on node 1.
+        near=${URLS[1]:-${URLS[0]}}
+        for scenario in "${SCENARIOS[@]}"; do
+            case $scenario in
+                fanout) run "$variant" fanout fanout --url "${URLS[0]}" "${spread[@]}" "${FANOUT_ARGS[@]}" ;;
+                latency) run "$variant" latency latency --url "$near" --publish-url "${URLS[0]}" "${LATENCY_ARGS[@]}" ;;
+                rpc) run "$variant" rpc rpc --url "$near" --callee-url "${URLS[0]}" "${RPC_ARGS[@]}" ;;
+                rpc1) run "$variant" rpc1 rpc --url "$near" --callee-url "${URLS[0]}" "${RPC1_ARGS[@]}" ;;
+                *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+            esac
+        done
         stop_all
     done
     echo "# round $round done" >&2

@@ -12,6 +12,7 @@ use switchboard_bench::{
 use switchboard_bench::{ingest, IngestOptions, IngestTransport, LatencyOptions, Serializer};
 use switchboard_bench::{longpoll, LongpollOptions};
 use switchboard_bench::{recovery, HistoryMemoryOptions, RecoveryOptions};
+use switchboard_bench::{rpc, RpcOptions};
 
 /// Load generator for the Switchboard gateway (WAMP v2 over WebSocket or RawSocket).
 #[derive(Parser)]
@@ -167,6 +168,31 @@ enum Command {
         /// Seconds of publishing.
         #[arg(long, default_value_t = 10.0)]
         duration_s: f64,
+    },
+    /// One echo callee, C callers with K calls in flight each: calls/s and CALL-to-RESULT round trips
+    /// (with --callee-url on another cluster node, every call crosses nodes).
+    Rpc {
+        /// The callers' gateway WebSocket URL (127.0.0.x only).
+        #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+        url: String,
+        /// The callee's gateway URL (default: --url), e.g. another node of a cluster.
+        #[arg(long)]
+        callee_url: Option<String>,
+        /// Caller connections.
+        #[arg(long, default_value_t = 10)]
+        callers: usize,
+        /// Calls per caller.
+        #[arg(long, default_value_t = 2000)]
+        calls: u64,
+        /// Calls each caller keeps in flight.
+        #[arg(long, default_value_t = 10)]
+        in_flight: usize,
+        /// Bytes of the call's argument.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// WAMP serializer: json or msgpack.
+        #[arg(long, default_value = "json")]
+        serializer: Serializer,
     },
     /// N joined, subscribed, idle connections: the gateway's resident memory per connection.
     Idle {
@@ -569,6 +595,28 @@ async fn run(command: Command, json: bool) -> anyhow::Result<()> {
                 timeout: Duration::from_secs(common.timeout_s),
             };
             let report = latency::run(&options).await?;
+            print(json, report.table(), &report)
+        }
+        Command::Rpc {
+            url,
+            callee_url,
+            callers,
+            calls,
+            in_flight,
+            size,
+            serializer,
+        } => {
+            let options = RpcOptions {
+                url,
+                callee_url,
+                callers,
+                calls,
+                in_flight,
+                size,
+                serializer,
+                ..RpcOptions::default()
+            };
+            let report = rpc::run(&options).await?;
             print(json, report.table(), &report)
         }
         Command::Idle {

@@ -2,7 +2,7 @@
 //! the test runner builds first) on a port the OS chooses (its `--ready-file` says which) and runs the smoke scenario, and a few seconds of the
 //! soak scenario, fan-out over RawSocket and long-poll and churn with a meta subscriber, against it through the
 //! library; and, against a gateway keeping history, the live-data
-//! scenarios (recovery, filtered fan-out, history memory) at a small scale. Asserts no loss; no timing
+//! scenarios (recovery, filtered fan-out, history memory) at a small scale; and RPC calls. Asserts no loss; no timing
 //! assertions.
 
 use std::path::PathBuf;
@@ -250,6 +250,24 @@ async fn longpoll_fanout_loses_nothing() {
         let table = report.table();
         assert_eq!((report.expected, report.delivered), (100, 100), "{table}");
     }
+}
+
+#[tokio::test]
+async fn rpc_answers_every_call_once() {
+    let gateway = start_gateway();
+    let options = switchboard_bench::RpcOptions {
+        url: format!("ws://127.0.0.1:{}/ws", gateway.port),
+        callers: 3,
+        calls: 50,
+        in_flight: 4,
+        ..switchboard_bench::RpcOptions::default()
+    };
+    let report = switchboard_bench::rpc::run(&options)
+        .await
+        .unwrap_or_else(|e| panic!("rpc failed: {e:#}"));
+    let table = report.table();
+    assert_eq!((report.results, report.errors), (150, 0), "{table}");
+    assert_eq!(report.round_trip.map(|l| l.samples), Some(150), "{table}");
 }
 
 /// Held by the tests that load the machine for seconds (the soak, with its timing-bound counts, and the

@@ -211,7 +211,7 @@ impl Link {
                     return Ok(());
                 }
                 append = self.appends.recv() => match append {
-                    Some(append) => log::publish(&appending, &settings.stream, append).await?,
+                    Some(append) => append_batch(&appending, &settings.stream, append, &mut self.appends).await?,
                     None => return Ok(()),
                 },
                 delivery = consumer.next() => {
@@ -242,10 +242,8 @@ impl Link {
                     }
                 }
                 outgoing = self.requests.recv() => {
-                    match outgoing {
-                        Some(Outgoing { to: Some(queue), body }) => send(&control, "", &queue, &body).await?,
-                        Some(Outgoing { to: None, body }) => send(&control, &exchange, "", &body).await?,
-                        None => {}
+                    if let Some(first) = outgoing {
+                        send_batch(&control, &exchange, first, &mut self.requests).await?;
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -314,6 +312,59 @@ async fn listen(channel: &Channel, settings: &Settings) -> Result<lapin::Consume
             FieldTable::default(),
         )
         .await
+}
+
+/// Most node messages (or appends) handed to lapin before waiting for them to be written.
+const SEND_BATCH: usize = 64;
+
+/// Appends `first` and whatever else is queued (up to [`SEND_BATCH`]), in order, handed to lapin
+/// before waiting (see [`send_batch`]). Every append runs to its end, so each waiter hears its own
+/// outcome; Err (the first failure) when the channel failed.
+async fn append_batch(
+    channel: &Channel,
+    stream: &str,
+    first: Append,
+    queued: &mut mpsc::Receiver<Append>,
+) -> Result<(), lapin::Error> {
+    let mut batch = vec![first];
+    while batch.len() < SEND_BATCH {
+        match queued.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    let appends = batch
+        .into_iter()
+        .map(|append| log::publish(channel, stream, append));
+    futures_util::future::join_all(appends)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Publishes `first` and whatever else is queued (up to [`SEND_BATCH`]), all handed to lapin before
+/// waiting: each publish waits for its frames to be written by lapin's I/O loop, so one at a time a
+/// burst of calls across nodes would pay that hand-over per message. lapin queues a publish's frames
+/// when its future is first polled, and `try_join_all` polls in order, so the order is kept.
+async fn send_batch(
+    channel: &Channel,
+    exchange: &str,
+    first: Outgoing,
+    queued: &mut mpsc::Receiver<Outgoing>,
+) -> Result<(), lapin::Error> {
+    let mut batch = vec![first];
+    while batch.len() < SEND_BATCH {
+        match queued.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    let publishes = batch.iter().map(|out| match &out.to {
+        Some(queue) => send(channel, "", queue, &out.body),
+        None => send(channel, exchange, "", &out.body),
+    });
+    futures_util::future::try_join_all(publishes).await?;
+    Ok(())
 }
 
 /// Publishes one node message (not persistent: it matters only to live nodes).
