@@ -23,8 +23,8 @@ pub use error::ConfigError;
 pub use switchboard_wire::uri;
 pub use uri::MatchPolicy;
 pub use validate::{
-    MAX_BODY_BYTES, MIN_BODY_BYTES, MIN_HEADER_TIMEOUT_MS, MIN_LONGPOLL_REQUEST_TIMEOUT_MS,
-    MIN_MESSAGE_BYTES,
+    check_node_name, MAX_BODY_BYTES, MIN_BODY_BYTES, MIN_HEADER_TIMEOUT_MS,
+    MIN_LONGPOLL_REQUEST_TIMEOUT_MS, MIN_MESSAGE_BYTES,
 };
 
 /// The whole configuration file.

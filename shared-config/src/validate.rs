@@ -284,8 +284,9 @@ fn check_zmq_endpoint(endpoint: &str) -> Result<(), String> {
 }
 
 /// A node name: letters, digits, `-` and `_`, so that it reads the same in logs, metrics and the node's
-/// queue name `<stream>.node.<node>`.
-fn check_node_name(node: &str) -> Result<(), String> {
+/// queue name `<stream>.node.<node>`. Public: a node checks the names other nodes' messages carry the
+/// same way before it builds a queue name from one.
+pub fn check_node_name(node: &str) -> Result<(), String> {
     if node.is_empty() {
         return Err("the node name is empty; give every node of the cluster its own name".into());
     }

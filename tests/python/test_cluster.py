@@ -417,7 +417,14 @@ async def test_management_calls_on_node_1_answer_for_sessions_on_nodes_2_and_3(c
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
         channel = connection.channel()
-        for body in (b"garbage", b'{"v": 99, "node": "x", "kind": "heartbeat"}', b'{"v": 1, "kind": "request"}'):
+        long_name = json.dumps({"v": 1, "node": "n" * 300, "incarnation": 1, "kind": "heartbeat"}).encode()
+        forged_reply_to = json.dumps(
+            {"v": 1, "node": "x", "kind": "request", "id": 1, "reply_to": "q" * 300,
+             "query": {"call": "session_count", "realm": None}}
+        ).encode()
+        # ("x" then says it leaves, so that no node waits for it in the calls below.)
+        for body in (b"garbage", b'{"v": 99, "node": "x", "kind": "heartbeat"}', b'{"v": 1, "kind": "request"}',
+                     long_name, forged_reply_to, b'{"v": 1, "node": "x", "kind": "leaving"}'):
             channel.basic_publish(exchange=f"{cluster.stream}.nodes", routing_key="", body=body)
     finally:
         connection.close()

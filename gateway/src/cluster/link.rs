@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::consume::{self, Consumed, Cursor};
 use super::log::{self, Append, AppendError};
 use super::node::{self, NodeError};
-use super::nodes::{self, Nodes, Outgoing};
+use super::nodes::{self, Nodes, Outbound, Outgoing};
 use super::record::{Marker, Record, VERSION};
 use super::rpc;
 use super::Settings;
@@ -79,7 +79,7 @@ pub(super) struct Link {
     pub(super) state: watch::Sender<LinkState>,
     pub(super) appends: mpsc::Receiver<Append>,
     pub(super) nodes: Arc<Nodes>,
-    pub(super) requests: mpsc::Receiver<Outgoing>,
+    pub(super) outbound: Outbound,
     pub(super) stop: CancellationToken,
 }
 
@@ -101,6 +101,14 @@ impl Link {
             for node in self.nodes.forget_all() {
                 rpc::forget_node(&self.router, &node);
             }
+            // What waits to be sent was meant for the lost connection; from now on this node speaks as
+            // a new incarnation, so the others end what they had in flight with the old one.
+            let dropped = self.outbound.drain();
+            if dropped > 0 {
+                metrics::counter!("switchboard_cluster_node_messages_dropped_total")
+                    .increment(dropped as u64);
+            }
+            self.nodes.renew();
             // Appends queued but not sent are refused: their publishers hear it now.
             while let Ok(append) = self.appends.try_recv() {
                 log::count_refusal(&AppendError::Unavailable);
@@ -161,7 +169,6 @@ impl Link {
         let exchange = nodes::exchange_name(&settings.stream);
         // Our callees to every node, and theirs asked for: messages lost while the link was down are
         // made good.
-        self.nodes.renew();
         self.nodes.hello(&self.router, None);
         let mut heartbeat = tokio::time::interval(nodes::HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -241,13 +248,14 @@ impl Link {
                         taken = 0;
                     }
                 }
-                outgoing = self.requests.recv() => {
+                outgoing = self.outbound.recv() => {
                     if let Some(first) = outgoing {
-                        send_batch(&control, &exchange, first, &mut self.requests).await?;
+                        send_batch(&control, &exchange, first, &mut self.outbound).await?;
                     }
                 }
                 _ = heartbeat.tick() => {
                     send(&control, &exchange, "", &self.nodes.heartbeat()).await?;
+                    self.nodes.resync(&self.router);
                     for node in self.nodes.expire() {
                         tracing::warn!(%node, "cluster: node silent for {:?}, forgotten with its callees and calls", nodes::EXPIRY);
                         rpc::forget_node(&self.router, &node);
@@ -350,13 +358,13 @@ async fn send_batch(
     channel: &Channel,
     exchange: &str,
     first: Outgoing,
-    queued: &mut mpsc::Receiver<Outgoing>,
+    queued: &mut Outbound,
 ) -> Result<(), lapin::Error> {
     let mut batch = vec![first];
     while batch.len() < SEND_BATCH {
         match queued.try_recv() {
-            Ok(next) => batch.push(next),
-            Err(_) => break,
+            Some(next) => batch.push(next),
+            None => break,
         }
     }
     let publishes = batch.iter().map(|out| match &out.to {
@@ -367,13 +375,26 @@ async fn send_batch(
     Ok(())
 }
 
-/// Publishes one node message (not persistent: it matters only to live nodes).
+/// Longest exchange or queue name AMQP carries (a short string).
+const MAX_NAME: usize = 255;
+
+/// Publishes one node message (not persistent: it matters only to live nodes). A name AMQP cannot
+/// carry is skipped (lapin would panic on it): names come from checked node names, this is the last
+/// guard.
 async fn send(
     channel: &Channel,
     exchange: &str,
     routing_key: &str,
     body: &[u8],
 ) -> Result<(), lapin::Error> {
+    if exchange.len() > MAX_NAME || routing_key.len() > MAX_NAME {
+        metrics::counter!("switchboard_cluster_node_messages_dropped_total").increment(1);
+        tracing::warn!(
+            bytes = routing_key.len().max(exchange.len()),
+            "cluster: a node message for a queue name longer than AMQP allows was dropped"
+        );
+        return Ok(());
+    }
     channel
         .basic_publish(
             exchange.into(),

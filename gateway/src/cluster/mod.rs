@@ -95,7 +95,7 @@ impl Cluster {
         let up = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Log::new(settings.node.clone(), queue, Arc::clone(&up)));
         router.join_cluster(&log);
-        let (nodes, requests) = nodes::Nodes::new(&settings.stream, &settings.node);
+        let (nodes, outbound) = nodes::Nodes::new(&settings.stream, &settings.node);
         router.know_nodes(&nodes);
         let (state, watching) = watch::channel(LinkState::Starting);
         let stop = CancellationToken::new();
@@ -106,7 +106,7 @@ impl Cluster {
             state,
             appends,
             nodes,
-            requests,
+            outbound,
             stop: stop.clone(),
         };
         let task = tokio::spawn(link.run());

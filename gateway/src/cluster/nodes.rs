@@ -37,9 +37,6 @@ pub const EXPIRY: Duration = Duration::from_millis(3500);
 pub const DEADLINE: Duration = Duration::from_secs(2);
 /// The encoding's version; messages of another version are skipped.
 pub const VERSION: u8 = 1;
-/// Node messages queued for the link; past it a management call answers "missing" at once and a CALL
-/// for a remote callee is refused (`switchboard.error.callee_unavailable`).
-const MAX_QUEUED_MESSAGES: usize = 4096;
 
 /// The fanout exchange every node queue of the cluster of `stream` is bound to.
 pub fn exchange_name(stream: &str) -> String {
@@ -174,6 +171,8 @@ impl Message {
                 message.v
             ));
         }
+        // Answers go to the sender's queue, named after it: only a name a node could have is taken.
+        switchboard_config::check_node_name(&message.node)?;
         Ok(message)
     }
 }
@@ -228,14 +227,8 @@ pub struct Gathered {
     pub missing: Vec<String>,
 }
 
-/// A node message on its way to the link.
-#[derive(Debug)]
-pub(crate) struct Outgoing {
-    /// The node queue it goes to; None fans it out to every node.
-    pub(crate) to: Option<String>,
-    /// The encoded [`Message`].
-    pub(crate) body: Vec<u8>,
-}
+mod outgoing;
+pub(crate) use outgoing::{Outbound, Outgoing};
 
 /// This node's view of the others, and the calls waiting for their answers. Shared by the link task
 /// (which feeds it what arrives on the node queue) and whoever asks.
@@ -245,7 +238,10 @@ pub struct Nodes {
     incarnation: std::sync::atomic::AtomicU64,
     stream: String,
     reply_to: String,
-    requests: mpsc::Sender<Outgoing>,
+    queues: outgoing::Senders,
+    /// A registration announcement was refused (queue full): the full list goes out with the next
+    /// heartbeat.
+    resync: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
 }
 
@@ -285,14 +281,15 @@ struct State {
 
 impl Nodes {
     /// This node (`me`) of the cluster of `stream`; the receiver takes the requests to fan out.
-    pub(crate) fn new(stream: &str, me: &str) -> (Arc<Nodes>, mpsc::Receiver<Outgoing>) {
-        let (requests, outgoing) = mpsc::channel(MAX_QUEUED_MESSAGES);
+    pub(crate) fn new(stream: &str, me: &str) -> (Arc<Nodes>, Outbound) {
+        let (queues, outgoing) = outgoing::queues();
         let nodes = Nodes {
             me: me.to_string(),
             incarnation: std::sync::atomic::AtomicU64::new(rand::random()),
             stream: stream.to_string(),
             reply_to: super::node::queue_name(stream, me),
-            requests,
+            queues,
+            resync: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State::default()),
         };
         (Arc::new(nodes), outgoing)
@@ -361,14 +358,24 @@ impl Nodes {
         }
     }
 
-    /// Queues an RPC message for `to` (a node name), or for every node; false when the link's queue
-    /// is full.
+    /// Queues an RPC message for `to` (a node name), or for every node; false when it was refused
+    /// (the bounded queue is full: see `nodes/outgoing.rs` for which messages can be).
     pub(crate) fn send(&self, to: Option<&str>, rpc: Rpc) -> bool {
+        let always = rpc.must_arrive();
+        let announcement = matches!(rpc, Rpc::Registered { .. } | Rpc::Unregistered { .. });
         let outgoing = Outgoing {
             to: to.map(|node| super::node::queue_name(&self.stream, node)),
             body: self.message(Body::Rpc { rpc }).encode(),
         };
-        let sent = self.requests.try_send(outgoing).is_ok();
+        let sent = if always {
+            self.queues.send_always(outgoing)
+        } else {
+            self.queues.try_send(outgoing)
+        };
+        if !sent && announcement {
+            self.resync
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if !sent {
             metrics::counter!("switchboard_cluster_node_messages_dropped_total").increment(1);
             if let Some(suppressed) = throttle::allow("cluster_node_message_dropped", "node") {
@@ -392,7 +399,8 @@ impl Nodes {
     }
 
     /// Every callee of this node, for `to` (or every node), asking for theirs in return: sent when the
-    /// link comes up and to a node heard from without being known.
+    /// link comes up and to a node heard from without being known. The receiver ends the calls it has
+    /// in flight with this node: this node knows none of them any more.
     pub(super) fn hello(&self, router: &Router, to: Option<&str>) {
         let callees = rpc::local_callees(router);
         self.send(
@@ -402,6 +410,19 @@ impl Nodes {
                 reply: true,
             },
         );
+    }
+
+    /// Sends every callee of this node to every node again when an announcement was refused (called
+    /// every [`HEARTBEAT`]).
+    pub(super) fn resync(&self, router: &Router) {
+        if self
+            .resync
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            let callees = rpc::local_callees(router);
+            let reply = false;
+            self.send(None, Rpc::Callees { callees, reply });
+        }
     }
 
     fn message(&self, body: Body) -> Message {
@@ -459,15 +480,13 @@ impl Nodes {
         match message.body {
             Body::Heartbeat | Body::Leaving => {}
             Body::Rpc { rpc } => rpc::take(self, router, &message.node, rpc),
-            Body::Request {
-                id,
-                reply_to,
-                query,
-            } => {
+            // Answered to the sender's own queue: `reply_to` names the same for every node of this
+            // version and is not trusted to name a queue.
+            Body::Request { id, query, .. } => {
                 let answer = answer_locally(router, &query)
                     .unwrap_or_else(|error| Answer::Refused(error.to_string()));
                 let answer = self.message(Body::Answer { id, answer }).encode();
-                return Some((reply_to, answer));
+                return Some((super::node::queue_name(&self.stream, &message.node), answer));
             }
             Body::Answer { id, answer } => {
                 let state = self.state();
@@ -512,7 +531,7 @@ impl Nodes {
             to: None,
             body: request,
         };
-        if self.requests.try_send(request).is_ok() {
+        if self.queues.try_send(request) {
             let deadline = tokio::time::Instant::now() + DEADLINE;
             while !expected.is_empty() {
                 match tokio::time::timeout_at(deadline, receiver.recv()).await {

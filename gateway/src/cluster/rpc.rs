@@ -132,6 +132,17 @@ pub enum Rpc {
 }
 
 impl Rpc {
+    /// Whether losing this message would leave a call waiting for ever or two nodes disagreeing about
+    /// the calls between them: a call's end (final result, error, cancel) and the callee lists nodes
+    /// exchange when they meet. These are never refused for a full queue.
+    pub fn must_arrive(&self) -> bool {
+        match self {
+            Rpc::Yield { progress, .. } => !progress,
+            Rpc::Error { .. } | Rpc::Cancel { .. } | Rpc::Callees { .. } => true,
+            Rpc::Registered { .. } | Rpc::Unregistered { .. } | Rpc::Invoke { .. } => false,
+        }
+    }
+
     /// The realm the message concerns (`Callees` spans every realm).
     pub fn realm(&self) -> Option<&str> {
         match self {
@@ -165,6 +176,11 @@ pub fn forget_node(router: &Router, node: &str) {
 /// Takes one RPC message from `from`.
 pub(super) fn take(nodes: &Nodes, router: &Router, from: &str, rpc: Rpc) {
     if let Rpc::Callees { callees, reply } = rpc {
+        if reply {
+            // `from` met this node as a stranger (it started, reconnected, or had forgotten this
+            // node): whatever calls this node has in flight with it, `from` knows nothing of them.
+            forget_node(router, from);
+        }
         for realm in router.realms() {
             let theirs = callees
                 .iter()
@@ -241,5 +257,67 @@ pub(super) fn take(nodes: &Nodes, router: &Router, from: &str, rpc: Rpc) {
             reason,
             ..
         } => dealer.cancel(caller, call, mode, &reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::peer::{received, test_peer, ClientFeatures};
+    use crate::wamp::Payload;
+
+    fn announced(session: Id) -> Announced {
+        Announced {
+            realm: "realm1".into(),
+            procedure: "p".into(),
+            session,
+            invoke: InvokePolicy::Single,
+            since_us: 1,
+            call_canceling: true,
+            progressive: true,
+        }
+    }
+
+    #[test]
+    fn a_node_that_meets_this_one_as_a_stranger_ends_the_calls_in_flight_with_it() {
+        let config = switchboard_config::Config::from_toml_str(
+            "[[realms]]\nname = \"realm1\"\n",
+            "test.toml",
+        )
+        .expect("config");
+        let router = Router::new(&config);
+        let (nodes, mut outgoing) = Nodes::new("s", "n1");
+        router.know_nodes(&nodes);
+        let realm = router.realm("realm1").unwrap();
+        let callee = announced(50);
+        take(&nodes, &router, "n2", Rpc::Registered { callee });
+        let (caller, caller_rx) = test_peer(1, ClientFeatures::default());
+        let call = realm
+            .dealer()
+            .call(&caller, 9, "p", &Dict::new(), Payload::Empty);
+        assert!(call.is_ok(), "routed to n2");
+        // n2 had forgotten this node (it fell silent for it): its hello says so.
+        let callees = vec![announced(50)];
+        let reply = true;
+        take(&nodes, &router, "n2", Rpc::Callees { callees, reply });
+        let answers = received(&caller_rx);
+        assert_eq!(answers.len(), 1, "{answers:?}");
+        assert_eq!(answers[0][4], "wamp.error.canceled");
+        assert_eq!(
+            caller
+                .pending_calls
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        let again = realm
+            .dealer()
+            .call(&caller, 10, "p", &Dict::new(), Payload::Empty);
+        assert!(again.is_ok(), "n2's callee is known again from its list");
+        let sent: Vec<_> = std::iter::from_fn(|| outgoing.try_recv()).collect();
+        assert!(
+            sent.iter().any(|out| out.to.as_deref() == Some("s.node.n2")
+                && String::from_utf8_lossy(&out.body).contains("\"op\":\"callees\"")),
+            "this node's callees went back to n2"
+        );
     }
 }

@@ -64,3 +64,44 @@ pub struct Peer {
     /// Calls this peer made that await their answer (`gateway.max_pending_requests`).
     pub pending_calls: AtomicUsize,
 }
+
+/// A joined session for unit tests: JSON, an outbox of 64 frames, `features`; the receiver shows what
+/// it was sent.
+#[cfg(test)]
+pub(crate) fn test_peer(
+    id: Id,
+    features: ClientFeatures,
+) -> (Arc<Peer>, super::outbox::OutboxReceiver) {
+    let limits = super::QueueLimits {
+        max_bytes: 1 << 20,
+        max_frames: 64,
+        slow_consumer: std::time::Duration::from_secs(1),
+    };
+    let (outbox, receiver) = Outbox::new(crate::wamp::codec::Serializer::Json, limits);
+    let peer = Peer {
+        id,
+        authid: format!("user{id}"),
+        authrole: "member".into(),
+        roles: vec!["member".into()],
+        authmethod: "anonymous",
+        grants: Default::default(),
+        features,
+        outbox: Arc::new(outbox),
+        invocation_ids: IdSequence::default(),
+        pending_calls: Default::default(),
+    };
+    (Arc::new(peer), receiver)
+}
+
+/// The WAMP messages a JSON session received, as JSON arrays (unit tests).
+#[cfg(test)]
+pub(crate) fn received(receiver: &super::outbox::OutboxReceiver) -> Vec<serde_json::Value> {
+    let mut messages = Vec::new();
+    while let Some(frame) = receiver.frames.try_recv() {
+        let crate::wamp::codec::Frame::Text(text) = frame else {
+            panic!("a JSON session got a binary frame")
+        };
+        messages.push(serde_json::from_str(text.as_str()).expect("JSON"));
+    }
+    messages
+}

@@ -1,6 +1,5 @@
 use super::*;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 fn router() -> Router {
     let config =
@@ -24,9 +23,9 @@ fn in_incarnation(incarnation: u64, body: Body) -> Message {
 
 /// The queues of the RPC messages `outgoing` holds (None: fanned out), and whether each asks for an
 /// answer.
-fn hellos(outgoing: &mut mpsc::Receiver<Outgoing>) -> Vec<Option<String>> {
+fn hellos(outgoing: &mut Outbound) -> Vec<Option<String>> {
     let mut to = Vec::new();
-    while let Ok(out) = outgoing.try_recv() {
+    while let Some(out) = outgoing.try_recv() {
         if let Body::Rpc {
             rpc: Rpc::Callees { reply: true, .. },
         } = Message::decode(&out.body).unwrap().body
@@ -203,7 +202,7 @@ async fn a_silent_node_is_named_missing_after_the_deadline() {
     );
     assert_eq!(started.elapsed(), DEADLINE);
     let mut fanned_out = Vec::new();
-    while let Ok(out) = outgoing.try_recv() {
+    while let Some(out) = outgoing.try_recv() {
         fanned_out.push(Message::decode(&out.body).unwrap().body);
     }
     assert!(
@@ -238,4 +237,27 @@ async fn a_node_heard_first_or_restarted_is_sent_this_nodes_callees() {
     );
     nodes.take(&router, &hello.encode());
     assert!(hellos(&mut outgoing).is_empty());
+}
+
+#[tokio::test]
+async fn a_name_no_node_can_have_is_skipped_and_answers_go_to_the_senders_queue() {
+    let (nodes, _outgoing) = Nodes::new("s", "node-1");
+    let router = router();
+    let long = Message {
+        node: "n".repeat(300),
+        ..message(Body::Heartbeat)
+    };
+    assert!(Message::decode(&long.encode()).is_err());
+    nodes.take(&router, &long.encode());
+    assert!(
+        nodes.live().is_empty(),
+        "a name a queue cannot carry is no node"
+    );
+    let forged = message(Body::Request {
+        id: 5,
+        reply_to: "q".repeat(300),
+        query: Query::SessionCount { realm: None },
+    });
+    let (to, _) = nodes.take(&router, &forged.encode()).unwrap();
+    assert_eq!(to, "s.node.node-2", "not the queue the message named");
 }

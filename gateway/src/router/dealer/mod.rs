@@ -318,12 +318,25 @@ impl Dealer {
     pub(crate) fn on_result(&mut self, callee: Id, request: Id, progress: bool, payload: Payload) {
         let key = (callee, request);
         if progress {
-            if let Some(pending) = self
+            let Some(pending) = self
                 .pending
                 .get(&key)
                 .filter(|p| p.receive_progress && !p.killed)
-            {
-                self.send_result(pending, true, payload);
+            else {
+                return;
+            };
+            if !self.send_result(pending, true, payload) {
+                // A caller on another node, and the link to it is backed up: a lost progressive
+                // result would go unseen, so the call ends, explicitly, for both sides.
+                if let Some(pending) = self.finish(key) {
+                    if pending.callee.interruptible() {
+                        self.interrupt(&pending, key, CancelMode::KillNoWait, CANCELED);
+                    }
+                    let why = "progressive results came faster than the cluster link passes them; \
+                               the call was ended";
+                    let payload = Payload::Args(vec![Value::from(why)]);
+                    self.send_error(&pending, Dict::new(), CALLEE_UNAVAILABLE.into(), payload);
+                }
             }
             return;
         }
@@ -424,22 +437,25 @@ impl Dealer {
         }
     }
 
-    /// Sends a RESULT (progressive or final) to the call's caller.
-    fn send_result(&self, pending: &PendingCall, progress: bool, payload: Payload) {
+    /// Sends a RESULT (progressive or final) to the call's caller; false when a progressive one for a
+    /// caller on another node could not be queued.
+    fn send_result(&self, pending: &PendingCall, progress: bool, payload: Payload) -> bool {
         match &pending.caller {
             Caller::Local(peer) => {
                 let mut details = Dict::new();
                 if progress {
                     details.insert("progress".into(), Value::Bool(true));
                 }
+                // A caller that does not keep up is closed by its outbox (slow consumer).
                 peer.outbox.send_message(&Message::Result {
                     request: pending.call_request,
                     details,
                     payload,
                 });
+                true
             }
             Caller::Remote { node, .. } => {
-                self.remote.send_result(node, pending, progress, payload);
+                self.remote.send_result(node, pending, progress, payload)
             }
         }
     }

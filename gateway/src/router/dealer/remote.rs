@@ -137,14 +137,14 @@ impl Remote {
         pending: &PendingCall,
         progress: bool,
         payload: Payload,
-    ) {
+    ) -> bool {
         self.send(Some(node), |realm| Rpc::Yield {
             realm: realm.to_string(),
             callee: pending.callee.session(),
             call: pending.call_request,
             progress,
             payload: payload.into(),
-        });
+        })
     }
 
     pub(super) fn send_error(

@@ -1,61 +1,21 @@
 //! The dealer across nodes: what goes out to other nodes and what a caller or callee here receives.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use super::*;
-use crate::cluster::nodes::{Body, Message as NodeMessage, Nodes, Outgoing};
+use crate::cluster::nodes::{Body, Message as NodeMessage, Nodes, Outbound};
 use crate::cluster::rpc::{Announced, Rpc};
-use crate::router::outbox::{Outbox, OutboxReceiver};
-use crate::router::peer::ClientFeatures;
-use crate::wamp::codec::Frame;
-use crate::wamp::ids::IdSequence;
+use crate::router::peer::{received, test_peer as peer, ClientFeatures};
 
 const ALL: ClientFeatures = ClientFeatures {
     callee_call_canceling: true,
     callee_progressive_call_results: true,
 };
 
-fn peer(id: Id, features: ClientFeatures) -> (Arc<Peer>, OutboxReceiver) {
-    let limits = crate::router::QueueLimits {
-        max_bytes: 1 << 20,
-        max_frames: 64,
-        slow_consumer: Duration::from_secs(1),
-    };
-    let (outbox, receiver) = Outbox::new(crate::wamp::codec::Serializer::Json, limits);
-    let peer = Peer {
-        id,
-        authid: format!("user{id}"),
-        authrole: "member".into(),
-        roles: vec!["member".into()],
-        authmethod: "anonymous",
-        grants: Default::default(),
-        features,
-        outbox: Arc::new(outbox),
-        invocation_ids: IdSequence::default(),
-        pending_calls: Default::default(),
-    };
-    (Arc::new(peer), receiver)
-}
-
-/// The WAMP messages a session received, as JSON arrays.
-fn received(receiver: &OutboxReceiver) -> Vec<Value> {
-    let mut messages = Vec::new();
-    while let Some(frame) = receiver.frames.try_recv() {
-        let Frame::Text(text) = frame else {
-            panic!("a JSON session got a binary frame")
-        };
-        messages.push(serde_json::from_str(text.as_str()).expect("JSON"));
-    }
-    messages
-}
-
 /// The RPC messages this node sent, with the queue each went to (None: every node).
-fn sent(outgoing: &mut mpsc::Receiver<Outgoing>) -> Vec<(Option<String>, Rpc)> {
+pub(crate) fn sent(outgoing: &mut Outbound) -> Vec<(Option<String>, Rpc)> {
     let mut messages = Vec::new();
-    while let Ok(out) = outgoing.try_recv() {
+    while let Some(out) = outgoing.try_recv() {
         let message = NodeMessage::decode(&out.body).expect("a node message");
         let Body::Rpc { rpc } = message.body else {
             continue;
@@ -65,7 +25,7 @@ fn sent(outgoing: &mut mpsc::Receiver<Outgoing>) -> Vec<(Option<String>, Rpc)> {
     messages
 }
 
-fn clustered() -> (Dealer, mpsc::Receiver<Outgoing>) {
+fn clustered() -> (Dealer, Outbound) {
     let (nodes, outgoing) = Nodes::new("s", "n1");
     let mut dealer = Dealer::default();
     dealer.join_cluster(&nodes, "realm1");
@@ -277,4 +237,45 @@ fn skip_and_killnowait_answer_the_caller_at_once_and_tell_the_callee_node() {
             assert_eq!(answered[0][4], json!(CANCELED));
         }
     }
+}
+
+#[test]
+fn a_progressive_result_the_link_cannot_take_ends_the_call_for_both_sides() {
+    let (nodes, mut outgoing) = Nodes::new("s", "n1");
+    let mut dealer = Dealer::default();
+    dealer.join_cluster(&nodes, "realm1");
+    let (callee, callee_rx) = peer(2, ALL);
+    dealer.register(&callee, "p", InvokePolicy::Single).unwrap();
+    dealer.invoked_by_node("n2", (77, 5), 2, "p", receive_progress(), Payload::Empty);
+    sent(&mut outgoing);
+    received(&callee_rx);
+    // The link is backed up: refusable messages fill its queue.
+    let mut queued = 0;
+    while nodes.send(
+        None,
+        Rpc::Unregistered {
+            realm: "realm1".into(),
+            procedure: "x".into(),
+            session: 0,
+        },
+    ) {
+        queued += 1;
+    }
+    let progress = receive_progress_yield();
+    dealer.on_yield(2, 1, &progress, Payload::Empty);
+    let interrupts = received(&callee_rx);
+    assert_eq!(
+        interrupts.len(),
+        1,
+        "the callee is interrupted: {interrupts:?}"
+    );
+    assert_eq!(interrupts[0][0], json!(69));
+    let messages = sent(&mut outgoing);
+    assert_eq!(messages.len(), queued + 1);
+    assert!(
+        matches!(&messages[queued..], [(_, Rpc::Error { call: 5, error, .. })] if error == CALLEE_UNAVAILABLE),
+        "the caller's node hears the call ended: {messages:?}"
+    );
+    dealer.on_yield(2, 1, &Dict::new(), Payload::Empty);
+    assert!(sent(&mut outgoing).is_empty(), "nothing after the end");
 }
