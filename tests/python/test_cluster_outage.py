@@ -9,6 +9,7 @@ test's gateway may be running when it happens (modules run one after another; th
 own)."""
 
 import asyncio
+import itertools
 import subprocess
 import time
 import uuid
@@ -61,10 +62,12 @@ async def test_rabbitmq_stopped_for_10_s_refusals_are_explicit_and_nothing_accep
     a, b = Node(stream, f"a-{unique}"), Node(stream, f"b-{unique}")
     topic = f"com.outage.{uid()}"
     accepted, refusals = [], []
+    numbers = itertools.count()  # every publish carries its own number
 
-    async def publish_until_accepted(node, n: int, timeout: float) -> None:
+    async def publish_until_accepted(node, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
+            n = next(numbers)
             answer = await asyncio.to_thread(rpc_publish, node, topic, n)
             if "result" in answer:
                 accepted.append((n, answer["result"]["publication"]))
@@ -82,14 +85,13 @@ async def test_rabbitmq_stopped_for_10_s_refusals_are_explicit_and_nothing_accep
             inbox_b = await subscribe(await on_b.connect(), topic)
             callee = await on_a.connect()
             await callee.register(lambda: "served", f"{topic}.local")
-            n = 0
-            await publish_until_accepted(a, n, 5)
+            await publish_until_accepted(a, 5)
 
             await asyncio.to_thread(broker)
             stopped = time.monotonic()
             # Publish every 100 ms through the whole outage: each one is refused, explicitly.
             while time.monotonic() - stopped < OUTAGE_S:
-                n += 1
+                n = next(numbers)
                 answer = await asyncio.to_thread(rpc_publish, a, topic, n)
                 if "result" in answer:
                     accepted.append((n, answer["result"]["publication"]))
@@ -103,10 +105,8 @@ async def test_rabbitmq_stopped_for_10_s_refusals_are_explicit_and_nothing_accep
 
             rabbitmqctl("start_app")
             # Every node consumes again: one event published on each is delivered on both.
-            n += 1
-            await publish_until_accepted(a, n, 60)
-            n += 1
-            await publish_until_accepted(b, n, 60)
+            await publish_until_accepted(a, 60)
+            await publish_until_accepted(b, 60)
             for inbox, where in ((inbox_a, "node a"), (inbox_b, "node b")):
                 await inbox.count(len(accepted), f"every accepted event on {where}", timeout=30)
             await asyncio.sleep(QUIET)
