@@ -55,6 +55,7 @@ def broker():
                 time.sleep(0.5)
 
 
+@pytest.mark.timeout(180)  # two nodes to start, 10 s of outage, a broker restart
 @wamp_test(timeout=150)
 async def test_rabbitmq_stopped_for_10_s_refusals_are_explicit_and_nothing_accepted_is_lost(broker):
     unique = uuid.uuid4().hex[:12]

@@ -261,6 +261,7 @@ async def test_a_party_that_leaves_mid_call_ends_the_call_on_the_other_node(clus
         slow.release.set()
 
 
+@pytest.mark.timeout(120)  # nodes to start and kill; the pytest.ini guard of 60 s is for one-node tests
 @wamp_test(timeout=90)
 async def test_a_late_node_learns_registrations_and_a_killed_node_takes_its_own(cluster):
     proc = f"com.cluster.rpc.late.{uid()}"
@@ -297,6 +298,7 @@ async def test_a_late_node_learns_registrations_and_a_killed_node_takes_its_own(
         late.close()
 
 
+@pytest.mark.timeout(120)
 @wamp_test(timeout=90)
 async def test_a_callee_node_restarted_at_once_ends_its_calls_and_serves_again(cluster):
     """kill -9 and an immediate restart under the same name: the other nodes never see it silent, they
