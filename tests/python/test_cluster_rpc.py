@@ -17,24 +17,13 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, CallResult, RegisterOptions
 
 from support import Clients, Inbox, uid, wait, wamp_test
-from test_cluster import Cluster, Node
+# `cluster`: the module fixture (three nodes of a fresh stream), imported: this module gets its own.
+from test_cluster import Node, cluster  # noqa: F401
 from test_rpc import SlowCallee, expect_error, round_trip, yielded
 
 WITH_DETAILS = RegisterOptions(details_arg="details")
 # A node forgets a silent node after 3.5 s (nodes.rs EXPIRY); calls to it fail then.
 NODE_EXPIRY = 3.5
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = Cluster()
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-        for node in cluster.nodes:
-            node.close()
-        cluster.delete()
 
 
 async def reachable(caller, procedure: str, timeout: float = 10.0) -> None:
@@ -71,6 +60,16 @@ def call_disclosed(caller, procedure: str):
 
 async def ready(callee, proc: str) -> None:
     await callee.register(lambda: "ready", f"{proc}.ready")
+
+
+async def across(on_callee: Clients, on_caller: Clients, proc: str, handler, options=None):
+    """A callee of `proc` on one node and a caller on another that already knows it; returns both."""
+    callee = await on_callee.connect()
+    await callee.register(handler, proc, options=options)
+    await ready(callee, proc)
+    caller = await on_caller.connect()
+    await reachable(caller, f"{proc}.ready")
+    return callee, caller
 
 
 @wamp_test()
@@ -111,7 +110,6 @@ async def test_a_call_on_node_2_reaches_a_procedure_on_node_3(cluster):
 async def test_progressive_results_travel_across_nodes(cluster):
     proc = f"com.cluster.rpc.progress.{uid()}"
     async with Clients(cluster.nodes[2].url, "json") as on3, Clients(cluster.nodes[1].url, "json") as on2:
-        callee = await on3.connect()
 
         def count(n, details=None):
             assert details.progress is not None, "the caller asked for progress, the callee got none"
@@ -119,10 +117,7 @@ async def test_progressive_results_travel_across_nodes(cluster):
                 details.progress(i, step=f"s{i}")
             return "done"
 
-        await callee.register(count, proc, options=WITH_DETAILS)
-        await ready(callee, proc)
-        caller = await on2.connect()
-        await reachable(caller, f"{proc}.ready")
+        _, caller = await across(on3, on2, proc, count, WITH_DETAILS)
         progress = Inbox()
         on_progress = CallOptions(on_progress=lambda *a, **kw: progress.put((list(a), kw)))
         assert await wait(caller.call(proc, 4, options=on_progress), "the final RESULT") == "done"
@@ -134,12 +129,8 @@ async def test_progressive_results_travel_across_nodes(cluster):
 async def test_cancel_across_nodes(cluster, mode):
     proc = f"com.cluster.rpc.cancel.{mode}.{uid()}"
     async with Clients(cluster.nodes[2].url, "json") as on3, Clients(cluster.nodes[1].url, "json") as on2:
-        callee = await on3.connect()
         slow = SlowCallee()
-        await callee.register(slow, proc)
-        await ready(callee, proc)
-        caller = await on2.connect()
-        await reachable(caller, f"{proc}.ready")
+        callee, caller = await across(on3, on2, proc, slow)
         fut = asyncio.ensure_future(caller.call(proc))
         await wait(slow.started.wait(), "the INVOCATION on node 3")
         request = caller.pending_call_request_id(proc)
@@ -171,12 +162,8 @@ async def test_cancel_across_nodes(cluster, mode):
 async def test_a_timed_out_call_interrupts_the_callee_on_its_node(cluster):
     proc = f"com.cluster.rpc.timeout.{uid()}"
     async with Clients(cluster.nodes[2].url, "json") as on3, Clients(cluster.nodes[1].url, "json") as on2:
-        callee = await on3.connect()
         slow = SlowCallee()
-        await callee.register(slow, proc)
-        await ready(callee, proc)
-        caller = await on2.connect()
-        await reachable(caller, f"{proc}.ready")
+        callee, caller = await across(on3, on2, proc, slow)
         started = time.monotonic()
         error = await expect_error(caller.call(proc, options=CallOptions(timeout=300)), "wamp.error.canceled")
         assert "timed out after 300 ms" in error.args[0] and time.monotonic() - started < 3
@@ -235,11 +222,7 @@ async def test_a_party_that_leaves_mid_call_ends_the_call_on_the_other_node(clus
     proc = f"com.cluster.rpc.leave.{uid()}"
     async with Clients(cluster.nodes[2].url, "json") as on3, Clients(cluster.nodes[1].url, "json") as on2:
         # the callee leaves: the caller on node 2 gets wamp.error.canceled
-        callee = await on3.connect()
-        await callee.register(SlowCallee(), proc)
-        await ready(callee, proc)
-        caller = await on2.connect()
-        await reachable(caller, f"{proc}.ready")
+        callee, caller = await across(on3, on2, proc, SlowCallee())
         fut = asyncio.ensure_future(caller.call(proc))
         await asyncio.sleep(0.3)
         callee.drop()
@@ -248,12 +231,8 @@ async def test_a_party_that_leaves_mid_call_ends_the_call_on_the_other_node(clus
         await expect_error(caller.call(proc), "wamp.error.no_such_procedure")
 
         # the caller leaves: the callee on node 3 is interrupted
-        callee = await on3.connect()
         slow = SlowCallee()
-        await callee.register(slow, f"{proc}.2")
-        await ready(callee, f"{proc}.2")
-        caller = await on2.connect()
-        await reachable(caller, f"{proc}.2.ready")
+        callee, caller = await across(on3, on2, f"{proc}.2", slow)
         asyncio.ensure_future(caller.call(f"{proc}.2"))
         await wait(slow.started.wait(), "the INVOCATION on node 3")
         caller.drop()

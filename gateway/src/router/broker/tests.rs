@@ -1,31 +1,11 @@
 use std::time::Duration;
 
 use super::*;
-use crate::router::outbox::{Outbox, OutboxReceiver};
-use crate::router::peer::ClientFeatures;
-use crate::wamp::ids::IdSequence;
+use crate::router::outbox::OutboxReceiver;
 use serde_json::json;
 
 fn peer(id: Id) -> (Arc<Peer>, OutboxReceiver) {
-    let limits = crate::router::QueueLimits {
-        max_bytes: 1 << 20,
-        max_frames: 8,
-        slow_consumer: Duration::from_secs(1),
-    };
-    let (outbox, receiver) = Outbox::new(Serializer::Json, limits);
-    let peer = Peer {
-        id,
-        authid: format!("user{id}"),
-        authrole: "member".into(),
-        roles: vec!["member".into()],
-        authmethod: "anonymous",
-        grants: Default::default(),
-        features: ClientFeatures::default(),
-        outbox: Arc::new(outbox),
-        invocation_ids: IdSequence::default(),
-        pending_calls: Default::default(),
-    };
-    (Arc::new(peer), receiver)
+    crate::router::peer::test_peer(id, Default::default())
 }
 
 #[test]
