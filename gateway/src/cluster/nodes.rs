@@ -20,14 +20,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::rpc::{self, Rpc};
 use crate::router::admin::UnknownRealm;
 use crate::router::Router;
 use crate::throttle;
-use crate::wamp::Id;
 
 /// How often a node says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -35,147 +33,13 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const EXPIRY: Duration = Duration::from_millis(3500);
 /// Longest a management call waits for the other nodes' answers.
 pub const DEADLINE: Duration = Duration::from_secs(2);
-/// The encoding's version; messages of another version are skipped.
-pub const VERSION: u8 = 1;
 
 /// The fanout exchange every node queue of the cluster of `stream` is bound to.
 pub fn exchange_name(stream: &str) -> String {
     format!("{stream}.nodes")
 }
 
-/// One message between nodes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    /// [`VERSION`].
-    pub v: u8,
-    /// The sending node.
-    pub node: String,
-    /// Random per connection of the sending node to RabbitMQ: a node that restarted or reconnected
-    /// (its queue, and what was on its way to it, lost) says another one, and the others forget its
-    /// callees and its calls in flight, which would otherwise wait for answers that cannot come.
-    #[serde(default)]
-    pub incarnation: u64,
-    /// What it says.
-    #[serde(flatten)]
-    pub body: Body,
-}
-
-/// What a node says to the others.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Body {
-    /// "I am alive."
-    Heartbeat,
-    /// "I am stopping": not to be waited for any more.
-    Leaving,
-    /// A management call to answer for this node.
-    Request {
-        /// The correlation id (unique per asking node).
-        id: u64,
-        /// The asker's node queue.
-        reply_to: String,
-        /// The call.
-        query: Query,
-    },
-    /// One node's answer to request `id`.
-    Answer {
-        /// The request's correlation id.
-        id: u64,
-        /// The answer.
-        answer: Answer,
-    },
-    /// RPC across nodes.
-    Rpc {
-        /// What about.
-        rpc: Rpc,
-    },
-}
-
-/// A management call, as asked of every node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "call", rename_all = "snake_case")]
-pub enum Query {
-    /// Joined sessions in `realm` (or every realm).
-    SessionCount {
-        /// The realm, or every realm.
-        realm: Option<String>,
-    },
-    /// The sessions of `authid`.
-    Sessions {
-        /// The authenticated identity.
-        authid: String,
-        /// The realm, or every realm.
-        realm: Option<String>,
-    },
-    /// Who would receive an event on `topic`.
-    Subscribers {
-        /// The topic.
-        topic: String,
-        /// The realm, or every realm.
-        realm: Option<String>,
-    },
-    /// GOODBYE to every session of `authid`.
-    Kick {
-        /// The authenticated identity.
-        authid: String,
-        /// The GOODBYE reason URI.
-        reason: String,
-        /// The GOODBYE message.
-        message: String,
-        /// The realm, or every realm.
-        realm: Option<String>,
-    },
-}
-
-/// One session, as `sessions` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionEntry {
-    /// The session id.
-    pub session: Id,
-    /// Its authenticated identity.
-    pub authid: String,
-    /// Its role.
-    pub authrole: String,
-    /// Its realm.
-    pub realm: String,
-}
-
-/// One node's answer to a [`Query`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Answer {
-    /// `session_count`.
-    Count(u64),
-    /// `sessions`.
-    Sessions(Vec<SessionEntry>),
-    /// `subscribers`: session ids.
-    Subscribers(Vec<Id>),
-    /// `kick`: how many were closed.
-    Kicked(u64),
-    /// The node could not answer (it knows no such realm).
-    Refused(String),
-}
-
-impl Message {
-    /// The message's JSON.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a node message always serializes")
-    }
-
-    /// A message from its JSON; Err says why it is skipped.
-    pub fn decode(body: &[u8]) -> Result<Message, String> {
-        let message: Message = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-        if message.v != VERSION {
-            return Err(format!(
-                "version {} (this node speaks {VERSION})",
-                message.v
-            ));
-        }
-        // Answers go to the sender's queue, named after it: only a name a node could have is taken.
-        switchboard_config::check_node_name(&message.node)?;
-        Ok(message)
-    }
-}
+pub use wire::{Answer, Body, Message, Query, SessionEntry, VERSION};
 
 /// Answers `query` for this node.
 pub fn answer_locally(router: &Router, query: &Query) -> Result<Answer, UnknownRealm> {
@@ -228,6 +92,7 @@ pub struct Gathered {
 }
 
 mod outgoing;
+mod wire;
 pub(crate) use outgoing::{Outbound, Outgoing};
 
 /// This node's view of the others, and the calls waiting for their answers. Shared by the link task

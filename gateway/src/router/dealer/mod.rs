@@ -1,12 +1,14 @@
 //! The dealer: registrations (single or shared with an invocation policy) and calls in flight, with
 //! progressive results, cancellation (skip, kill, killnowait) and timeouts.
 //!
-//! In a cluster a call's callee may be on another node, or its caller (`remote.rs`): the dealer keeps
-//! the other nodes' callees beside its own, picks among all of them by the registration's policy, and a
-//! call in flight names its caller and callee as local sessions or as sessions of a node. What a local
-//! session would get as a message goes to a remote one as a node message (`crate::cluster::rpc`), so
-//! every rule here (progress, the three cancel modes, timeouts, a party that leaves) holds across nodes.
+//! In a cluster a call's callee may be on another node, or its caller: the dealer keeps the other nodes'
+//! callees beside its own (`remote.rs`), picks among all of them by the registration's policy
+//! (`pick.rs`), and a call in flight names its caller and callee as local sessions or as sessions of a
+//! node (`call.rs`). What a local session would get as a message goes to a remote one as a node message
+//! (`crate::cluster::rpc`), so every rule here (progress, the three cancel modes, timeouts, a party that
+//! leaves) holds across nodes.
 
+mod call;
 mod pick;
 mod policy;
 mod remote;
@@ -23,7 +25,8 @@ pub use policy::{CancelMode, InvokePolicy};
 use super::peer::Peer;
 use super::Refusal;
 use crate::wamp::ids::IdSequence;
-use crate::wamp::{code, options, Dict, Id, Message, Payload};
+use crate::wamp::{options, Dict, Id, Message, Payload};
+use call::{Callee, Caller, PendingCall};
 use pick::Target;
 use remote::Remote;
 
@@ -41,69 +44,6 @@ struct Registration {
     invoke: InvokePolicy,
     callees: Vec<LocalCallee>,
     turn: usize,
-}
-
-/// Who made a call in flight.
-#[derive(Debug)]
-enum Caller {
-    Local(Arc<Peer>),
-    /// A session of another node; the call's `call_request` is that node's id of the call.
-    Remote {
-        node: String,
-        session: Id,
-    },
-}
-
-/// Who serves a call in flight.
-#[derive(Debug)]
-enum Callee {
-    Local(Arc<Peer>),
-    /// A session of another node.
-    Remote {
-        node: String,
-        session: Id,
-    },
-}
-
-impl Caller {
-    fn session(&self) -> Id {
-        match self {
-            Caller::Local(peer) => peer.id,
-            Caller::Remote { session, .. } => *session,
-        }
-    }
-}
-
-impl Callee {
-    fn session(&self) -> Id {
-        match self {
-            Callee::Local(peer) => peer.id,
-            Callee::Remote { session, .. } => *session,
-        }
-    }
-
-    /// Whether INTERRUPT is worth sending: a local callee must support it; a remote one's node decides.
-    fn interruptible(&self) -> bool {
-        match self {
-            Callee::Local(peer) => peer.features.callee_call_canceling,
-            Callee::Remote { .. } => true,
-        }
-    }
-}
-
-/// A call in flight, keyed by (callee session, INVOCATION request id) for a local callee and by
-/// (callee session, this node's call id) for a remote one.
-#[derive(Debug)]
-struct PendingCall {
-    caller: Caller,
-    /// The CALL's request id (local caller) or the caller's node's id of the call (remote caller).
-    call_request: Id,
-    callee: Callee,
-    receive_progress: bool,
-    timer: Option<tokio::task::AbortHandle>,
-    /// The caller canceled in `kill` mode: whatever the callee answers, the caller gets
-    /// `wamp.error.canceled`.
-    killed: bool,
 }
 
 /// Key of a call in flight: (callee session, INVOCATION request id or call id).
@@ -433,74 +373,6 @@ impl Dealer {
                 self.fail_call(&pending, "the callee left before answering");
             } else if pending.callee.interruptible() {
                 self.interrupt(&pending, key, CancelMode::KillNoWait, CANCELED);
-            }
-        }
-    }
-
-    /// Sends a RESULT (progressive or final) to the call's caller; false when a progressive one for a
-    /// caller on another node could not be queued.
-    fn send_result(&self, pending: &PendingCall, progress: bool, payload: Payload) -> bool {
-        match &pending.caller {
-            Caller::Local(peer) => {
-                let mut details = Dict::new();
-                if progress {
-                    details.insert("progress".into(), Value::Bool(true));
-                }
-                // A caller that does not keep up is closed by its outbox (slow consumer).
-                peer.outbox.send_message(&Message::Result {
-                    request: pending.call_request,
-                    details,
-                    payload,
-                });
-                true
-            }
-            Caller::Remote { node, .. } => {
-                self.remote.send_result(node, pending, progress, payload)
-            }
-        }
-    }
-
-    /// Sends the call's ERROR to its caller.
-    fn send_error(&self, pending: &PendingCall, details: Dict, error: String, payload: Payload) {
-        match &pending.caller {
-            Caller::Local(peer) => {
-                peer.outbox.send_message(&Message::Error {
-                    request_type: code::CALL,
-                    request: pending.call_request,
-                    details,
-                    error,
-                    payload,
-                });
-            }
-            Caller::Remote { node, .. } => {
-                self.remote
-                    .send_error(node, pending, details, error, payload);
-            }
-        }
-    }
-
-    /// Ends a call for its caller with ERROR `wamp.error.canceled` and `why`.
-    fn fail_call(&self, pending: &PendingCall, why: &str) {
-        let payload = Payload::Args(vec![Value::from(why)]);
-        self.send_error(pending, Dict::new(), CANCELED.to_string(), payload);
-    }
-
-    /// Interrupts the callee of call `key`: INTERRUPT for a local callee, a cancel to its node for a
-    /// remote one.
-    fn interrupt(&self, pending: &PendingCall, key: CallKey, mode: CancelMode, reason: &str) {
-        match &pending.callee {
-            Callee::Local(peer) => {
-                let mut interrupt_options = Dict::new();
-                interrupt_options.insert("mode".into(), Value::from(mode.as_str()));
-                interrupt_options.insert("reason".into(), Value::from(reason));
-                peer.outbox.send_message(&Message::Interrupt {
-                    request: key.1,
-                    options: interrupt_options,
-                });
-            }
-            Callee::Remote { node, .. } => {
-                self.remote
-                    .send_cancel(node, (pending.caller.session(), key.1), mode, reason);
             }
         }
     }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Callee, Caller, CancelMode, Dealer, InvokePolicy, PendingCall, CANCELED};
+use super::call::{Callee, Caller, PendingCall};
+use super::{CancelMode, Dealer, InvokePolicy, CANCELED};
 use super::{CALLEE_UNAVAILABLE, NO_SUCH_PROCEDURE};
 use crate::cluster::nodes::Nodes;
 use crate::cluster::rpc::{Announced, Rpc};
