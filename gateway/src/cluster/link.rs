@@ -325,6 +325,18 @@ async fn listen(channel: &Channel, settings: &Settings) -> Result<lapin::Consume
 /// Most node messages (or appends) handed to lapin before waiting for them to be written.
 const SEND_BATCH: usize = 64;
 
+/// `first` and what `next` has ready, up to [`SEND_BATCH`] in all, in order.
+fn batch<T>(first: T, mut next: impl FnMut() -> Option<T>) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < SEND_BATCH {
+        match next() {
+            Some(item) => batch.push(item),
+            None => break,
+        }
+    }
+    batch
+}
+
 /// Appends `first` and whatever else is queued (up to [`SEND_BATCH`]), in order, handed to lapin
 /// before waiting (see [`send_batch`]). Every append runs to its end, so each waiter hears its own
 /// outcome; Err (the first failure) when the channel failed.
@@ -334,14 +346,7 @@ async fn append_batch(
     first: Append,
     queued: &mut mpsc::Receiver<Append>,
 ) -> Result<(), lapin::Error> {
-    let mut batch = vec![first];
-    while batch.len() < SEND_BATCH {
-        match queued.try_recv() {
-            Ok(next) => batch.push(next),
-            Err(_) => break,
-        }
-    }
-    let appends = batch
+    let appends = batch(first, || queued.try_recv().ok())
         .into_iter()
         .map(|append| log::publish(channel, stream, append));
     futures_util::future::join_all(appends)
@@ -360,13 +365,7 @@ async fn send_batch(
     first: Outgoing,
     queued: &mut Outbound,
 ) -> Result<(), lapin::Error> {
-    let mut batch = vec![first];
-    while batch.len() < SEND_BATCH {
-        match queued.try_recv() {
-            Some(next) => batch.push(next),
-            None => break,
-        }
-    }
+    let batch = batch(first, || queued.try_recv());
     let publishes = batch.iter().map(|out| match &out.to {
         Some(queue) => send(channel, "", queue, &out.body),
         None => send(channel, exchange, "", &out.body),

@@ -267,14 +267,13 @@ impl Nodes {
     /// link comes up and to a node heard from without being known. The receiver ends the calls it has
     /// in flight with this node: this node knows none of them any more.
     pub(super) fn hello(&self, router: &Router, to: Option<&str>) {
+        self.send_callees(router, to, true);
+    }
+
+    /// Every callee of this node, for `to` (or every node); `reply` asks for theirs.
+    pub(super) fn send_callees(&self, router: &Router, to: Option<&str>, reply: bool) {
         let callees = rpc::local_callees(router);
-        self.send(
-            to,
-            Rpc::Callees {
-                callees,
-                reply: true,
-            },
-        );
+        self.send(to, Rpc::Callees { callees, reply });
     }
 
     /// Sends every callee of this node to every node again when an announcement was refused (called
@@ -284,9 +283,7 @@ impl Nodes {
             .resync
             .swap(false, std::sync::atomic::Ordering::Relaxed)
         {
-            let callees = rpc::local_callees(router);
-            let reply = false;
-            self.send(None, Rpc::Callees { callees, reply });
+            self.send_callees(router, None, false);
         }
     }
 

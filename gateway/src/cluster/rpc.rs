@@ -190,14 +190,7 @@ pub(super) fn take(nodes: &Nodes, router: &Router, from: &str, rpc: Rpc) {
             realm.dealer().node_callees(from, theirs);
         }
         if reply {
-            let callees = local_callees(router);
-            nodes.send(
-                Some(from),
-                Rpc::Callees {
-                    callees,
-                    reply: false,
-                },
-            );
+            nodes.send_callees(router, Some(from), false);
         }
         return;
     }

@@ -53,9 +53,14 @@ struct Candidate<'a> {
     node: &'a str,
     session: Id,
     invoke: InvokePolicy,
-    /// Index into the local registration's callees, or into the remote list.
-    local: Option<usize>,
-    remote: Option<usize>,
+    slot: Slot,
+}
+
+/// Where a candidate stands: an index into this node's registration or into the remote list.
+#[derive(Clone, Copy)]
+enum Slot {
+    Local(usize),
+    Remote(usize),
 }
 
 impl Dealer {
@@ -95,8 +100,7 @@ impl Dealer {
                         node: me,
                         session: c.peer.id,
                         invoke: registration.invoke,
-                        local: Some(i),
-                        remote: None,
+                        slot: Slot::Local(i),
                     }),
             );
         }
@@ -105,21 +109,19 @@ impl Dealer {
             node: &c.node,
             session: c.session,
             invoke: c.invoke,
-            local: None,
-            remote: Some(i),
+            slot: Slot::Remote(i),
         }));
         candidates
             .sort_by(|a, b| (a.since_us, a.node, a.session).cmp(&(b.since_us, b.node, b.session)));
         let policy = candidates.first()?.invoke;
         candidates.retain(|c| c.invoke == policy);
-        let chosen = &candidates[index(policy, candidates.len(), &mut remote.turn)];
-        match (chosen.local, chosen.remote, local) {
-            (Some(i), _, Some((id, registration))) => Some(Target::Local {
+        let chosen = candidates[index(policy, candidates.len(), &mut remote.turn)].slot;
+        match chosen {
+            Slot::Local(i) => local.map(|(id, registration)| Target::Local {
                 peer: Arc::clone(&registration.callees[i].peer),
                 registration: id,
             }),
-            (_, Some(i), _) => Some(Target::Remote(remote.callees[i].clone())),
-            _ => None,
+            Slot::Remote(i) => Some(Target::Remote(remote.callees[i].clone())),
         }
     }
 }
