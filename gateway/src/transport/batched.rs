@@ -63,24 +63,7 @@ pub fn split(serializer: Serializer, bytes: &[u8]) -> Result<Vec<&[u8]>, String>
                 rest = rest.get(end + 1..).unwrap_or_default();
                 message
             }
-            Serializer::Msgpack | Serializer::Cbor => {
-                let Some((prefix, after)) = rest.split_first_chunk::<4>() else {
-                    return Err(format!(
-                        "a batch ends with {} bytes, too few for a 4-byte length prefix",
-                        rest.len()
-                    ));
-                };
-                let len = u32::from_be_bytes(*prefix) as usize;
-                if len > after.len() {
-                    return Err(format!(
-                        "a batched message declares {len} bytes with {} bytes left in the batch",
-                        after.len()
-                    ));
-                }
-                let (message, after) = after.split_at(len);
-                rest = after;
-                message
-            }
+            Serializer::Msgpack | Serializer::Cbor => take_prefixed(&mut rest)?,
         };
         if message.is_empty() {
             return Err("a batch holds an empty message".into());
@@ -91,6 +74,28 @@ pub fn split(serializer: Serializer, bytes: &[u8]) -> Result<Vec<&[u8]>, String>
         return Err("an empty batch".into());
     }
     Ok(messages)
+}
+
+/// Takes the next message of a binary batch (a 4-byte big-endian length, then that many bytes) off the
+/// front of `rest`; the declared length is checked against the bytes that are there, never allocated
+/// for. Shared with the batched long-poll protocols, which frame binary messages the same way.
+pub fn take_prefixed<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], String> {
+    let Some((prefix, after)) = rest.split_first_chunk::<4>() else {
+        return Err(format!(
+            "a batch ends with {} bytes, too few for a 4-byte length prefix",
+            rest.len()
+        ));
+    };
+    let len = u32::from_be_bytes(*prefix) as usize;
+    if len > after.len() {
+        return Err(format!(
+            "a batched message declares {len} bytes with {} bytes left in the batch",
+            after.len()
+        ));
+    }
+    let (message, after) = after.split_at(len);
+    *rest = after;
+    Ok(message)
 }
 
 /// Packs queued frames from the front of `batch` into one WebSocket message of a batched connection, up

@@ -82,22 +82,7 @@ impl Protocol {
         let mut messages = Vec::new();
         let mut rest = body;
         while !rest.is_empty() {
-            let Some((prefix, after)) = rest.split_first_chunk::<4>() else {
-                return Err(format!(
-                    "batched body ends with {} bytes, too few for a 4-byte length prefix",
-                    rest.len()
-                ));
-            };
-            let length = u32::from_be_bytes(*prefix) as usize;
-            if length > after.len() {
-                return Err(format!(
-                    "batched message declares {length} bytes but only {} follow",
-                    after.len()
-                ));
-            }
-            let (message, next) = after.split_at(length);
-            messages.push(message);
-            rest = next;
+            messages.push(crate::transport::batched::take_prefixed(&mut rest)?);
         }
         Ok(messages)
     }
